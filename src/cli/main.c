@@ -1,0 +1,277 @@
+/*
+ * main.c - `pobox`: global options, the command table, exit codes.
+ *
+ *   pobox [-c CONFIG] [--db PATH] COMMAND [ARGS]
+ *
+ * Global options come before the command.  Each command parses its own
+ * options and answers --help.
+ */
+#include "cli.h"
+#include "error.h"
+#include "outbox.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const struct command cli_commands[] = {
+	{"put", cmd_put, "enqueue one profile update",
+	 "usage: pobox put ID_TYPE:ID ATTR=VALUE... [--urgent] [--source NAME]\n"
+	 "\n"
+	 "Enqueues updates of one profile.  All ATTR=VALUE pairs go in together, or\n"
+	 "none does.\n"
+	 "\n"
+	 "  ID_TYPE        thirdPartyId (alias mbox3rdPartyId) or pcId (aliases mboxPC,\n"
+	 "                 tntId); ECID is not supported by Target's profile APIs\n"
+	 "  ID             the profile id: 1-256 bytes; a thirdPartyId may not contain\n"
+	 "                 '+' or '/'\n"
+	 "  ATTR=VALUE     attribute name (a leading 'profile.' is dropped; letters,\n"
+	 "                 digits, '_', '-', '.') and value (UTF-8, at most\n"
+	 "                 max_value_chars characters).  An empty VALUE is skipped:\n"
+	 "                 Target ignores empty values.\n"
+	 "  --urgent       deliver as soon as possible\n"
+	 "  --source NAME  record who produced the update (default: cli)\n"
+	 "\n"
+	 "example: pobox put thirdPartyId:crm-42 loyaltyTier=gold points=1200\n"
+	 "exit: 0 stored, 64 usage error, 65 invalid update (nothing stored),\n"
+	 "      75 outbox busy or full (try again)\n"},
+	{"import", cmd_import, "enqueue a CSV export",
+	 "usage: pobox import FILE|- [--id-column NAME] [--id-type pcId|thirdPartyId]\n"
+	 "                    [--reject-file PATH] [--source NAME] [--urgent]\n"
+	 "\n"
+	 "Streams a CSV export into the outbox.  The header row is required: the id\n"
+	 "column is the first column unless --id-column names another; its type comes\n"
+	 "from --id-type or from the column's name (thirdPartyId, pcId, their aliases,\n"
+	 "or a Target batch file's 'batch=thirdPartyId' form, whose cells are then\n"
+	 "URL-decoded).  Every other column is an attribute.\n"
+	 "\n"
+	 "Handles a UTF-8 byte-order mark, CRLF line ends, quoted fields with commas,\n"
+	 "quotes and newlines, and short rows (missing cells are empty).  Empty cells\n"
+	 "are skipped.  A row with any invalid cell is rejected whole; with\n"
+	 "--reject-file each rejected row is written there as CSV:\n"
+	 "line,reason,<the original columns>, ready to fix and import again.\n"
+	 "\n"
+	 "On a terminal, progress is shown on stderr.\n"
+	 "exit: 0 all rows imported, 65 some rows rejected (the rest imported) or a bad\n"
+	 "      header (nothing imported), 66 FILE not found, 75 outbox busy or full\n"},
+	{"status", cmd_status, "show counts by state, the oldest pending update, the file size",
+	 "usage: pobox status [--json]\n"
+	 "\n"
+	 "Shows how many updates are in each state (pending, batched, delivered,\n"
+	 "superseded, dead), the age of the oldest pending update, and the outbox's\n"
+	 "size on disk (including its write-ahead log).  --json prints one JSON object.\n"},
+	{NULL, NULL, NULL, NULL},
+};
+
+static const char main_usage[] =
+	"usage: pobox [-c CONFIG] [--db PATH] COMMAND [ARGS]\n"
+	"\n"
+	"pobox keeps a durable outbox of visitor-profile updates for Adobe Target.\n"
+	"\n"
+	"options:\n"
+	"  -c, --config CONFIG  configuration file (default " POBOX_DEFAULT_CONFIG ", if present)\n"
+	"  --db PATH            the outbox file (overrides the config's db key and $POBOX_DB)\n"
+	"  -h, --help           this help; `pobox COMMAND --help` for a command's\n"
+	"  --version            print the version\n"
+	"\n"
+	"commands:\n";
+
+const struct command *cli_find(const char *name)
+{
+	for (const struct command *c = cli_commands; c->name; c++)
+		if (strcmp(c->name, name) == 0)
+			return c;
+	return NULL;
+}
+
+void cli_usage(const struct command *cmd, FILE *fp) { fputs(cmd->usage, fp); }
+
+void cli_error(const char *fmt, ...)
+{
+	va_list ap;
+	fputs("pobox: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int cli_exit_code(int rc)
+{
+	switch (rc) {
+	case POBOX_OK:
+	case POBOX_SKIPPED: return EXIT_OK;
+	case POBOX_EINVALID: return EXIT_DATAERR;
+	case POBOX_ENOTFOUND: return EXIT_NOINPUT;
+	case POBOX_EBUSY:
+	case POBOX_ETRANSIENT:
+	case POBOX_EFULL: return EXIT_TEMPFAIL;
+	case POBOX_EPERMANENT: return EXIT_UNAVAILABLE;
+	case POBOX_ECONFIG: return EXIT_CONFIG;
+	case POBOX_ENOMEM: return EXIT_OSERR;
+	case POBOX_EIO:
+	case POBOX_ECORRUPT: return EXIT_IOERR;
+	}
+	return EXIT_SOFTWARE;
+}
+
+struct pobox *cli_open(struct cli *cli, int must_exist, int *exit_code)
+{
+	struct pobox_options o;
+	struct pobox *pb = NULL;
+	char err[POBOX_ERRLEN];
+	pobox_config_options(&cli->cfg, &o);
+	o.read_only = must_exist;
+	if (!cli->cfg.db) {
+		cli_error("no outbox given: pass --db PATH, set db in %s, or set POBOX_DB",
+		          cli->config_path ? cli->config_path : POBOX_DEFAULT_CONFIG);
+		*exit_code = EXIT_CONFIG;
+		return NULL;
+	}
+	int rc = pobox_open(&pb, cli->cfg.db, &o, err, sizeof err);
+	if (rc != 0) {
+		cli_error("%s", err);
+		*exit_code = cli_exit_code(rc);
+		return NULL;
+	}
+	return pb;
+}
+
+const char *cli_num(char *buf, size_t len, int64_t n)
+{
+	char tmp[32];
+	int neg = n < 0;
+	unsigned long long u = neg ? (unsigned long long)(-(n + 1)) + 1 : (unsigned long long)n;
+	int l = snprintf(tmp, sizeof tmp, "%llu", u);
+	size_t o = 0;
+	if (neg && o + 1 < len)
+		buf[o++] = '-';
+	for (int i = 0; i < l && o + 1 < len; i++) {
+		if (i && (l - i) % 3 == 0 && o + 1 < len)
+			buf[o++] = ',';
+		buf[o++] = tmp[i];
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+const char *cli_duration(char *buf, size_t len, int64_t ms)
+{
+	int64_t s = ms / 1000;
+	if (s < 60)
+		snprintf(buf, len, "%llds", (long long)s);
+	else if (s < 3600)
+		snprintf(buf, len, "%lldm%02llds", (long long)(s / 60), (long long)(s % 60));
+	else if (s < 86400)
+		snprintf(buf, len, "%lldh%02lldm", (long long)(s / 3600), (long long)(s % 3600 / 60));
+	else
+		snprintf(buf, len, "%lldd%02lldh", (long long)(s / 86400), (long long)(s % 86400 / 3600));
+	return buf;
+}
+
+const char *cli_bytes(char *buf, size_t len, int64_t b)
+{
+	if (b < 1024)
+		snprintf(buf, len, "%lld B", (long long)b);
+	else if (b < 1024 * 1024)
+		snprintf(buf, len, "%.1f KiB", b / 1024.0);
+	else if (b < 1024LL * 1024 * 1024)
+		snprintf(buf, len, "%.1f MiB", b / (1024.0 * 1024));
+	else
+		snprintf(buf, len, "%.2f GiB", b / (1024.0 * 1024 * 1024));
+	return buf;
+}
+
+static void print_main_usage(FILE *fp)
+{
+	fputs(main_usage, fp);
+	for (const struct command *c = cli_commands; c->name; c++)
+		fprintf(fp, "  %-10s %s\n", c->name, c->summary);
+	fputs("\nexit codes follow sysexits(3): 0 ok, 64 usage, 65 bad input, 66 no input,\n"
+	      "69 unavailable, 74 I/O error, 75 temporary failure, 78 configuration error.\n",
+	      fp);
+}
+
+int main(int argc, char **argv)
+{
+	struct cli cli = {.prog = "pobox"};
+	const char *db = NULL;
+	int explicit_config = 0, i, rc;
+	char err[POBOX_ERRLEN];
+
+	pobox_config_init(&cli.cfg);
+	cli.config_path = POBOX_DEFAULT_CONFIG;
+	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			print_main_usage(stdout);
+			return EXIT_OK;
+		} else if (strcmp(a, "--version") == 0) {
+			printf("pobox %s\n", POBOX_VERSION);
+			return EXIT_OK;
+		} else if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
+			if (++i == argc) {
+				cli_error("%s needs a file name", a);
+				return EXIT_USAGE;
+			}
+			cli.config_path = argv[i];
+			explicit_config = 1;
+		} else if (strncmp(a, "--config=", 9) == 0) {
+			cli.config_path = a + 9;
+			explicit_config = 1;
+		} else if (strcmp(a, "--db") == 0) {
+			if (++i == argc) {
+				cli_error("--db needs a path");
+				return EXIT_USAGE;
+			}
+			db = argv[i];
+		} else if (strncmp(a, "--db=", 5) == 0) {
+			db = a + 5;
+		} else {
+			cli_error("unknown option '%s' (global options come before the command; see "
+			          "pobox --help)", a);
+			return EXIT_USAGE;
+		}
+	}
+	if (i == argc) {
+		print_main_usage(stderr);
+		return EXIT_USAGE;
+	}
+	const struct command *cmd = cli_find(argv[i]);
+	if (!cmd && strcmp(argv[i], "help") == 0) {
+		if (i + 1 < argc && (cmd = cli_find(argv[i + 1])) != NULL) {
+			cli_usage(cmd, stdout);
+			return EXIT_OK;
+		}
+		print_main_usage(stdout);
+		return EXIT_OK;
+	}
+	if (!cmd) {
+		cli_error("unknown command '%s'; commands are listed by pobox --help", argv[i]);
+		return EXIT_USAGE;
+	}
+	/* `pobox CMD --help` works without a config or an outbox. */
+	for (int j = i + 1; j < argc; j++) {
+		if (strcmp(argv[j], "--") == 0)
+			break;
+		if (strcmp(argv[j], "--help") == 0 || strcmp(argv[j], "-h") == 0) {
+			cli_usage(cmd, stdout);
+			return EXIT_OK;
+		}
+	}
+	if ((rc = pobox_config_load(&cli.cfg, cli.config_path, explicit_config, err, sizeof err)) != 0) {
+		cli_error("%s", err);
+		pobox_config_free(&cli.cfg);
+		return EXIT_CONFIG;
+	}
+	if (db && pobox_config_set(&cli.cfg, "db", db, err, sizeof err) != 0) {
+		cli_error("%s", err);
+		pobox_config_free(&cli.cfg);
+		return EXIT_CONFIG;
+	}
+	rc = cmd->run(&cli, argc - i, argv + i);
+	pobox_config_free(&cli.cfg);
+	return rc;
+}

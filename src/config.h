@@ -1,0 +1,52 @@
+/*
+ * config.h - pobox's configuration: one INI file, overridable from the
+ * environment (POBOX_<KEY>, e.g. POBOX_CLIENT, POBOX_BASE_URL) and, for a few
+ * keys, the command line.  Every key is one row of the table in config.c,
+ * with its type, default and documentation; packaging/pobox.conf is the
+ * commented sample.
+ *
+ * Precedence, lowest first: built-in default, config file, environment,
+ * command line.
+ */
+#ifndef POBOX_CONFIG_H
+#define POBOX_CONFIG_H
+
+#include "pobox.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define POBOX_DEFAULT_CONFIG "/etc/pobox/pobox.conf"
+
+struct pobox_config {
+	char *db;                 /* outbox path */
+	char *client;             /* Target client code */
+	char *base_url;           /* default https://<client>.tt.omtrdc.net */
+	char *token_file;         /* bearer token file, or NULL */
+	int max_value_chars;
+	enum pobox_sync synchronous;
+	int64_t busy_timeout_ms;
+};
+
+/* Fills c with defaults. */
+void pobox_config_init(struct pobox_config *c);
+void pobox_config_free(struct pobox_config *c);
+
+/* Loads path (required when `explicit`, else skipped if absent), then the
+ * environment.  Returns 0 or POBOX_ECONFIG with "file:line: key: problem" in
+ * err. */
+int pobox_config_load(struct pobox_config *c, const char *path, int explicit_path, char *err,
+                      size_t errlen);
+
+/* Sets one key from text (file, environment or command line). */
+int pobox_config_set(struct pobox_config *c, const char *key, const char *value, char *err,
+                     size_t errlen);
+
+/* Converts the config to open options. */
+void pobox_config_options(const struct pobox_config *c, struct pobox_options *o);
+
+/* Parses "250ms", "30s", "5m", "2h", "1d" (a bare number is seconds) into
+ * milliseconds.  Returns 0 or POBOX_EINVALID. */
+int pobox_parse_duration_ms(const char *s, int64_t *out);
+
+#endif

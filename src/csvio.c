@@ -1,0 +1,214 @@
+/*
+ * csvio.c - streaming CSV reader and row writer (see csvio.h).
+ */
+#include "csvio.h"
+#include "alloc.h"
+#include "error.h"
+#include "pobox.h"
+
+#include <csv.h>
+#include <errno.h>
+#include <string.h>
+
+struct reader {
+	/* current row: fields packed into one growable buffer */
+	char *buf;
+	size_t buf_len, buf_cap;
+	size_t *offs, *lens;
+	char **ptrs;
+	size_t nfields, fields_cap;
+	int64_t line;        /* line being fed */
+	int64_t row_line;    /* line the current row started on, 0 = none yet */
+	int64_t bytes;
+	int stop;            /* callback result or error code */
+	int too_many;
+	pobox_csv_row_fn fn;
+	void *ctx;
+};
+
+static void on_field(void *s, size_t len, void *data)
+{
+	struct reader *r = data;
+	if (r->stop)
+		return;
+	if (r->row_line == 0)
+		r->row_line = r->line;
+	if (r->nfields == POBOX_CSV_MAX_FIELDS) {
+		r->too_many = 1;
+		r->stop = POBOX_EINVALID;
+		return;
+	}
+	if (r->nfields == r->fields_cap) {
+		size_t ncap = r->fields_cap ? r->fields_cap * 2 : 32;
+		size_t *no = pobox_realloc(r->offs, ncap * sizeof *no);
+		if (no)
+			r->offs = no;
+		size_t *nl = pobox_realloc(r->lens, ncap * sizeof *nl);
+		if (nl)
+			r->lens = nl;
+		char **np = pobox_realloc(r->ptrs, ncap * sizeof *np);
+		if (np)
+			r->ptrs = np;
+		if (!no || !nl || !np) {
+			r->stop = POBOX_ENOMEM;
+			return;
+		}
+		r->fields_cap = ncap;
+	}
+	if (r->buf_len + len + 1 > r->buf_cap) {
+		size_t ncap = r->buf_cap ? r->buf_cap : 4096;
+		while (ncap < r->buf_len + len + 1)
+			ncap *= 2;
+		char *nb = pobox_realloc(r->buf, ncap);
+		if (!nb) {
+			r->stop = POBOX_ENOMEM;
+			return;
+		}
+		r->buf = nb;
+		r->buf_cap = ncap;
+	}
+	r->offs[r->nfields] = r->buf_len;
+	r->lens[r->nfields] = len;
+	if (len)
+		memcpy(r->buf + r->buf_len, s, len);
+	r->buf_len += len;
+	r->buf[r->buf_len++] = '\0';
+	r->nfields++;
+}
+
+static void on_row(int term, void *data)
+{
+	struct reader *r = data;
+	(void)term;
+	if (r->stop)
+		return;
+	if (r->row_line == 0)
+		r->row_line = r->line;
+	for (size_t i = 0; i < r->nfields; i++)
+		r->ptrs[i] = r->buf + r->offs[i];
+	struct pobox_csv_row row = {
+		.nfields = r->nfields,
+		.fields = r->ptrs,
+		.lens = r->lens,
+		.line = r->row_line,
+		.bytes_read = r->bytes,
+	};
+	if (r->nfields)
+		r->stop = r->fn(r->ctx, &row);
+	r->nfields = 0;
+	r->buf_len = 0;
+	r->row_line = 0;
+}
+
+static int no_space(unsigned char c)
+{
+	(void)c;
+	return 0;
+}
+
+int pobox_csv_read(FILE *in, const char *name, pobox_csv_row_fn fn, void *ctx, char *err,
+                   size_t errlen)
+{
+	enum { BLOCK = 1 << 16 };
+	struct csv_parser p;
+	struct reader r = {.line = 1, .fn = fn, .ctx = ctx};
+	char *block = NULL;
+	int rc = 0, first = 1;
+
+	if (csv_init(&p, CSV_STRICT_FINI) != 0)
+		return pobox_errf(err, errlen, POBOX_ENOMEM, "%s: cannot set up the CSV parser", name);
+	/* Values are kept byte for byte: libcsv would trim spaces and tabs
+	 * around unquoted fields, which silently changes data. */
+	csv_set_space_func(&p, no_space);
+	csv_set_realloc_func(&p, pobox_realloc);
+	csv_set_free_func(&p, pobox_free);
+	block = pobox_malloc(BLOCK);
+	if (!block) {
+		rc = pobox_errf(err, errlen, POBOX_ENOMEM, "%s: out of memory", name);
+		goto out;
+	}
+	for (;;) {
+		size_t n = fread(block, 1, BLOCK, in);
+		if (n == 0)
+			break;
+		char *s = block;
+		if (first) {
+			first = 0;
+			if (n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) {
+				s += 3;
+				n -= 3;
+				r.bytes += 3;
+			}
+		}
+		/* Feed line by line so callbacks know which line they are on. */
+		while (n > 0) {
+			char *nl = memchr(s, '\n', n);
+			size_t chunk = nl ? (size_t)(nl - s) + 1 : n;
+			r.bytes += (int64_t)chunk;
+			if (csv_parse(&p, s, chunk, on_field, on_row, &r) != chunk && !r.stop) {
+				rc = pobox_errf(err, errlen, POBOX_EINVALID, "%s:%lld: CSV error: %s", name,
+				                (long long)r.line, csv_strerror(csv_error(&p)));
+				goto out;
+			}
+			if (r.stop)
+				goto stopped;
+			/* A row that began on this line and goes on (a quoted newline)
+			 * starts here, not where its first field ends. */
+			if (r.row_line == 0 && p.pstate != 0)
+				r.row_line = r.line;
+			if (p.entry_pos > POBOX_CSV_MAX_FIELD) {
+				rc = pobox_errf(err, errlen, POBOX_EINVALID,
+				                "%s:%lld: a field is longer than %u bytes (a quote opened on "
+				                "line %lld that never closes?)",
+				                name, (long long)r.line, POBOX_CSV_MAX_FIELD,
+				                (long long)(r.row_line ? r.row_line : r.line));
+				goto out;
+			}
+			if (nl)
+				r.line++;
+			s += chunk;
+			n -= chunk;
+		}
+	}
+	if (ferror(in)) {
+		rc = pobox_errf(err, errlen, POBOX_EIO, "%s: read error: %s", name, strerror(errno));
+		goto out;
+	}
+	if (csv_fini(&p, on_field, on_row, &r) != 0 && !r.stop) {
+		rc = pobox_errf(err, errlen, POBOX_EINVALID,
+		                "%s:%lld: the file ends inside a quoted field (opened on line %lld); "
+		                "close the quote",
+		                name, (long long)r.line, (long long)(r.row_line ? r.row_line : r.line));
+		goto out;
+	}
+stopped:
+	if (r.stop) {
+		rc = r.stop;
+		if (r.too_many)
+			pobox_errf(err, errlen, POBOX_EINVALID, "%s:%lld: more than %d fields in one row",
+			           name, (long long)(r.row_line ? r.row_line : r.line),
+			           POBOX_CSV_MAX_FIELDS);
+		else if (rc == POBOX_ENOMEM)
+			pobox_errf(err, errlen, POBOX_ENOMEM, "%s:%lld: out of memory", name,
+			           (long long)r.line);
+	}
+out:
+	csv_free(&p);
+	pobox_free(block);
+	pobox_free(r.buf);
+	pobox_free(r.offs);
+	pobox_free(r.lens);
+	pobox_free(r.ptrs);
+	return rc;
+}
+
+int pobox_csv_write_row(FILE *fp, size_t n, const char *const *fields, const size_t *lens)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (i && fputc(',', fp) == EOF)
+			return POBOX_EIO;
+		if (csv_fwrite(fp, fields[i], lens[i]) != 0)
+			return POBOX_EIO;
+	}
+	return fputc('\n', fp) == EOF ? POBOX_EIO : 0;
+}

@@ -1,0 +1,382 @@
+/*
+ * import.c - CSV export -> outbox (see import.h).
+ *
+ * Owns header interpretation, per-row validation and the reject file.  CSV
+ * parsing is csvio.c's, rules are validate.c's, storage is the store's.
+ * Per row, the id is validated and interned once and each cell appended, so
+ * the cost per update is one INSERT into `updates` (attribute ids come from
+ * the header, interned once).
+ */
+#include "import.h"
+#include "alloc.h"
+#include "csvio.h"
+#include "error.h"
+#include "outbox.h"
+#include "urlenc.h"
+#include "validate.h"
+
+#include <string.h>
+
+struct column {
+	int64_t id;       /* interned attribute id; 0 for the id column */
+	char *name;       /* the header cell (URL-decoded in batch form) */
+	const char *attr; /* name without "profile.", pointing into name */
+	size_t attr_len;
+};
+
+struct import {
+	struct pobox *pb;
+	const struct pobox_import_opts *o;
+	const char *name;
+	struct pobox_import_summary sum;
+	int header_done;
+	int batch_form;             /* header was `batch=...`: cells are URL-encoded */
+	size_t ncols;
+	size_t id_col;
+	enum pobox_id_type id_type;
+	struct column *cols;
+	int64_t source;
+	int64_t rows_in_tx;
+	char **orig_header;         /* header as read, for the reject file */
+	size_t *orig_header_lens;
+	const char **cell;          /* the current row's cells, one per column */
+	size_t *cell_len;
+	char *decoded;              /* scratch for URL-decoding a row */
+	size_t decoded_cap;
+	int64_t started_ms, last_progress_ms;
+	char reason[POBOX_ERRLEN];
+};
+
+static void trim(char **s, size_t *len)
+{
+	while (*len && ((*s)[0] == ' ' || (*s)[0] == '\t')) {
+		(*s)++;
+		(*len)--;
+	}
+	while (*len && ((*s)[*len - 1] == ' ' || (*s)[*len - 1] == '\t'))
+		(*len)--;
+}
+
+static int header(struct import *im, const struct pobox_csv_row *row)
+{
+	struct pobox *pb = im->pb;
+	char *err = pb->err;
+	const size_t errlen = sizeof pb->err;
+	int rc;
+
+	im->ncols = row->nfields;
+	im->cols = pobox_calloc(im->ncols, sizeof *im->cols);
+	im->orig_header = pobox_calloc(im->ncols, sizeof *im->orig_header);
+	im->orig_header_lens = pobox_calloc(im->ncols, sizeof *im->orig_header_lens);
+	im->cell = pobox_calloc(im->ncols, sizeof *im->cell);
+	im->cell_len = pobox_calloc(im->ncols, sizeof *im->cell_len);
+	if (!im->cols || !im->orig_header || !im->orig_header_lens || !im->cell || !im->cell_len)
+		return pobox_errf(err, errlen, POBOX_ENOMEM, "%s: out of memory", im->name);
+
+	/* Decode names first: the id column may be named by --id-column. */
+	for (size_t i = 0; i < im->ncols; i++) {
+		char *s = row->fields[i];
+		size_t len = row->lens[i];
+		if (!(im->orig_header[i] = pobox_strndup(s, len)))
+			return pobox_errf(err, errlen, POBOX_ENOMEM, "%s: out of memory", im->name);
+		im->orig_header_lens[i] = len;
+		trim(&s, &len);
+		if (i == 0 && len >= 6 && memcmp(s, "batch=", 6) == 0) {
+			im->batch_form = 1;
+			s += 6;
+			len -= 6;
+		}
+		char *name = pobox_malloc(len + 1);
+		if (!name)
+			return pobox_errf(err, errlen, POBOX_ENOMEM, "%s: out of memory", im->name);
+		if (im->batch_form) {
+			size_t d = pobox_urldecode(name, s, len);
+			if (d == (size_t)-1) {
+				pobox_free(name);
+				return pobox_errf(err, errlen, POBOX_EINVALID,
+				                  "%s:%lld: header column %zu has a malformed %%-escape",
+				                  im->name, (long long)row->line, i + 1);
+			}
+		} else {
+			memcpy(name, s, len);
+			name[len] = '\0';
+		}
+		im->cols[i].name = name;
+	}
+
+	im->id_col = 0;
+	if (im->o->id_column) {
+		size_t i;
+		for (i = 0; i < im->ncols; i++)
+			if (strcmp(im->cols[i].name, im->o->id_column) == 0)
+				break;
+		if (i == im->ncols)
+			return pobox_errf(err, errlen, POBOX_EINVALID,
+			                  "%s:%lld: the header has no column named '%s' (--id-column)",
+			                  im->name, (long long)row->line, im->o->id_column);
+		im->id_col = i;
+	}
+	if (im->o->have_id_type) {
+		im->id_type = im->o->id_type;
+	} else if (pobox_id_type_parse(im->cols[im->id_col].name, &im->id_type, im->reason,
+	                               sizeof im->reason) != 0) {
+		return pobox_errf(err, errlen, POBOX_EINVALID,
+		                  "%s:%lld: id column %zu ('%s') does not name an id type: %s; name the "
+		                  "column thirdPartyId or pcId, or pass --id-type",
+		                  im->name, (long long)row->line, im->id_col + 1,
+		                  im->cols[im->id_col].name, im->reason);
+	}
+
+	if ((rc = pobox_begin(pb)) != 0)
+		return rc;
+	if (im->o->source && (rc = pobox_store_source(pb->st, im->o->source, &im->source)) != 0)
+		return rc;
+	for (size_t i = 0; i < im->ncols; i++) {
+		struct column *c = &im->cols[i];
+		if (i == im->id_col)
+			continue;
+		if (pobox_validate_attr(c->name, strlen(c->name), &c->attr, &c->attr_len, im->reason,
+		                        sizeof im->reason) != 0)
+			return pobox_errf(err, errlen, POBOX_EINVALID,
+			                  "%s:%lld: header column %zu: %s; fix the header (nothing was "
+			                  "imported)",
+			                  im->name, (long long)row->line, i + 1, im->reason);
+		for (size_t j = 0; j < i; j++) {
+			const struct column *d = &im->cols[j];
+			if (j != im->id_col && d->attr_len == c->attr_len &&
+			    memcmp(d->attr, c->attr, c->attr_len) == 0)
+				return pobox_errf(err, errlen, POBOX_EINVALID,
+				                  "%s:%lld: header columns %zu and %zu both name attribute "
+				                  "'%.*s'; keep one (nothing was imported)",
+				                  im->name, (long long)row->line, j + 1, i + 1,
+				                  (int)c->attr_len, c->attr);
+		}
+		if ((rc = pobox_store_attr(pb->st, c->attr, c->attr_len, &c->id)) != 0)
+			return rc;
+	}
+	if (im->ncols < 2)
+		return pobox_errf(err, errlen, POBOX_EINVALID,
+		                  "%s:%lld: the header names no attribute columns, only the id column",
+		                  im->name, (long long)row->line);
+	if (im->o->reject) {
+		/* The reject file is a CSV an operator can fix and import again:
+		 * line,reason,<the original columns>. */
+		size_t n = im->ncols + 2;
+		const char **f = pobox_malloc(n * sizeof *f);
+		size_t *l = pobox_malloc(n * sizeof *l);
+		if (f && l) {
+			f[0] = "line", l[0] = 4;
+			f[1] = "reason", l[1] = 6;
+			for (size_t i = 0; i < im->ncols; i++) {
+				f[i + 2] = im->orig_header[i];
+				l[i + 2] = im->orig_header_lens[i];
+			}
+			rc = pobox_csv_write_row(im->o->reject, n, f, l);
+		} else {
+			rc = POBOX_ENOMEM;
+		}
+		pobox_free(f);
+		pobox_free(l);
+		if (rc)
+			return pobox_errf(err, errlen, rc, "%s: cannot write the reject file", im->name);
+	}
+	im->header_done = 1;
+	return 0;
+}
+
+static int write_reject(struct import *im, const struct pobox_csv_row *row, const char *reason)
+{
+	FILE *fp = im->o->reject;
+	im->sum.rejected++;
+	if (im->o->on_reject)
+		im->o->on_reject(im->o->reject_ctx, row->line, reason);
+	if (!fp)
+		return 0;
+	size_t n = row->nfields + 2;
+	const char **f = pobox_malloc(n * sizeof *f);
+	size_t *l = pobox_malloc(n * sizeof *l);
+	char line[32];
+	int rc = POBOX_ENOMEM;
+	if (f && l) {
+		l[0] = (size_t)snprintf(line, sizeof line, "%lld", (long long)row->line);
+		f[0] = line;
+		f[1] = reason;
+		l[1] = strlen(reason);
+		for (size_t i = 0; i < row->nfields; i++) {
+			f[i + 2] = row->fields[i];
+			l[i + 2] = row->lens[i];
+		}
+		rc = pobox_csv_write_row(fp, n, f, l);
+		if (rc)
+			pobox_errf(im->pb->err, sizeof im->pb->err, rc, "%s: cannot write the reject file",
+			           im->name);
+	}
+	pobox_free(f);
+	pobox_free(l);
+	return rc;
+}
+
+/* Fills im->cell/im->cell_len with the row's cells as they should be stored
+ * (URL-decoded once, in batch form).  Returns nonzero with im->reason set on
+ * a malformed escape. */
+static int cells(struct import *im, const struct pobox_csv_row *row)
+{
+	size_t used = 0;
+	if (im->batch_form) {
+		size_t need = 0;
+		for (size_t i = 0; i < row->nfields; i++)
+			need += row->lens[i] + 1;
+		if (need > im->decoded_cap) {
+			char *nd = pobox_realloc(im->decoded, need);
+			if (!nd)
+				return pobox_errf(im->pb->err, sizeof im->pb->err, POBOX_ENOMEM,
+				                  "%s: out of memory", im->name);
+			im->decoded = nd;
+			im->decoded_cap = need;
+		}
+	}
+	for (size_t i = 0; i < im->ncols; i++) {
+		if (i >= row->nfields) {
+			im->cell[i] = "";
+			im->cell_len[i] = 0;
+		} else if (!im->batch_form) {
+			im->cell[i] = row->fields[i];
+			im->cell_len[i] = row->lens[i];
+		} else {
+			char *dst = im->decoded + used;
+			size_t d = pobox_urldecode(dst, row->fields[i], row->lens[i]);
+			if (d == (size_t)-1) {
+				pobox_errf(im->reason, sizeof im->reason, POBOX_EINVALID,
+				           "column %zu (%s) has a malformed %%-escape", i + 1, im->cols[i].name);
+				return 1;
+			}
+			im->cell[i] = dst;
+			im->cell_len[i] = d;
+			used += d + 1;
+		}
+	}
+	return 0;
+}
+
+static int data_row(struct import *im, const struct pobox_csv_row *row)
+{
+	struct pobox *pb = im->pb;
+	int64_t profile, empty = 0, nonempty = 0;
+	int rc;
+
+	im->sum.rows++;
+	if (row->nfields > im->ncols) {
+		snprintf(im->reason, sizeof im->reason, "row has %zu fields; the header has %zu",
+		         row->nfields, im->ncols);
+		return write_reject(im, row, im->reason);
+	}
+	if ((rc = cells(im, row)) != 0)
+		return rc < 0 ? rc : write_reject(im, row, im->reason);
+	const char *id = im->cell[im->id_col];
+	size_t id_len = im->cell_len[im->id_col];
+	if (id_len == 0) {
+		snprintf(im->reason, sizeof im->reason, "profile id (column %zu) is empty",
+		         im->id_col + 1);
+		return write_reject(im, row, im->reason);
+	}
+	if (pobox_validate_profile_id(im->id_type, id, id_len, im->reason, sizeof im->reason) != 0)
+		return write_reject(im, row, im->reason);
+
+	/* Validate every cell before storing any, so a row is all or nothing. */
+	for (size_t i = 0; i < im->ncols; i++) {
+		if (i == im->id_col)
+			continue;
+		rc = pobox_validate_value(im->cell[i], im->cell_len[i], pb->opts.max_value_chars,
+		                          im->reason, sizeof im->reason);
+		if (rc == POBOX_SKIPPED) {
+			empty++;
+		} else if (rc != 0) {
+			char col[POBOX_ERRLEN + 64];
+			snprintf(col, sizeof col, "column %zu (%s): %s", i + 1, im->cols[i].name, im->reason);
+			return write_reject(im, row, col);
+		} else {
+			nonempty++;
+		}
+	}
+	im->sum.empty += empty;
+	if (nonempty == 0)
+		return 0;
+	if ((rc = pobox_store_profile(pb->st, im->id_type, id, id_len, &profile)) != 0)
+		return rc;
+	for (size_t i = 0; i < im->ncols; i++) {
+		if (i == im->id_col || im->cell_len[i] == 0)
+			continue;
+		if ((rc = pobox_put_interned(pb, profile, im->cols[i].id, im->cell[i], im->cell_len[i],
+		                             im->o->urgent, im->source)) != 0)
+			return rc;
+		im->sum.updates++;
+	}
+	return 0;
+}
+
+static int on_row(void *ctx, const struct pobox_csv_row *row)
+{
+	struct import *im = ctx;
+	int rc;
+	if (!im->header_done)
+		return header(im, row);
+	if ((rc = data_row(im, row)) != 0)
+		return rc;
+	if (++im->rows_in_tx >= (im->o->rows_per_tx > 0 ? im->o->rows_per_tx : 10000)) {
+		if ((rc = pobox_commit(im->pb)) != 0 || (rc = pobox_begin(im->pb)) != 0)
+			return rc;
+		im->rows_in_tx = 0;
+	}
+	if (im->o->progress && (im->sum.rows & 1023) == 0) {
+		int64_t now = pobox_clock_now_ms(&im->pb->clock);
+		if (now - im->last_progress_ms >= 250) {
+			im->last_progress_ms = now;
+			im->o->progress(im->o->progress_ctx, im->sum.rows, row->bytes_read,
+			                im->o->total_bytes, now - im->started_ms);
+		}
+	}
+	return 0;
+}
+
+int pobox_import(struct pobox *pb, FILE *in, const char *name, const struct pobox_import_opts *o,
+                 struct pobox_import_summary *summary)
+{
+	struct import im = {.pb = pb, .o = o, .name = name};
+	int rc;
+
+	pb->err[0] = '\0';
+	im.started_ms = im.last_progress_ms = pobox_clock_now_ms(&pb->clock);
+	rc = pobox_csv_read(in, name, on_row, &im, pb->err, sizeof pb->err);
+	if (rc == 0 && !im.header_done)
+		rc = pobox_errf(pb->err, sizeof pb->err, POBOX_EINVALID,
+		                "%s: no header row (the file is empty)", name);
+	if (rc == 0 && pobox_store_in_tx(pb->st))
+		rc = pobox_commit(pb);
+	if (rc != 0 && pobox_store_in_tx(pb->st)) {
+		char keep[POBOX_ERRLEN];
+		memcpy(keep, pb->err, sizeof keep);
+		/* Keep what the rows before the failure added: they are valid. */
+		if (rc == POBOX_EINVALID || rc == POBOX_ENOMEM) {
+			if (pobox_commit(pb) != 0)
+				pobox_rollback(pb);
+		} else {
+			pobox_rollback(pb);
+		}
+		memcpy(pb->err, keep, sizeof keep);
+	}
+	if (o->progress && im.header_done)
+		o->progress(o->progress_ctx, im.sum.rows, -1, o->total_bytes,
+		            pobox_clock_now_ms(&pb->clock) - im.started_ms);
+	for (size_t i = 0; i < im.ncols; i++) {
+		pobox_free(im.cols ? im.cols[i].name : NULL);
+		pobox_free(im.orig_header ? im.orig_header[i] : NULL);
+	}
+	pobox_free(im.cols);
+	pobox_free(im.orig_header);
+	pobox_free(im.orig_header_lens);
+	pobox_free(im.decoded);
+	pobox_free(im.cell);
+	pobox_free(im.cell_len);
+	*summary = im.sum;
+	return rc;
+}

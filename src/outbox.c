@@ -1,0 +1,172 @@
+/*
+ * outbox.c - the public producer API (pobox.h): open, put, transactions.
+ *
+ * Owns the handle and the order of operations for one put: validate, then
+ * intern and append inside one transaction.  Validation rules live in
+ * validate.c, SQL in store.c.
+ */
+#include "outbox.h"
+#include "alloc.h"
+#include "error.h"
+#include "validate.h"
+
+#include <string.h>
+
+void pobox_options_init(struct pobox_options *o)
+{
+	memset(o, 0, sizeof *o);
+	o->synchronous = POBOX_SYNC_FULL;
+	o->busy_timeout_ms = 30000;
+	o->max_value_chars = POBOX_DEFAULT_MAX_VALUE_CHARS;
+}
+
+int pobox_open(struct pobox **out, const char *path, const struct pobox_options *opts,
+               char *err, size_t errlen)
+{
+	struct pobox *pb = NULL;
+	struct pobox_options o;
+	int rc;
+
+	if (opts)
+		o = *opts;
+	else
+		pobox_options_init(&o);
+	if (o.max_value_chars <= 0)
+		return pobox_errf(err, errlen, POBOX_ECONFIG, "max_value_chars must be positive, not %d",
+		                  o.max_value_chars);
+	if (o.busy_timeout_ms < 0)
+		return pobox_errf(err, errlen, POBOX_ECONFIG, "busy_timeout_ms may not be negative");
+	pb = pobox_calloc(1, sizeof *pb);
+	if (!pb)
+		return pobox_errf(err, errlen, POBOX_ENOMEM, "out of memory opening %s", path);
+	pb->opts = o;
+	pb->clock.now_ms = pobox_clock_real_ms;
+	struct pobox_store_opts so = {
+		.synchronous = o.synchronous,
+		.busy_timeout_ms = o.busy_timeout_ms,
+		.max_value_chars = o.max_value_chars,
+		.must_exist = o.read_only,
+	};
+	rc = pobox_store_open(&pb->st, path, &so, pb->err, sizeof pb->err);
+	if (rc != 0) {
+		pobox_errf(err, errlen, rc, "%s", pb->err);
+		goto out;
+	}
+	*out = pb;
+	pb = NULL;
+out:
+	pobox_close(pb);
+	return rc;
+}
+
+void pobox_close(struct pobox *pb)
+{
+	if (!pb)
+		return;
+	pobox_store_close(pb->st);
+	pobox_free(pb->source_name);
+	pobox_free(pb);
+}
+
+const char *pobox_errmsg(const struct pobox *pb) { return pb ? pb->err : "no handle"; }
+
+void pobox_set_clock(struct pobox *pb, struct pobox_clock c) { pb->clock = c; }
+
+int pobox_begin(struct pobox *pb)
+{
+	if (pobox_store_in_tx(pb->st))
+		return pobox_errf(pb->err, sizeof pb->err, POBOX_EINVALID,
+		                  "pobox_begin: a transaction is already open (they do not nest)");
+	return pobox_store_begin(pb->st);
+}
+
+int pobox_commit(struct pobox *pb)
+{
+	if (!pobox_store_in_tx(pb->st))
+		return pobox_errf(pb->err, sizeof pb->err, POBOX_EINVALID,
+		                  "pobox_commit: no transaction is open");
+	int rc = pobox_store_commit(pb->st);
+	if (rc != 0)
+		pb->source_id = 0; /* the failed commit rolled the source row back too */
+	return rc;
+}
+
+int pobox_rollback(struct pobox *pb)
+{
+	pb->source_id = 0; /* the source row may have been rolled back */
+	return pobox_store_rollback(pb->st);
+}
+
+int pobox_put_interned(struct pobox *pb, int64_t profile, int64_t attr, const char *value,
+                       size_t len, int urgent, int64_t source)
+{
+	return pobox_store_append(pb->st, profile, attr, value, len, pobox_clock_now_ms(&pb->clock),
+	                          source, urgent);
+}
+
+/* The interned id of the source name, cached while it stays the same. */
+static int source_id(struct pobox *pb, const char *name, int64_t *out)
+{
+	if (!name) {
+		*out = 0;
+		return 0;
+	}
+	if (pb->source_id && pb->source_name && strcmp(pb->source_name, name) == 0) {
+		*out = pb->source_id;
+		return 0;
+	}
+	int rc = pobox_store_source(pb->st, name, out);
+	if (rc != 0)
+		return rc;
+	char *copy = pobox_strdup(name);
+	if (copy) {
+		pobox_free(pb->source_name);
+		pb->source_name = copy;
+		pb->source_id = *out;
+	}
+	return 0;
+}
+
+int pobox_put(struct pobox *pb, const struct pobox_update *u)
+{
+	const char *name;
+	size_t name_len, id_len, value_len;
+	int64_t profile, attr, source;
+	int rc, own_tx = 0;
+
+	pb->err[0] = '\0';
+	if (!u || !u->profile_id || !u->attr)
+		return pobox_errf(pb->err, sizeof pb->err, POBOX_EINVALID,
+		                  "pobox_put: profile_id and attr are required");
+	id_len = strlen(u->profile_id);
+	value_len = u->value ? strlen(u->value) : 0;
+	if ((rc = pobox_validate_profile_id(u->id_type, u->profile_id, id_len, pb->err,
+	                                    sizeof pb->err)) != 0)
+		return rc;
+	if ((rc = pobox_validate_attr(u->attr, strlen(u->attr), &name, &name_len, pb->err,
+	                              sizeof pb->err)) != 0)
+		return rc;
+	if ((rc = pobox_validate_value(u->value, value_len, pb->opts.max_value_chars, pb->err,
+	                               sizeof pb->err)) != 0)
+		return rc; /* POBOX_SKIPPED for an empty value */
+
+	if (!pobox_store_in_tx(pb->st)) {
+		if ((rc = pobox_store_begin(pb->st)) != 0)
+			return rc;
+		own_tx = 1;
+	}
+	if ((rc = pobox_store_profile(pb->st, u->id_type, u->profile_id, id_len, &profile)) != 0 ||
+	    (rc = pobox_store_attr(pb->st, name, name_len, &attr)) != 0 ||
+	    (rc = source_id(pb, u->source, &source)) != 0 ||
+	    (rc = pobox_put_interned(pb, profile, attr, u->value, value_len, u->urgent, source)) != 0)
+		goto out;
+	if (own_tx) {
+		own_tx = 0;
+		if ((rc = pobox_store_commit(pb->st)) != 0)
+			pb->source_id = 0;
+	}
+out:
+	if (own_tx)
+		pobox_rollback(pb);
+	return rc;
+}

@@ -1,0 +1,33 @@
+/*
+ * outbox.h - libpobox's internal view of the public handle.
+ *
+ * struct pobox is opaque to API users; library modules (import, status, the
+ * CLI's commands) reach the store and the clock through it.
+ */
+#ifndef POBOX_OUTBOX_H
+#define POBOX_OUTBOX_H
+
+#include "clock.h"
+#include "pobox.h"
+#include "store.h"
+
+#define POBOX_ERRLEN 512
+
+struct pobox {
+	struct pobox_store *st;
+	struct pobox_options opts;
+	struct pobox_clock clock;
+	int64_t source_id;           /* interned `source` of the last put, 0 = none */
+	char *source_name;
+	char err[POBOX_ERRLEN];
+};
+
+/* Replaces the handle's clock (tests). */
+void pobox_set_clock(struct pobox *pb, struct pobox_clock c);
+
+/* Appends an update whose profile and attribute are already interned and
+ * whose value is already validated and non-empty. */
+int pobox_put_interned(struct pobox *pb, int64_t profile, int64_t attr, const char *value,
+                       size_t len, int urgent, int64_t source);
+
+#endif
