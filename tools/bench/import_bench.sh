@@ -59,8 +59,10 @@ BASELINE=$BENCH_BIN/pobox-bench-baseline
 PEAKRSS=$BENCH_BIN/pobox-peakrss
 POBOX=$BUILD_DIR/src/pobox
 
+# The CLI's target is pobox_cli (OUTPUT_NAME pobox; the target `pobox` is the
+# shared library).
 build_log=$(mktemp)
-if ! cmake --build "$BUILD_DIR" --target pobox >"$build_log" 2>&1; then
+if ! cmake --build "$BUILD_DIR" --target pobox_cli >"$build_log" 2>&1; then
 	if [[ -x $POBOX ]]; then
 		echo "import_bench: warning: rebuilding pobox failed;" \
 		     "benchmarking the existing $POBOX" >&2
@@ -70,7 +72,7 @@ if [[ ! -x $POBOX ]]; then
 	tail -n 20 "$build_log" >&2
 	rm -f "$build_log"
 	die "the pobox CLI is not built yet (no $POBOX); build it with" \
-	    "'cmake --build $BUILD_DIR --target pobox' and run again"
+	    "'cmake --build $BUILD_DIR --target pobox_cli' and run again"
 fi
 rm -f "$build_log"
 
