@@ -15,6 +15,7 @@
 #   ROWS_SMALL  rows in the small export (default 50000)
 #   ATTRS       attribute columns (default 10)
 #   SEED        generator seed (default 1)
+#   RUNS        repetitions; wall times are the median (default 1)
 #   BASELINE_CACHE_KB  give the baseline this page cache (PRAGMA cache_size);
 #               default SQLite's own 2 MB.  Set it to pobox's cache size if
 #               pobox sets a bigger one, so neither side gets more memory.
@@ -29,6 +30,7 @@ ROWS_LARGE=${ROWS_LARGE:-500000}
 ROWS_SMALL=${ROWS_SMALL:-50000}
 ATTRS=${ATTRS:-10}
 SEED=${SEED:-1}
+RUNS=${RUNS:-1}
 KEEP=${KEEP:-0}
 BASELINE_CACHE_KB=${BASELINE_CACHE_KB:-}
 # pobox's default is FULL; the baseline is told the same, so both sides pay
@@ -50,8 +52,13 @@ if [[ $build_type != Release ]]; then
 	echo "import_bench: warning: $BUILD_DIR is a '$build_type' build," \
 	     "figures are only comparable for Release" >&2
 fi
-cmake --build "$BUILD_DIR" --target pobox-gen-crm pobox-bench-baseline \
-	pobox-peakrss >/dev/null || die "could not build the benchmark tools"
+build_log=$(mktemp)
+if ! cmake --build "$BUILD_DIR" --target pobox-gen-crm pobox-bench-baseline \
+	pobox-peakrss >"$build_log" 2>&1; then
+	tail -n 20 "$build_log" >&2
+	rm -f "$build_log"
+	die "could not build the benchmark tools"
+fi
 
 BENCH_BIN=$BUILD_DIR/tools/bench
 GEN=$BENCH_BIN/pobox-gen-crm
@@ -61,7 +68,6 @@ POBOX=$BUILD_DIR/src/pobox
 
 # The CLI's target is pobox_cli (OUTPUT_NAME pobox; the target `pobox` is the
 # shared library).
-build_log=$(mktemp)
 if ! cmake --build "$BUILD_DIR" --target pobox_cli >"$build_log" 2>&1; then
 	if [[ -x $POBOX ]]; then
 		echo "import_bench: warning: rebuilding pobox failed;" \
@@ -89,6 +95,7 @@ if [[ $fstype == tmpfs || $fstype == ramfs ]]; then
 	     "nothing there; set WORK_DIR to a real disk" >&2
 fi
 
+[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer"
 large=$WORK_DIR/crm-large.csv
 small=$WORK_DIR/crm-small.csv
 "$GEN" --rows "$ROWS_LARGE" --attrs "$ATTRS" --seed "$SEED" -o "$large"
@@ -105,21 +112,34 @@ field() { # field NAME FILE: value of NAME=... in FILE
 	sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" "$2" | tail -n 1
 }
 
-run_baseline() { # run_baseline TAG CSV
-	local tag=$1 csv=$2 out=$WORK_DIR/baseline-$1
+# Figures per run kind ("baseline-large", "pobox-small", ...): wall times of
+# every repetition, the highest peak RSS, and for pobox its exit status, the
+# outbox row count and its last summary lines.
+declare -A WALLS RSS CELLS STORED RC SUMMARY
+
+record() { # record KIND RSSFILE
+	local wall rss
+	wall=$(field wall_s "$2")
+	rss=$(field peak_rss_kb "$2")
+	WALLS[$1]+="$wall "
+	(( rss > ${RSS[$1]:-0} )) && RSS[$1]=$rss
+	return 0
+}
+
+run_baseline() { # run_baseline SIZE CSV
+	local kind=baseline-$1 csv=$2 out=$WORK_DIR/baseline-$1
 	rm -f "$out".db "$out".db-wal "$out".db-shm
 	"$PEAKRSS" -o "$out.rss" -- "$BASELINE" "${baseline_args[@]}" \
 		"$out.db" "$csv" >"$out.log" 2>&1 ||
 		{ cat "$out.log" >&2; die "baseline failed on $csv"; }
-	eval "baseline_${tag}_cells=$(field rows "$out.log")"
-	eval "baseline_${tag}_wall=$(field wall_s "$out.rss")"
-	eval "baseline_${tag}_rss=$(field peak_rss_kb "$out.rss")"
+	CELLS[$1]=$(field rows "$out.log")
+	record "$kind" "$out.rss"
 	rm -f "$out".db "$out".db-wal "$out".db-shm
 }
 
-run_pobox() { # run_pobox TAG CSV
-	local tag=$1 csv=$2 out=$WORK_DIR/pobox-$1 rc=0 n
-	rm -f "$out".db "$out".db-wal "$out".db-shm "$out.rejects"
+run_pobox() { # run_pobox SIZE CSV
+	local kind=pobox-$1 csv=$2 out=$WORK_DIR/pobox-$1 rc=0
+	rm -f "$out".db "$out".db-wal "$out".db-shm
 	"$PEAKRSS" -o "$out.rss" -- "$POBOX" --db "$out.db" import "$csv" \
 		>"$out.log" 2>&1 || rc=$?
 	case $rc in
@@ -130,25 +150,47 @@ run_pobox() { # run_pobox TAG CSV
 	*) cat "$out.log" >&2
 	   die "pobox import failed on $csv (exit $rc)" ;;
 	esac
-	eval "pobox_${tag}_wall=$(field wall_s "$out.rss")"
-	eval "pobox_${tag}_rss=$(field peak_rss_kb "$out.rss")"
-	eval "pobox_${tag}_rc=$rc"
+	record "$kind" "$out.rss"
+	RC[$1]=$rc
 	# Cross-check that pobox stored as many updates as the baseline did.
-	n=$(sqlite3 "$out.db" "SELECT count(*) FROM updates" 2>/dev/null) || n="n/a"
-	eval "pobox_${tag}_stored=\$n"
-	pobox_summary_last=$(grep -v '^peak_rss_kb=' "$out.log" | tail -n 3)
-	eval "pobox_${tag}_summary=\$pobox_summary_last"
+	STORED[$1]=$(sqlite3 "$out.db" "SELECT count(*) FROM updates" 2>/dev/null) ||
+		STORED[$1]="n/a"
+	SUMMARY[$1]=$(grep -v '^peak_rss_kb=' "$out.log" | tail -n 3)
 	rm -f "$out".db "$out".db-wal "$out".db-shm
 }
 
-echo "running baseline on $ROWS_LARGE rows..." >&2
-run_baseline large "$large"
-echo "running pobox import on $ROWS_LARGE rows..." >&2
-run_pobox large "$large"
-echo "running baseline on $ROWS_SMALL rows..." >&2
-run_baseline small "$small"
-echo "running pobox import on $ROWS_SMALL rows..." >&2
-run_pobox small "$small"
+# Baseline and pobox alternate, so a slow patch of the machine (other load,
+# a flush of the page cache) hits both sides rather than one.
+for ((run = 1; run <= RUNS; run++)); do
+	for size in large small; do
+		[[ $size == large ]] && rows=$ROWS_LARGE csv=$large ||
+			rows=$ROWS_SMALL csv=$small
+		echo "run $run/$RUNS: baseline on $rows rows..." >&2
+		run_baseline "$size" "$csv"
+		echo "run $run/$RUNS: pobox import on $rows rows..." >&2
+		run_pobox "$size" "$csv"
+	done
+done
+
+median() { # median "X Y Z ...": the median of the numbers
+	printf '%s\n' $1 | sort -g |
+		awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
+}
+baseline_large_wall=$(median "${WALLS[baseline-large]}")
+pobox_large_wall=$(median "${WALLS[pobox-large]}")
+baseline_small_wall=$(median "${WALLS[baseline-small]}")
+pobox_small_wall=$(median "${WALLS[pobox-small]}")
+baseline_large_cells=${CELLS[large]}
+baseline_small_cells=${CELLS[small]}
+baseline_large_rss=${RSS[baseline-large]}
+baseline_small_rss=${RSS[baseline-small]}
+pobox_large_rss=${RSS[pobox-large]}
+pobox_small_rss=${RSS[pobox-small]}
+pobox_large_stored=${STORED[large]}
+pobox_small_stored=${STORED[small]}
+pobox_large_rc=${RC[large]}
+pobox_small_rc=${RC[small]}
+pobox_large_summary=${SUMMARY[large]}
 
 # --- report -------------------------------------------------------------------
 # The cell count is the baseline's: both sides load every non-empty attribute
@@ -172,6 +214,7 @@ pobox import benchmark
   build       $BUILD_DIR ($build_type)
   work dir    $WORK_DIR ($fstype)
   inputs      $ROWS_LARGE and $ROWS_SMALL rows x $ATTRS attributes, seed $SEED
+  runs        $RUNS (wall s: median of the runs; peak RSS: highest)
   durability  journal_mode=WAL, synchronous=$SYNC on both sides${BASELINE_CACHE_KB:+, baseline cache ${BASELINE_CACHE_KB} KB}
 
 run                 rows     cell updates   wall s     cells/s   peak RSS   outbox rows
