@@ -1,0 +1,88 @@
+#!/bin/bash
+# The bulk limit (calls per rolling minute, shared by batchUpdate and
+# batchStatus; 503 + Retry-After) and the single-update budget per rolling
+# 24 hours (429 + Retry-After + the time of the next allowed call), both on
+# an accelerated clock.
+. "$(dirname "$0")/lib.sh"
+
+# x30: a simulated minute is two real seconds.
+sim_start --clock-scale 30 --status-keep 100
+batch /m2/demo/v2/profile/batchUpdate $'batch=thirdPartyId,a\nu1,1\n'
+URL=$(status_url)
+for i in $(seq 2 50); do
+	if [ $((i % 2)) = 0 ]; then req "$URL"; else batch /m2/demo/profile/batchUpdate $'batch=thirdPartyId,a\nu1,1\n'; fi
+	[ "$STATUS" = 200 ] || break
+done
+check "50 bulk calls in a minute (updates and status polls) admitted" "50 200" "$i $STATUS"
+req "$URL"
+check "51st (a status poll): 503" 503 "$STATUS"
+check_match "51st: Retry-After (real seconds, at most 2)" '^[12]$' "$(header Retry-After)"
+check "51st: XML message" \
+  "<response><success>false</success><message>Too many requests: the bulk profile APIs accept 50 calls per minute</message></response>" "$BODY"
+batch /m2/demo/v2/profile/batchUpdate $'batch=thirdPartyId,a\nu2,1\n'
+check "a batchUpdate is refused too: 503" 503 "$STATUS"
+check "refused batch not applied" '{"profiles":[{"idType":"thirdPartyId","id":"u1","attributes":{"a":"1"}}]}' "$(profiles)"
+req "$B/m2/demo/profile/update?mbox3rdPartyId=u1&profile.b=1"
+check "single updates are not subject to the bulk limit" 200 "$STATUS"
+req "$B/rest/v1/profiles/thirdPartyId/u1?client=demo"
+check "nor is fetch" 200 "$STATUS"
+check "counted as rate limited" 2 "$(( $(counter calls.batch_status.rate_limited) + $(counter calls.batch_update_v2.rate_limited) ))"
+sleep 2.1
+req "$URL"
+check "after a (simulated) minute: admitted again" 200 "$STATUS"
+sim_stop
+
+# --- run-time change of the bulk limit
+sim_start
+curl -s -X POST --data 'bulk_per_minute=2' "$B/_sim/faults" >/dev/null
+req "$B/m2/demo/profile/batchStatus?batchId=x"
+req "$B/m2/demo/profile/batchStatus?batchId=x"
+check "limit lowered at run time: 2 admitted" 404 "$STATUS"
+req "$B/m2/demo/profile/batchStatus?batchId=x"
+check "3rd refused" 503 "$STATUS"
+check_match "Retry-After within a minute" '^([1-9]|[1-5][0-9]|60)$' "$(header Retry-After)"
+sim_stop
+
+# --- single budget: 5 per rolling 24 h, at x86400 (a day per second)
+printf 'thirdPartyId,a\np1,0\n' >pre.csv
+sim_start --preload pre.csv --single-budget 5 --clock-scale 86400
+for i in 1 2 3 4; do req "$B/m2/demo/profile/update?mbox3rdPartyId=p1&profile.a=$i"; done
+req "$B/m2/demo/profile/update?mbox3rdPartyId=ghost&profile.a=5"
+check "5th call (not found) still spends budget" \
+  "<response><success>false</success><pcId></pcId><message>Profile not found</message></response>" "$BODY"
+req "$B/m2/demo/profile/update?mbox3rdPartyId=p1&profile.a=6"
+check "6th call: 429" 429 "$STATUS"
+check "6th call: Retry-After 1 (real seconds)" 1 "$(header Retry-After)"
+check_match "6th call: names the next allowed time" \
+  '^<response><success>false</success><pcId></pcId><message>Limit of 5 profile update calls per 24 hours reached; next call allowed at [0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z</message></response>$' "$BODY"
+NEXT=$(printf '%s' "$BODY" | sed -n 's/.*allowed at \([^<]*\)<.*/\1/p')
+CLOCK=$(jget "$(curl -s "$B/_sim/clock")" now)
+check "next allowed time is within the next 24 simulated hours" 1 \
+  "$(python3 -c "
+from datetime import datetime as d
+f = lambda s: d.strptime(s, '%Y-%m-%dT%H:%M:%S.%fZ')
+dt = (f('$NEXT') - f('$CLOCK')).total_seconds()
+print(1 if 0 < dt <= 86400 else dt)")"
+check "refused update not applied" 4 "$(jget "$(profiles)" profiles.0.attributes.a)"
+check "counted as budget exhausted" 1 "$(counter calls.single_update.budget_exhausted)"
+sleep 1.1
+req "$B/m2/demo/profile/update?mbox3rdPartyId=p1&profile.a=7"
+check "after 24 simulated hours: allowed again" 200 "$STATUS"
+sim_stop
+
+# --- the window is rolling: calls spread out free up one by one
+sim_start --preload pre.csv --single-budget 2 --clock-scale 1
+curl -s "$B/m2/demo/profile/update?mbox3rdPartyId=p1&profile.a=1" >/dev/null
+curl -s -X POST "$B/_sim/clock?advance_s=43200" >/dev/null
+curl -s "$B/m2/demo/profile/update?mbox3rdPartyId=p1&profile.a=2" >/dev/null
+req "$B/m2/demo/profile/update?mbox3rdPartyId=p1&profile.a=3"
+check "budget of 2 spent" 429 "$STATUS"
+check "Retry-After: the first call leaves the window in 12 h" 43200 "$(header Retry-After)"
+curl -s -X POST "$B/_sim/clock?advance_s=43200" >/dev/null
+req "$B/m2/demo/profile/update?mbox3rdPartyId=p1&profile.a=3"
+check "12 h later the first call has left the window" 200 "$STATUS"
+req "$B/m2/demo/profile/update?mbox3rdPartyId=p1&profile.a=4"
+check "but the second has not" 429 "$STATUS"
+sim_stop
+
+finish
