@@ -132,26 +132,40 @@ check "after processing: complete" \
 check "applied" '{"profiles":[{"idType":"thirdPartyId","id":"u1","attributes":{"a":"1"}}]}' "$(profiles)"
 sim_stop
 
-# delay on an accelerated clock: 60 simulated s at x600 = 0.1 real s
-sim_start --process-delay-ms 60000 --clock-scale 600
+# the delay runs on the simulator's clock: jump it forward
+sim_start --process-delay-ms 60000
 batch /m2/demo/v2/profile/batchUpdate $'batch=thirdPartyId,a\nu1,1\n'
 URL=$(status_url)
 req "$URL"
 check_match "right after submit: incomplete" "<status>incomplete</status>" "$BODY"
-sleep 0.4
+curl -s -X POST "$B/_sim/clock?advance_s=59" >/dev/null
 req "$URL"
-check_match "after the (accelerated) delay: complete" "<status>complete</status>" "$BODY"
+check_match "59 simulated s later: still incomplete" "<status>incomplete</status>" "$BODY"
+curl -s -X POST "$B/_sim/clock?advance_s=1" >/dev/null
+req "$URL"
+check_match "60 simulated s later: complete" "<status>complete</status>" "$BODY"
+sim_stop
+
+# and on an accelerated clock: an hour of delay at x3600 is one real second
+sim_start --process-delay-ms 3600000 --clock-scale 3600
+batch /m2/demo/v2/profile/batchUpdate $'batch=thirdPartyId,a\nu1,1\n'
+URL=$(status_url)
+req "$URL"
+check_match "accelerated: incomplete at first" "<status>incomplete</status>" "$BODY"
+sleep 1.5
+req "$URL"
+check_match "accelerated: complete after the scaled delay" "<status>complete</status>" "$BODY"
 sim_stop
 
 # --- stuck: never applied
-sim_start --stuck-rate 1 --process-delay-ms 30000 --clock-scale 100
+sim_start --stuck-rate 1 --process-delay-ms 30000
 batch /m2/demo/v2/profile/batchUpdate $'batch=thirdPartyId,a\nu1,1\n'
 URL=$(status_url)
 ID=${URL##*batchId=}
 req "$URL"
 check "stuck batch reads incomplete until its delay" \
   "<response><batchId>$ID</batchId><status>incomplete</status><batchSize>1</batchSize></response>" "$BODY"
-sleep 0.5
+curl -s -X POST "$B/_sim/clock?advance_s=30" >/dev/null
 req "$URL"
 check "then stuck" "<response><batchId>$ID</batchId><status>stuck</status><batchSize>1</batchSize></response>" "$BODY"
 check "stuck rows never applied" '{"profiles":[]}' "$(profiles)"
@@ -159,7 +173,7 @@ check "counted as stuck" 1 "$(counter batches_stuck)"
 sim_stop
 
 # --- status retention: the last N per client, for TTL simulated seconds
-sim_start --status-keep 3 --status-ttl-s 3600 --clock-scale 3600 --bulk-per-minute 0
+sim_start --status-keep 3 --status-ttl-s 3600 --bulk-per-minute 0
 for i in 1 2 3 4; do
 	batch /m2/demo/v2/profile/batchUpdate "batch=thirdPartyId,a
 u$i,$i"
@@ -172,7 +186,10 @@ check "second kept" 200 "$STATUS"
 req "$URL4"
 check "newest kept" 200 "$STATUS"
 check "evicted status's rows were still applied" 4 "$(jget "$(profiles)" profiles | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')"
-sleep 1.2   # > 3600 simulated seconds
+curl -s -X POST "$B/_sim/clock?advance_s=3599" >/dev/null
+req "$URL4"
+check "just before the TTL: kept" 200 "$STATUS"
+curl -s -X POST "$B/_sim/clock?advance_s=1" >/dev/null
 req "$URL4"
 check "expired after the TTL: 404" 404 "$STATUS"
 check "expired: answers like an unknown id" \

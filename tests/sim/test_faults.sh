@@ -65,7 +65,7 @@ for i in 1 2 3 4 5 6; do
 	t=$(curl -s -o /dev/null -w '%{time_total}' "$B$U=3")
 	MAX=$(python3 -c "print(max($MAX, $t))")
 done
-check "jitter: delays within [0, 0.3 s)" 1 "$(python3 -c "print(1 if $MAX < 0.45 else $MAX)")"
+check "jitter: delays within [0, 0.3 s) (+ slack for slow machines)" 1 "$(python3 -c "print(1 if $MAX < 0.6 else $MAX)")"
 check "jitter: some delay seen" 1 "$(python3 -c "print(1 if $MAX > 0.02 else $MAX)")"
 faults 'latency_jitter_ms=0'
 
@@ -105,17 +105,23 @@ faults 'malformed_rate=0'
 sim_stop
 
 # --- outage window on the simulated clock: 503 for its length, then back
-sim_start --preload pre.csv --clock-scale 10 --outage-start-s 0 --outage-len-s 10
+sim_start --preload pre.csv --outage-start-s 0 --outage-len-s 10
 req "$B$U=7"
 check "outage: 503" 503 "$STATUS"
 check "outage: body" "Service Unavailable (simulated outage)" "$BODY"
 batch /m2/demo/v2/profile/batchUpdate $'batch=thirdPartyId,a\np1,1\n'
 check "outage covers every endpoint" 503 "$STATUS"
 check "outage counted" 1 "$(counter calls.single_update.outage)"
-sleep 1.1
+curl -s -X POST "$B/_sim/clock?advance_s=9" >/dev/null
+req "$B$U=7"
+check "9 simulated s in: still out" 503 "$STATUS"
+curl -s -X POST "$B/_sim/clock?advance_s=1" >/dev/null
 req "$B$U=7"
 check "after the outage: normal" "$OK" "$BODY"
-faults 'outage_start_s=0&outage_len_s=3600&outage_drop=1'
+faults 'outage_start_s=5&outage_len_s=3600&outage_drop=1'
+req "$B$U=8"
+check "a run-time outage starts relative to when it is set" 200 "$STATUS"
+curl -s -X POST "$B/_sim/clock?advance_s=5" >/dev/null
 curl -s -o /dev/null "$B$U=8"
 check "outage_drop set at run time: connection closed (exit 52)" 52 "$?"
 sim_stop
