@@ -1,0 +1,767 @@
+/*
+ * http.c - the libcurl wrapper (see http.h).
+ *
+ * This module owns every libcurl call in pobox: option setting, connection
+ * reuse, the bounded body buffer, the Retry-After header and the mapping of
+ * CURLcode to a few failure categories.  It knows nothing of Target.
+ *
+ * One transfer is a struct xfer: an easy handle that is reset and reused
+ * (curl_easy_reset keeps its live connections, DNS and TLS session caches),
+ * the request's header list, and the answer being built.  The sequential
+ * client owns one xfer; the multi client keeps a queue of waiting xfers, the
+ * ones running inside the curl multi handle, and a pool of idle ones so
+ * easy handles are reused too.
+ *
+ * Bounded bodies: the write callback refuses the byte that would pass the
+ * maximum, which makes curl abort the transfer (CURLE_WRITE_ERROR); the
+ * xfer remembers why, so the caller gets POBOX_HTTP_FAIL_TOOBIG rather
+ * than a generic write error.  The limit counts decoded bytes, so a small
+ * gzip bomb cannot get past it either.
+ */
+#include "http.h"
+#include "alloc.h"
+#include "error.h"
+#include "pobox.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+const char *pobox_http_fail_name(enum pobox_http_fail f)
+{
+	switch (f) {
+	case POBOX_HTTP_FAIL_NONE: return "none";
+	case POBOX_HTTP_FAIL_RESOLVE: return "resolve";
+	case POBOX_HTTP_FAIL_CONNECT: return "connect";
+	case POBOX_HTTP_FAIL_TIMEOUT: return "timeout";
+	case POBOX_HTTP_FAIL_SENDRECV: return "send/recv";
+	case POBOX_HTTP_FAIL_TLS: return "tls";
+	case POBOX_HTTP_FAIL_TOOBIG: return "too big";
+	case POBOX_HTTP_FAIL_OTHER: return "other";
+	}
+	return "other";
+}
+
+static int global_done;
+
+int pobox_http_global_init(char *err, size_t errlen)
+{
+	if (global_done)
+		return 0;
+	CURLcode cc = curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (cc != CURLE_OK)
+		return pobox_errf(err, errlen, POBOX_EIO, "cannot initialise libcurl: %s",
+		                  curl_easy_strerror(cc));
+	global_done = 1;
+	return 0;
+}
+
+void pobox_http_config_init(struct pobox_http_config *c)
+{
+	memset(c, 0, sizeof *c);
+	c->connect_timeout_ms = 10000;
+	c->timeout_ms = 60000;
+	c->verify_tls = 1;
+	c->max_body_bytes = POBOX_HTTP_DEFAULT_MAX_BODY;
+}
+
+static const struct pobox_clock real_clock = {pobox_clock_real_ms, NULL};
+
+/* The configuration as the handles keep it (strings copied). */
+struct settings {
+	int64_t connect_timeout_ms;
+	int64_t timeout_ms;
+	int verify_tls;
+	char *auth_header;  /* "Authorization: Bearer <token>", wiped on free */
+	size_t max_body;
+	const struct pobox_clock *clock;
+	char *ca_file;
+};
+
+static void wipe(char *s)
+{
+	if (!s)
+		return;
+	volatile char *p = s;
+	while (*p)
+		*p++ = '\0';
+}
+
+static void settings_free(struct settings *s)
+{
+	wipe(s->auth_header);
+	pobox_free(s->auth_header);
+	pobox_free(s->ca_file);
+	memset(s, 0, sizeof *s);
+}
+
+static int settings_init(struct settings *s, const struct pobox_http_config *cfg, char *err,
+                         size_t errlen)
+{
+	struct pobox_http_config defaults;
+	int rc = 0;
+	memset(s, 0, sizeof *s);
+	if (!cfg) {
+		pobox_http_config_init(&defaults);
+		cfg = &defaults;
+	}
+	s->connect_timeout_ms = cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : 10000;
+	s->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 60000;
+	s->verify_tls = cfg->verify_tls != 0;
+	s->max_body = cfg->max_body_bytes ? cfg->max_body_bytes : POBOX_HTTP_DEFAULT_MAX_BODY;
+	s->clock = cfg->clock ? cfg->clock : &real_clock;
+	if (cfg->bearer_token && cfg->bearer_token[0]) {
+		const char *t = cfg->bearer_token;
+		/* A token with a line break would inject headers. */
+		if (strpbrk(t, "\r\n")) {
+			rc = pobox_errf(err, errlen, POBOX_ECONFIG, "bearer token contains a line break");
+			goto out;
+		}
+		size_t n = strlen("Authorization: Bearer ") + strlen(t) + 1;
+		s->auth_header = pobox_malloc(n);
+		if (!s->auth_header)
+			goto nomem;
+		snprintf(s->auth_header, n, "Authorization: Bearer %s", t);
+	}
+	if (cfg->ca_file) {
+		s->ca_file = pobox_strdup(cfg->ca_file);
+		if (!s->ca_file)
+			goto nomem;
+	}
+	goto out;
+nomem:
+	rc = pobox_errf(err, errlen, POBOX_ENOMEM, "out of memory setting up the HTTP client");
+out:
+	if (rc)
+		settings_free(s);
+	return rc;
+}
+
+struct xfer {
+	CURL *easy;
+	struct curl_slist *headers;
+	struct pobox_http_resp *resp;
+	struct pobox_http_resp own_resp;  /* multi: the answer lives here */
+	const struct settings *s;
+	enum pobox_http_method method;
+	size_t max_body;
+	size_t body_cap;
+	pobox_http_body_fn on_body;
+	void *on_body_ctx;
+	int toobig, nomem, consumer_rc;
+	char errbuf[CURL_ERROR_SIZE];
+	/* multi only: copies of the request, and the caller's pointer */
+	char *url;
+	char *body;
+	size_t body_len;
+	char *content_type;
+	void *user;
+	struct xfer *next;
+};
+
+static void resp_init(struct pobox_http_resp *r)
+{
+	memset(r, 0, sizeof *r);
+	r->retry_after_ms = -1;
+}
+
+void pobox_http_resp_free(struct pobox_http_resp *resp)
+{
+	if (!resp)
+		return;
+	pobox_free(resp->body);
+	resp_init(resp);
+}
+
+/* Retry-After: delay-seconds or an HTTP-date (RFC 9110 10.2.3). */
+static int64_t parse_retry_after(const char *v, int64_t now_ms)
+{
+	int64_t ms;
+	size_t n = strspn(v, "0123456789");
+	if (n > 0 && v[n] == '\0') {
+		if (n > 9)
+			return POBOX_HTTP_RETRY_AFTER_MAX_MS;
+		ms = 0;
+		for (size_t i = 0; i < n; i++)
+			ms = ms * 10 + (v[i] - '0');
+		ms *= 1000;
+	} else {
+		time_t t = curl_getdate(v, NULL);
+		if (t == (time_t)-1)
+			return -1;
+		ms = (int64_t)t * 1000 - now_ms;
+		if (ms < 0)
+			ms = 0;
+	}
+	return ms > POBOX_HTTP_RETRY_AFTER_MAX_MS ? POBOX_HTTP_RETRY_AFTER_MAX_MS : ms;
+}
+
+static size_t on_header(char *data, size_t size, size_t nitems, void *ud)
+{
+	struct xfer *x = ud;
+	size_t n = size * nitems;
+	static const char name[] = "retry-after:";
+	if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) {
+		x->resp->retry_after_ms = -1; /* a new answer (after 100 Continue) */
+	} else if (n > sizeof name - 1 && strncasecmp(data, name, sizeof name - 1) == 0) {
+		char v[128];
+		size_t i = sizeof name - 1, o = 0;
+		while (i < n && (data[i] == ' ' || data[i] == '\t'))
+			i++;
+		while (i < n && data[i] != '\r' && data[i] != '\n' && o < sizeof v - 1)
+			v[o++] = data[i++];
+		while (o > 0 && (v[o - 1] == ' ' || v[o - 1] == '\t'))
+			o--;
+		v[o] = '\0';
+		x->resp->retry_after_ms = parse_retry_after(v, pobox_clock_now_ms(x->s->clock));
+	}
+	return n;
+}
+
+static size_t on_write(char *data, size_t size, size_t nmemb, void *ud)
+{
+	struct xfer *x = ud;
+	struct pobox_http_resp *r = x->resp;
+	size_t n = size * nmemb;
+	if (n > x->max_body - r->body_len) {
+		x->toobig = 1;
+		return 0;
+	}
+	if (x->on_body) {
+		int rc = x->on_body(x->on_body_ctx, data, n);
+		if (rc) {
+			x->consumer_rc = rc < 0 ? rc : POBOX_EINVALID;
+			return 0;
+		}
+		r->body_len += n;
+		return n;
+	}
+	if (r->body_len + n + 1 > x->body_cap) {
+		size_t cap = x->body_cap ? x->body_cap : 4096;
+		while (cap < r->body_len + n + 1)
+			cap *= 2;
+		if (cap > x->max_body + 1)
+			cap = x->max_body + 1;
+		char *b = pobox_realloc(r->body, cap);
+		if (!b) {
+			x->nomem = 1;
+			return 0;
+		}
+		r->body = b;
+		x->body_cap = cap;
+	}
+	memcpy(r->body + r->body_len, data, n);
+	r->body_len += n;
+	r->body[r->body_len] = '\0';
+	return n;
+}
+
+static enum pobox_http_fail fail_of(CURLcode cc)
+{
+	switch (cc) {
+	case CURLE_OK:
+		return POBOX_HTTP_FAIL_NONE;
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+		return POBOX_HTTP_FAIL_RESOLVE;
+	case CURLE_COULDNT_CONNECT:
+		return POBOX_HTTP_FAIL_CONNECT;
+	case CURLE_OPERATION_TIMEDOUT:
+		return POBOX_HTTP_FAIL_TIMEOUT;
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_WEIRD_SERVER_REPLY:
+	case CURLE_BAD_CONTENT_ENCODING:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+	case CURLE_SSL_CONNECT_ERROR: /* handshake cut short: a network problem */
+		return POBOX_HTTP_FAIL_SENDRECV;
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+	case CURLE_SSL_INVALIDCERTSTATUS:
+	case CURLE_SSL_CRL_BADFILE:
+	case CURLE_SSL_ENGINE_NOTFOUND:
+	case CURLE_SSL_ENGINE_SETFAILED:
+	case CURLE_SSL_ENGINE_INITFAILED:
+		return POBOX_HTTP_FAIL_TLS;
+	default:
+		return POBOX_HTTP_FAIL_OTHER;
+	}
+}
+
+/* "https://host/path" of a URL for messages: no query (profile data), no
+ * user:password. */
+static void url_for_msg(char *buf, size_t buflen, const char *url)
+{
+	const char *start = url, *scheme_end = strstr(url, "://");
+	size_t pre = 0;
+	if (scheme_end) {
+		const char *host = scheme_end + 3;
+		const char *at = strchr(host, '@');
+		const char *slash = strchr(host, '/');
+		pre = (size_t)(host - url);
+		if (at && (!slash || at < slash))
+			start = at + 1;
+		else
+			start = host;
+	}
+	size_t n = strcspn(start, "?#");
+	snprintf(buf, buflen, "%.*s%.*s", (int)pre, url, (int)n, start);
+}
+
+/* Sets every option for one request on x->easy (already reset). */
+static int setup(struct xfer *x, const struct settings *s, const struct pobox_http_req *req,
+                 struct pobox_http_resp *resp)
+{
+	CURL *e = x->easy;
+	x->s = s;
+	x->resp = resp;
+	x->method = req->method;
+	x->max_body = req->max_body_bytes ? req->max_body_bytes : s->max_body;
+	x->body_cap = 0;
+	x->on_body = req->on_body;
+	x->on_body_ctx = req->on_body_ctx;
+	x->toobig = x->nomem = x->consumer_rc = 0;
+	x->errbuf[0] = '\0';
+	x->headers = NULL;
+
+	if (s->auth_header && !(x->headers = curl_slist_append(x->headers, s->auth_header)))
+		return POBOX_ENOMEM;
+	if (req->method == POBOX_HTTP_POST) {
+		char ct[256];
+		snprintf(ct, sizeof ct, "Content-Type: %s",
+		         req->content_type ? req->content_type : "application/x-www-form-urlencoded");
+		struct curl_slist *l = curl_slist_append(x->headers, ct);
+		if (!l)
+			return POBOX_ENOMEM;
+		x->headers = l;
+		/* No "Expect: 100-continue" round trip before bodies. */
+		if (!(l = curl_slist_append(x->headers, "Expect:")))
+			return POBOX_ENOMEM;
+		x->headers = l;
+	}
+
+	CURLcode cc = CURLE_OK;
+#define SET(opt, val)                                   \
+	do {                                            \
+		if (cc == CURLE_OK)                     \
+			cc = curl_easy_setopt(e, opt, val); \
+	} while (0)
+	SET(CURLOPT_URL, req->url);
+	SET(CURLOPT_NOSIGNAL, 1L);
+	SET(CURLOPT_CONNECTTIMEOUT_MS, (long)s->connect_timeout_ms);
+	SET(CURLOPT_TIMEOUT_MS, (long)s->timeout_ms);
+	SET(CURLOPT_SSL_VERIFYPEER, s->verify_tls ? 1L : 0L);
+	SET(CURLOPT_SSL_VERIFYHOST, s->verify_tls ? 2L : 0L);
+	if (s->ca_file)
+		SET(CURLOPT_CAINFO, s->ca_file);
+	SET(CURLOPT_USERAGENT, "pobox/" POBOX_VERSION);
+	SET(CURLOPT_ACCEPT_ENCODING, "");
+	SET(CURLOPT_FOLLOWLOCATION, 0L);
+	SET(CURLOPT_PROTOCOLS_STR, "http,https");
+	SET(CURLOPT_TCP_KEEPALIVE, 1L);
+	SET(CURLOPT_ERRORBUFFER, x->errbuf);
+	SET(CURLOPT_WRITEFUNCTION, on_write);
+	SET(CURLOPT_WRITEDATA, x);
+	SET(CURLOPT_HEADERFUNCTION, on_header);
+	SET(CURLOPT_HEADERDATA, x);
+	SET(CURLOPT_PRIVATE, x);
+	SET(CURLOPT_HTTPHEADER, x->headers);
+	if (req->method == POBOX_HTTP_POST) {
+		SET(CURLOPT_POST, 1L);
+		SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(req->body ? req->body_len : 0));
+		SET(CURLOPT_POSTFIELDS, req->body ? req->body : "");
+	} else {
+		SET(CURLOPT_HTTPGET, 1L);
+	}
+#undef SET
+	if (cc == CURLE_OUT_OF_MEMORY)
+		return POBOX_ENOMEM;
+	return cc == CURLE_OK ? 0 : POBOX_EINVALID;
+}
+
+/* Turns the end of a transfer into our result; fills resp and err. */
+static int finish(struct xfer *x, CURLcode cc, const char *url, char *err, size_t errlen)
+{
+	struct pobox_http_resp *r = x->resp;
+	long status = 0;
+	char where[300];
+	int rc = 0;
+	const char *method = x->method == POBOX_HTTP_POST ? "POST" : "GET";
+
+	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+	r->status = status;
+	url_for_msg(where, sizeof where, url);
+	if (cc == CURLE_OK)
+		goto out;
+	if (x->nomem) {
+		r->fail = POBOX_HTTP_FAIL_OTHER;
+		snprintf(r->errmsg, sizeof r->errmsg, "out of memory for the answer body");
+		rc = POBOX_ENOMEM;
+	} else if (x->consumer_rc) {
+		r->fail = POBOX_HTTP_FAIL_OTHER;
+		snprintf(r->errmsg, sizeof r->errmsg, "stopped by the body reader (%s)",
+		         pobox_strerror(x->consumer_rc));
+		rc = x->consumer_rc;
+	} else if (x->toobig) {
+		r->fail = POBOX_HTTP_FAIL_TOOBIG;
+		snprintf(r->errmsg, sizeof r->errmsg, "answer body larger than %zu bytes: aborted",
+		         x->max_body);
+		rc = POBOX_ETRANSIENT;
+	} else if (cc == CURLE_OUT_OF_MEMORY) {
+		r->fail = POBOX_HTTP_FAIL_OTHER;
+		snprintf(r->errmsg, sizeof r->errmsg, "%s", curl_easy_strerror(cc));
+		rc = POBOX_ENOMEM;
+	} else {
+		r->fail = fail_of(cc);
+		if (r->fail == POBOX_HTTP_FAIL_NONE)
+			r->fail = POBOX_HTTP_FAIL_OTHER;
+		snprintf(r->errmsg, sizeof r->errmsg, "%s",
+		         x->errbuf[0] ? x->errbuf : curl_easy_strerror(cc));
+		size_t n = strlen(r->errmsg);
+		while (n > 0 && (r->errmsg[n - 1] == '\n' || r->errmsg[n - 1] == ' '))
+			r->errmsg[--n] = '\0';
+		rc = POBOX_ETRANSIENT;
+	}
+	pobox_errf(err, errlen, rc, "%s %s: %s: %s", method, where, pobox_http_fail_name(r->fail),
+	           r->errmsg);
+out:
+	curl_slist_free_all(x->headers);
+	x->headers = NULL;
+	x->on_body = NULL;
+	return rc;
+}
+
+/* ---- sequential client ---- */
+
+struct pobox_http {
+	struct settings s;
+	struct xfer x;
+};
+
+int pobox_http_new(struct pobox_http **out, const struct pobox_http_config *cfg, char *err,
+                   size_t errlen)
+{
+	struct pobox_http *h = NULL;
+	int rc = pobox_http_global_init(err, errlen);
+	if (rc)
+		goto out;
+	h = pobox_calloc(1, sizeof *h);
+	if (!h) {
+		rc = pobox_errf(err, errlen, POBOX_ENOMEM, "out of memory creating an HTTP client");
+		goto out;
+	}
+	rc = settings_init(&h->s, cfg, err, errlen);
+	if (rc)
+		goto out;
+	h->x.easy = curl_easy_init();
+	if (!h->x.easy) {
+		rc = pobox_errf(err, errlen, POBOX_ENOMEM, "cannot create a curl handle");
+		goto out;
+	}
+out:
+	if (rc) {
+		pobox_http_free(h);
+		return rc;
+	}
+	*out = h;
+	return 0;
+}
+
+void pobox_http_free(struct pobox_http *h)
+{
+	if (!h)
+		return;
+	if (h->x.easy)
+		curl_easy_cleanup(h->x.easy);
+	settings_free(&h->s);
+	pobox_free(h);
+}
+
+int pobox_http_request(struct pobox_http *h, const struct pobox_http_req *req,
+                       struct pobox_http_resp *resp, char *err, size_t errlen)
+{
+	int rc;
+	resp_init(resp);
+	if (!req || !req->url || !req->url[0])
+		return pobox_errf(err, errlen, POBOX_EINVALID, "HTTP request without a URL");
+	curl_easy_reset(h->x.easy);
+	rc = setup(&h->x, &h->s, req, resp);
+	if (rc) {
+		curl_slist_free_all(h->x.headers);
+		h->x.headers = NULL;
+		return pobox_errf(err, errlen, rc, "cannot set up the HTTP request: %s",
+		                  pobox_strerror(rc));
+	}
+	CURLcode cc = curl_easy_perform(h->x.easy);
+	return finish(&h->x, cc, req->url, err, errlen);
+}
+
+/* ---- multi client ---- */
+
+struct pobox_http_multi {
+	CURLM *cm;
+	struct settings s;
+	int max_concurrent;
+	pobox_http_done_fn on_done;
+	void *ctx;
+	struct xfer *queue_head, *queue_tail; /* waiting to start */
+	struct xfer *running;                 /* inside cm */
+	struct xfer *idle;                    /* reusable */
+	size_t queued, active;
+};
+
+static void xfer_clear(struct xfer *x)
+{
+	pobox_free(x->url);
+	pobox_free(x->body);
+	pobox_free(x->content_type);
+	x->url = x->body = x->content_type = NULL;
+	curl_slist_free_all(x->headers);
+	x->headers = NULL;
+	pobox_http_resp_free(&x->own_resp);
+}
+
+static void xfer_destroy(struct xfer *x)
+{
+	xfer_clear(x);
+	if (x->easy)
+		curl_easy_cleanup(x->easy);
+	pobox_free(x);
+}
+
+int pobox_http_multi_new(struct pobox_http_multi **out, const struct pobox_http_config *cfg,
+                         int max_concurrent, pobox_http_done_fn on_done, void *ctx, char *err,
+                         size_t errlen)
+{
+	struct pobox_http_multi *m = NULL;
+	int rc = pobox_http_global_init(err, errlen);
+	if (rc)
+		goto out;
+	m = pobox_calloc(1, sizeof *m);
+	if (!m) {
+		rc = pobox_errf(err, errlen, POBOX_ENOMEM, "out of memory creating an HTTP client");
+		goto out;
+	}
+	rc = settings_init(&m->s, cfg, err, errlen);
+	if (rc)
+		goto out;
+	m->max_concurrent = max_concurrent < 1 ? 1 : max_concurrent;
+	m->on_done = on_done;
+	m->ctx = ctx;
+	m->cm = curl_multi_init();
+	if (!m->cm) {
+		rc = pobox_errf(err, errlen, POBOX_ENOMEM, "cannot create a curl multi handle");
+		goto out;
+	}
+	curl_multi_setopt(m->cm, CURLMOPT_MAX_HOST_CONNECTIONS, (long)m->max_concurrent);
+	curl_multi_setopt(m->cm, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)m->max_concurrent);
+	curl_multi_setopt(m->cm, CURLMOPT_MAXCONNECTS, (long)m->max_concurrent);
+out:
+	if (rc) {
+		pobox_http_multi_free(m);
+		return rc;
+	}
+	*out = m;
+	return 0;
+}
+
+static void free_list(struct pobox_http_multi *m, struct xfer *x, int in_multi)
+{
+	while (x) {
+		struct xfer *next = x->next;
+		if (in_multi)
+			curl_multi_remove_handle(m->cm, x->easy);
+		xfer_destroy(x);
+		x = next;
+	}
+}
+
+void pobox_http_multi_free(struct pobox_http_multi *m)
+{
+	if (!m)
+		return;
+	free_list(m, m->running, 1);
+	free_list(m, m->queue_head, 0);
+	free_list(m, m->idle, 0);
+	if (m->cm)
+		curl_multi_cleanup(m->cm);
+	settings_free(&m->s);
+	pobox_free(m);
+}
+
+size_t pobox_http_multi_pending(const struct pobox_http_multi *m)
+{
+	return m->queued + m->active;
+}
+
+int pobox_http_multi_add(struct pobox_http_multi *m, const struct pobox_http_req *req, void *user,
+                         char *err, size_t errlen)
+{
+	struct xfer *x = NULL;
+	int rc = 0;
+	if (!req || !req->url || !req->url[0])
+		return pobox_errf(err, errlen, POBOX_EINVALID, "HTTP request without a URL");
+	if (m->idle) {
+		x = m->idle;
+		m->idle = x->next;
+	} else {
+		x = pobox_calloc(1, sizeof *x);
+		if (!x)
+			goto nomem;
+		x->easy = curl_easy_init();
+		if (!x->easy)
+			goto nomem;
+	}
+	x->next = NULL;
+	resp_init(&x->own_resp);
+	x->method = req->method;
+	x->user = user;
+	x->max_body = req->max_body_bytes;
+	x->on_body = req->on_body;
+	x->on_body_ctx = req->on_body_ctx;
+	x->url = pobox_strdup(req->url);
+	if (!x->url)
+		goto nomem;
+	x->body_len = req->body ? req->body_len : 0;
+	if (req->body && !(x->body = pobox_strndup(req->body, req->body_len)))
+		goto nomem;
+	if (req->content_type && !(x->content_type = pobox_strdup(req->content_type)))
+		goto nomem;
+	if (m->queue_tail)
+		m->queue_tail->next = x;
+	else
+		m->queue_head = x;
+	m->queue_tail = x;
+	m->queued++;
+	goto out;
+nomem:
+	rc = pobox_errf(err, errlen, POBOX_ENOMEM, "out of memory queueing an HTTP request");
+	if (x)
+		xfer_destroy(x);
+out:
+	return rc;
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Hands a finished transfer to the callback and parks it as idle. */
+static void complete(struct pobox_http_multi *m, struct xfer *x, int rc)
+{
+	void *user = x->user;
+	if (m->on_done)
+		m->on_done(m->ctx, user, rc, &x->own_resp);
+	xfer_clear(x);
+	x->next = m->idle;
+	m->idle = x;
+}
+
+static void unlink_running(struct pobox_http_multi *m, struct xfer *x)
+{
+	for (struct xfer **pp = &m->running; *pp; pp = &(*pp)->next)
+		if (*pp == x) {
+			*pp = x->next;
+			break;
+		}
+	x->next = NULL;
+	m->active--;
+}
+
+/* Moves queued requests into curl while there are free slots. */
+static void start_queued(struct pobox_http_multi *m)
+{
+	while (m->queue_head && m->active < (size_t)m->max_concurrent) {
+		struct xfer *x = m->queue_head;
+		m->queue_head = x->next;
+		if (!m->queue_head)
+			m->queue_tail = NULL;
+		m->queued--;
+		x->next = NULL;
+
+		struct pobox_http_req req = {
+			.method = x->method,
+			.url = x->url,
+			.body = x->body,
+			.body_len = x->body_len,
+			.content_type = x->content_type,
+			.max_body_bytes = x->max_body,
+			.on_body = x->on_body,
+			.on_body_ctx = x->on_body_ctx,
+		};
+		curl_easy_reset(x->easy);
+		int rc = setup(x, &m->s, &req, &x->own_resp);
+		if (rc == 0 && curl_multi_add_handle(m->cm, x->easy) != CURLM_OK)
+			rc = POBOX_ENOMEM;
+		if (rc) {
+			char where[300];
+			url_for_msg(where, sizeof where, x->url);
+			x->own_resp.fail = POBOX_HTTP_FAIL_OTHER;
+			snprintf(x->own_resp.errmsg, sizeof x->own_resp.errmsg,
+			         "cannot start the request to %.150s: %s", where, pobox_strerror(rc));
+			complete(m, x, rc);
+			continue;
+		}
+		x->next = m->running;
+		m->running = x;
+		m->active++;
+	}
+}
+
+int pobox_http_multi_run(struct pobox_http_multi *m, int64_t timeout_ms, char *err, size_t errlen)
+{
+	int rc = 0;
+	int64_t deadline = mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	for (;;) {
+		start_queued(m);
+		int still = 0;
+		CURLMcode mc = curl_multi_perform(m->cm, &still);
+		if (mc != CURLM_OK) {
+			rc = pobox_errf(err, errlen, mc == CURLM_OUT_OF_MEMORY ? POBOX_ENOMEM : POBOX_EIO,
+			                "curl multi: %s", curl_multi_strerror(mc));
+			goto out;
+		}
+		int finished = 0;
+		CURLMsg *msg;
+		int left;
+		while ((msg = curl_multi_info_read(m->cm, &left))) {
+			if (msg->msg != CURLMSG_DONE)
+				continue;
+			struct xfer *x = NULL;
+			CURLcode cc = msg->data.result;
+			CURL *easy = msg->easy_handle;
+			curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
+			curl_multi_remove_handle(m->cm, easy);
+			unlink_running(m, x);
+			int xrc = finish(x, cc, x->url, NULL, 0);
+			complete(m, x, xrc);
+			finished++;
+		}
+		if (!m->queued && !m->active)
+			break;
+		if (finished && m->queued)
+			continue; /* free slots: start more before waiting */
+		int64_t left_ms = deadline - mono_ms();
+		if (left_ms <= 0)
+			break;
+		mc = curl_multi_poll(m->cm, NULL, 0, (int)(left_ms < 1000 ? left_ms : 1000), NULL);
+		if (mc != CURLM_OK) {
+			rc = pobox_errf(err, errlen, POBOX_EIO, "curl multi: %s", curl_multi_strerror(mc));
+			goto out;
+		}
+	}
+out:
+	return rc;
+}
