@@ -200,9 +200,16 @@ static void keep_count(struct pobox_response_parser *p, int64_t *slot, const cha
 	if (*slot < 0)
 		*slot = v;
 	return;
-bad:
-	fail(p, POBOX_ETRANSIENT, "answer from %s: <%s> is not a count: '%.32s'",
-	     kind_name(p->kind), name, s);
+bad:;
+	/* Quote at most 32 bytes, control characters shown as '?', so a hostile
+	 * answer cannot put terminal escapes into our logs. */
+	char shown[33];
+	size_t k = 0;
+	for (; k < n && k < 32; k++)
+		shown[k] = ((unsigned char)s[k] < 0x20 || s[k] == 0x7f) ? '?' : s[k];
+	shown[k] = '\0';
+	fail(p, POBOX_ETRANSIENT, "answer from %s: <%s> is not a count: '%s'", kind_name(p->kind),
+	     name, shown);
 }
 
 static void keep_row_text(struct pobox_response_parser *p, char *dst, size_t max,

@@ -204,6 +204,12 @@ static void test_status_values(void **state)
 	                 POBOX_ETRANSIENT);
 	assert_non_null(strstr(err, "<batchSize> is not a count"));
 	assert_int_equal(parse(POBOX_ANSWER_STATUS, &a,
+	                       "<response><status>complete</status><batchSize>1\t\r2</batchSize>"
+	                       "</response>",
+	                       err, sizeof err),
+	                 POBOX_ETRANSIENT);
+	assert_non_null(strstr(err, "is not a count: '1??2'"));
+	assert_int_equal(parse(POBOX_ANSWER_STATUS, &a,
 	                       "<response><status>complete</status><batchSize>-1</batchSize>"
 	                       "</response>",
 	                       err, sizeof err),
