@@ -10,6 +10,7 @@
 
 set -u
 SIM=${POBOX_SIM:?set POBOX_SIM to the pobox-target-sim binary}
+HERE=$(cd "$(dirname "$0")" && pwd)
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/pobox-sim-test.XXXXXX")
 cd "$TMP" || exit 1
 FAILS=0

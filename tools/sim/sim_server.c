@@ -2,9 +2,10 @@
  * sim_server -- libmicrohttpd glue and the answers of every endpoint (see
  * sim_server.h).
  *
- * Life of a request (one struct req, created by the URI-log callback so we
- * see the raw request target, query string included, before MHD decodes
- * it; freed by the completion callback, which also counts the call):
+ * Life of a request (one struct req, created at the first call of the
+ * handler from the raw request target that the URI-log callback copied, so
+ * we see the query string before MHD decodes it; freed by the completion
+ * callback, which also counts the call):
  *
  *   first call      begin():  route; for Target endpoints decide faults,
  *                             check auth, client code and the bulk limit;
@@ -81,7 +82,6 @@ struct req {
 	size_t path_len;         /* bytes of uri before '?' */
 	const char *query;       /* after '?', or "" */
 	size_t query_len;
-	int started;
 	int is_post;
 	enum route route;
 	enum sim_endpoint ep;
@@ -973,6 +973,47 @@ static enum MHD_Result send_prepared(struct req *r, struct MHD_Connection *c)
 	return ret;
 }
 
+/* Per connection: the raw target of the request being read.  The URI-log
+ * callback runs before MHD decodes the target in place, so we copy it
+ * there; the access handler takes it over.  Keeping it on the connection
+ * (not in a request object returned by the callback) means a request MHD
+ * rejects before calling the handler leaks nothing: the copy is freed when
+ * the next request replaces it or the connection closes. */
+struct conn {
+	char *uri;
+};
+
+static struct conn *conn_of(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return ci ? ci->socket_context : NULL;
+}
+
+static struct req *new_req(struct MHD_Connection *c)
+{
+	struct conn *cn = conn_of(c);
+	struct req *r;
+	const char *q;
+	size_t len;
+
+	if (!cn || !cn->uri)
+		return NULL;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	r->uri = cn->uri;
+	cn->uri = NULL;
+	len = strlen(r->uri);
+	q = memchr(r->uri, '?', len);
+	r->path_len = q ? (size_t)(q - r->uri) : len;
+	r->query = q ? q + 1 : r->uri + len;
+	r->query_len = q ? len - r->path_len - 1 : 0;
+	r->outcome = SIM_OUT_REFUSED;
+	return r;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
                               const char *method, const char *version,
                               const char *upload_data, size_t *upload_data_size,
@@ -983,10 +1024,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	(void)cls;
 	(void)url;
 	(void)version;
-	if (!r)
-		return MHD_NO;
-	if (!r->started) {
-		r->started = 1;
+	if (!r) {
+		r = new_req(c);
+		if (!r)
+			return MHD_NO;
+		*con_cls = r;
 		begin(r, c, method);
 		return MHD_YES;
 	}
@@ -1010,26 +1052,30 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 
 static void *uri_cb(void *cls, const char *uri, struct MHD_Connection *c)
 {
-	struct req *r = calloc(1, sizeof(*r));
-	const char *q;
-	size_t len = strlen(uri);
+	struct conn *cn = conn_of(c);
+
+	(void)cls;
+	if (cn) {
+		free(cn->uri);
+		cn->uri = strdup(uri);  /* NULL on failure: the handler refuses */
+	}
+	return NULL;
+}
+
+static void conn_cb(void *cls, struct MHD_Connection *c, void **socket_context,
+                    enum MHD_ConnectionNotificationCode toe)
+{
+	struct conn *cn = *socket_context;
 
 	(void)cls;
 	(void)c;
-	if (!r)
-		return NULL;
-	r->uri = malloc(len + 1);
-	if (!r->uri) {
-		free(r);
-		return NULL;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		*socket_context = calloc(1, sizeof(struct conn));
+	} else if (cn) {
+		free(cn->uri);
+		free(cn);
+		*socket_context = NULL;
 	}
-	memcpy(r->uri, uri, len + 1);
-	q = memchr(r->uri, '?', len);
-	r->path_len = q ? (size_t)(q - r->uri) : len;
-	r->query = q ? q + 1 : r->uri + len;
-	r->query_len = q ? len - r->path_len - 1 : 0;
-	r->outcome = SIM_OUT_REFUSED;
-	return r;
 }
 
 static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -1082,7 +1128,7 @@ static struct MHD_Daemon *start_daemon(int v6, int port, int threads)
 	return MHD_start_daemon(
 	    flags, (uint16_t)port, NULL, NULL, handle, NULL, MHD_OPTION_SOCK_ADDR, sa,
 	    MHD_OPTION_URI_LOG_CALLBACK, uri_cb, NULL, MHD_OPTION_NOTIFY_COMPLETED, completed_cb,
-	    NULL, MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)threads,
+	    NULL, MHD_OPTION_NOTIFY_CONNECTION, conn_cb, NULL, MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)threads,
 	    /* Room for a request line well past the 8 KB GET limit, so the
 	     * simulator (not MHD) answers an oversized GET. */
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
