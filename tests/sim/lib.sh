@@ -10,6 +10,10 @@
 
 set -u
 SIM=${POBOX_SIM:?set POBOX_SIM to the pobox-target-sim binary}
+case $SIM in /*) ;; *) SIM=$PWD/$SIM ;; esac
+if [ -n "${POBOX_SIM_REPLAY:-}" ]; then
+	case $POBOX_SIM_REPLAY in /*) ;; *) POBOX_SIM_REPLAY=$PWD/$POBOX_SIM_REPLAY ;; esac
+fi
 HERE=$(cd "$(dirname "$0")" && pwd)
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/pobox-sim-test.XXXXXX")
 cd "$TMP" || exit 1

@@ -9,6 +9,9 @@
  * in ordinary code (stop serving, free everything) and exits 0.
  */
 #include <signal.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -32,6 +35,14 @@ int main(int argc, char **argv)
 	int port = 0, sig = 0, rc, status = EXIT_SOFTWARE;
 	long loaded = 0;
 
+#ifdef __GLIBC__
+	/* One malloc arena: batches are applied on whichever thread received
+	 * or processed them, and with per-thread arenas a profile freed on one
+	 * thread and rebuilt on another doubles the heap (measured: +56 MB on
+	 * a repeated 50 MB batch).  The hot path allocates little, so the
+	 * shared arena costs no measurable throughput. */
+	mallopt(M_ARENA_MAX, 1);
+#endif
 	sim_config_defaults(&cfg);
 	rc = sim_config_parse_args(&cfg, argc, argv, err, sizeof(err));
 	if (rc > 0)
