@@ -174,7 +174,10 @@ int pobox_csv_read(FILE *in, const char *name, pobox_csv_row_fn fn, void *ctx, c
 		rc = pobox_errf(err, errlen, POBOX_EIO, "%s: read error: %s", name, strerror(errno));
 		goto out;
 	}
-	if (csv_fini(&p, on_field, on_row, &r) != 0 && !r.stop) {
+	/* libcsv reports an unclosed quote only in full strict mode, which
+	 * would also refuse stray quotes inside unquoted fields; check it here. */
+	if ((p.pstate == 2 /* FIELD_BEGUN */ && p.quoted) ||
+	    (csv_fini(&p, on_field, on_row, &r) != 0 && !r.stop)) {
 		rc = pobox_errf(err, errlen, POBOX_EINVALID,
 		                "%s:%lld: the file ends inside a quoted field (opened on line %lld); "
 		                "close the quote",

@@ -225,7 +225,7 @@ int pobox_store_known_version(void)
 	return v;
 }
 
-static int pragma_int(struct pobox_store *st, const char *sql, int *out)
+int pobox_store_query_int(struct pobox_store *st, const char *sql, int *out)
 {
 	sqlite3_stmt *s = NULL;
 	int rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
@@ -258,11 +258,11 @@ static int exec_sql(struct pobox_store *st, const char *sql, const char *what)
 static int check_identity(struct pobox_store *st, int *version)
 {
 	int app = 0, objects = 0, rc;
-	if ((rc = pragma_int(st, "PRAGMA user_version", version)) != 0)
+	if ((rc = pobox_store_query_int(st, "PRAGMA user_version", version)) != 0)
 		return rc;
-	if ((rc = pragma_int(st, "PRAGMA application_id", &app)) != 0)
+	if ((rc = pobox_store_query_int(st, "PRAGMA application_id", &app)) != 0)
 		return rc;
-	if ((rc = pragma_int(st, "SELECT count(*) FROM sqlite_schema", &objects)) != 0)
+	if ((rc = pobox_store_query_int(st, "SELECT count(*) FROM sqlite_schema", &objects)) != 0)
 		return rc;
 	if ((*version > 0 || objects > 0) && app != POBOX_APPLICATION_ID)
 		return pobox_errf(st->err, st->errlen, POBOX_ECORRUPT,
@@ -284,7 +284,7 @@ static int migrate(struct pobox_store *st)
 		if ((rc = exec_sql(st, "BEGIN IMMEDIATE", "starting a migration")) != 0)
 			return rc;
 		/* Another process may have migrated while we waited for the lock. */
-		if ((rc = pragma_int(st, "PRAGMA user_version", &v)) != 0)
+		if ((rc = pobox_store_query_int(st, "PRAGMA user_version", &v)) != 0)
 			goto rollback;
 		if (v >= m->version) {
 			exec_sql(st, "ROLLBACK", "ending a migration");
@@ -315,7 +315,7 @@ static int migrate(struct pobox_store *st)
 static int sync_settings(struct pobox_store *st, const struct pobox_store_opts *o)
 {
 	int cur = 0, rc;
-	if ((rc = pragma_int(st, "SELECT value FROM settings WHERE key = 'max_value_chars'", &cur)) != 0)
+	if ((rc = pobox_store_query_int(st, "SELECT value FROM settings WHERE key = 'max_value_chars'", &cur)) != 0)
 		return rc;
 	if (cur == o->max_value_chars)
 		return 0;
@@ -420,7 +420,7 @@ const char *pobox_store_path(const struct pobox_store *st) { return st->path; }
 
 int pobox_store_schema_version(struct pobox_store *st, int *out)
 {
-	return pragma_int(st, "PRAGMA user_version", out);
+	return pobox_store_query_int(st, "PRAGMA user_version", out);
 }
 
 int pobox_store_exec(struct pobox_store *st, const char *sql) { return exec_sql(st, sql, "exec"); }

@@ -78,6 +78,10 @@ int pobox_store_status(struct pobox_store *st, struct pobox_status *out);
 int pobox_store_status_json(struct pobox_store *st, const struct pobox_status *s, int64_t now_ms,
                             char **out);
 
+/* The first column of the first row of sql as an int (PRAGMAs, counts);
+ * *out is left alone when there is no row. */
+int pobox_store_query_int(struct pobox_store *st, const char *sql, int *out);
+
 /* Runs SQL with no results (tests and tools). */
 int pobox_store_exec(struct pobox_store *st, const char *sql);
 

@@ -52,10 +52,14 @@ const char *pobox_quote(char *buf, size_t buflen, const char *s, size_t len)
 			buf[0] = '\0';
 		return buf;
 	}
+	/* Valid UTF-8 is shown as is (readable names and values); in text that
+	 * is not, every non-ASCII byte is escaped so the message itself stays
+	 * valid UTF-8. */
+	int escape_high = !pobox_utf8_valid(s, len, NULL, NULL);
 	buf[o++] = '\'';
 	for (size_t i = 0; i < len && i < max_shown && o + 6 < buflen; i++) {
 		unsigned char c = (unsigned char)s[i];
-		if (c < 0x20 || c == 0x7f || c == '\'' || c == '\\')
+		if (c < 0x20 || c == 0x7f || c == '\'' || c == '\\' || (escape_high && c >= 0x80))
 			o += (size_t)snprintf(buf + o, buflen - o, "\\x%02x", c);
 		else
 			buf[o++] = (char)c;

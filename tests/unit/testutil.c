@@ -1,6 +1,7 @@
 /*
  * testutil.c - see testutil.h.
  */
+#define _XOPEN_SOURCE 700 /* nftw */
 #include "testutil.h"
 
 #include <ftw.h>

@@ -7,6 +7,7 @@
 #ifndef POBOX_TESTUTIL_H
 #define POBOX_TESTUTIL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* A fresh directory under $POBOX_TEST_TMP (or /tmp). */
