@@ -57,13 +57,6 @@ void sim_clock_advance_ms(int64_t ms)
 		atomic_fetch_add(&offset_ms, ms);
 }
 
-int64_t sim_clock_real_ms(int64_t sim_ms)
-{
-	if (sim_ms <= 0)
-		return 0;
-	return (int64_t)ceil((double)sim_ms / clock_scale);
-}
-
 int64_t sim_clock_real_wait_s(int64_t sim_ms)
 {
 	int64_t s = (int64_t)ceil((double)sim_ms / clock_scale / 1000.0);

@@ -25,8 +25,6 @@ double sim_clock_scale(void);
 void sim_clock_advance_ms(int64_t ms);
 /* Real seconds (rounded up, at least 1) a client waits for `sim_ms`. */
 int64_t sim_clock_real_wait_s(int64_t sim_ms);
-/* Real milliseconds corresponding to `sim_ms` of simulated time. */
-int64_t sim_clock_real_ms(int64_t sim_ms);
 /* "2024-05-01T12:00:00.123Z"; out must hold 32 bytes. */
 void sim_clock_iso(int64_t epoch_ms, char *out, size_t out_len);
 /* The same with an explicit +00:00 offset, as the profile API shows. */

@@ -79,6 +79,7 @@ enum verdict {
 
 struct req {
 	char *uri;               /* raw request target */
+	size_t uri_len;
 	size_t path_len;         /* bytes of uri before '?' */
 	const char *query;       /* after '?', or "" */
 	size_t query_len;
@@ -541,14 +542,14 @@ static void finish_single(struct req *r)
 		return;
 	}
 	/* Size limits first: they are about the request, not its content. */
-	if (!r->is_post && r->path_len + 1 + r->query_len > (size_t)r->cfg->max_get_bytes) {
+	if (!r->is_post && r->uri_len > (size_t)r->cfg->max_get_bytes) {
 		snprintf(msg, sizeof(msg), "request too large: a GET may be at most %lld bytes",
 		         (long long)r->cfg->max_get_bytes);
 		answer_xml(r, MHD_HTTP_URI_TOO_LONG, 0, pcid_elem, msg, SIM_OUT_REFUSED);
 		goto out;
 	}
-	if (r->is_post && (r->body_overflow || r->path_len + 1 + r->query_len + r->body_bytes >
-	                                           (size_t)r->cfg->max_post_bytes)) {
+	if (r->is_post && (r->body_overflow ||
+	                   r->uri_len + r->body_bytes > (size_t)r->cfg->max_post_bytes)) {
 		snprintf(msg, sizeof(msg), "request too large: a POST may be at most %lld bytes",
 		         (long long)r->cfg->max_post_bytes);
 		answer_xml(r, MHD_HTTP_CONTENT_TOO_LARGE, 0, pcid_elem, msg, SIM_OUT_REFUSED);
@@ -1006,6 +1007,7 @@ static struct req *new_req(struct MHD_Connection *c)
 	r->uri = cn->uri;
 	cn->uri = NULL;
 	len = strlen(r->uri);
+	r->uri_len = len;
 	q = memchr(r->uri, '?', len);
 	r->path_len = q ? (size_t)(q - r->uri) : len;
 	r->query = q ? q + 1 : r->uri + len;
