@@ -9,12 +9,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 char *tu_tmpdir(void)
 {
 	const char *base = getenv("POBOX_TEST_TMP");
 	char tmpl[4096];
+	if (base && *base)
+		mkdir(base, 0777); /* may exist already */
 	snprintf(tmpl, sizeof tmpl, "%s/pobox-test-XXXXXX", base && *base ? base : "/tmp");
 	char *d = mkdtemp(tmpl);
 	if (!d) {
