@@ -5,14 +5,12 @@
 -- ordering and arithmetic are exact; every view shows them as readable UTC
 -- text.  States are readable TEXT guarded by CHECK constraints.
 --
--- Update states (the ones later migrations add are listed for orientation):
---
---     pending ──(scheduler cuts a batch)──► batched ──(Target confirms)──► delivered
---        │                                    │
---        └──(a newer value for the same       └──(attempts/age exhausted,
---            profile+attribute wins)              or rejected row)──► dead
---                 ▼
---            superseded
+-- An update row's stored `state` is its fate: `live` (it still counts),
+-- `superseded` (a newer value for the same profile and attribute won) or
+-- `dead` (given up, with the reason).  Whether a live update is waiting, in
+-- a batch or delivered is kept per profile, not per row (0002 adds the
+-- watermarks), because flipping millions of rows at every step costs five
+-- times what the scheduler may spend; the views show the derived state.
 --
 -- Nothing here deletes an update: rows leave only by housekeeping after
 -- delivery (retention) or by an operator's explicit purge.
@@ -47,23 +45,25 @@ CREATE TABLE sources (
 ) STRICT;
 
 CREATE TABLE updates (
-	seq           INTEGER PRIMARY KEY,          -- enqueue order; newest wins
+	-- enqueue order; newest wins.  AUTOINCREMENT: a seq is never reused, even
+	-- after housekeeping deletes the newest row, because per-profile
+	-- watermarks (0002) compare against it.
+	seq           INTEGER PRIMARY KEY AUTOINCREMENT,
 	profile       INTEGER NOT NULL,             -- profiles.id
 	attr          INTEGER NOT NULL,             -- attributes.id
 	value         TEXT NOT NULL CHECK (value <> ''),
 	enqueued_at_ms INTEGER NOT NULL,
 	source        INTEGER,                      -- sources.id
 	urgent        INTEGER NOT NULL DEFAULT 0 CHECK (urgent IN (0, 1)),
-	state         TEXT NOT NULL DEFAULT 'pending'
-	              CHECK (state IN ('pending', 'batched', 'delivered', 'superseded', 'dead')),
-	batch         INTEGER,                      -- batches.id while batched/delivered
+	state         TEXT NOT NULL DEFAULT 'live'
+	              CHECK (state IN ('live', 'superseded', 'dead')),
 	superseded_by INTEGER,                      -- updates.seq of the value that won
 	attempts      INTEGER NOT NULL DEFAULT 0,
 	last_error    TEXT
 ) STRICT;
 
--- One index serves the scheduler (pending rows of a profile, by attribute),
--- counts by state, and coalescing.  Profiles are interned in arrival order,
+-- One index serves the scheduler (live rows of a profile, by attribute, in
+-- enqueue order), counts by state, and coalescing.  Profiles are interned in arrival order,
 -- so inserts land at the right edge of this index and stay cheap.
 CREATE INDEX updates_by_state ON updates (state, profile, attr);
 
@@ -89,11 +89,11 @@ SELECT u.seq,
        p.profile_id,
        a.name AS attr,
        u.value,
-       u.state,
+       CASE u.state WHEN 'live' THEN 'pending' ELSE u.state END AS state,
        u.urgent,
        s.name AS source,
        strftime('%Y-%m-%dT%H:%M:%fZ', u.enqueued_at_ms / 1000.0, 'unixepoch') AS enqueued_at,
-       u.batch,
+       NULL AS batch,
        u.superseded_by,
        u.attempts,
        u.last_error
@@ -116,10 +116,9 @@ WITH states(state, ord) AS (
 	VALUES ('pending', 1), ('batched', 2), ('delivered', 3), ('superseded', 4), ('dead', 5)
 )
 SELECT s.state,
-       (SELECT count(*) FROM updates u WHERE u.state = s.state) AS updates,
+       (SELECT count(*) FROM v_updates u WHERE u.state = s.state) AS updates,
        CASE WHEN s.state = 'pending' THEN
-            (SELECT strftime('%Y-%m-%dT%H:%M:%fZ', enqueued_at_ms / 1000.0, 'unixepoch')
-             FROM updates WHERE state = 'pending' ORDER BY seq LIMIT 1)
+            (SELECT min(enqueued_at) FROM v_updates WHERE state = 'pending')
        END AS oldest_enqueued_at
 FROM states s
 ORDER BY s.ord;

@@ -19,7 +19,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-enum key_type { K_STRING, K_INT, K_DURATION, K_SYNC };
+enum key_type { K_STRING, K_INT, K_INT64, K_DURATION, K_SYNC, K_API, K_BOOL };
 
 struct key {
 	const char *name;
@@ -39,6 +39,27 @@ static const struct key keys[] = {
 	{"max_value_chars", K_INT, OFF(max_value_chars), 1, 1 << 20, "longest attribute value, in characters"},
 	{"synchronous", K_SYNC, OFF(synchronous), 0, 0, "FULL (default), NORMAL or OFF"},
 	{"busy_timeout", K_DURATION, OFF(busy_timeout_ms), 0, 3600000, "how long a writer waits for the outbox lock"},
+	{"bulk_api_thirdpartyid", K_API, OFF(bulk_api_thirdpartyid), 1, 2, "bulk API for thirdPartyId profiles: v1 or v2"},
+	{"bulk_api_pcid", K_API, OFF(bulk_api_pcid), 1, 2, "bulk API for pcId profiles: v1 or v2"},
+	{"max_batch_rows", K_INT64, OFF(max_batch_rows), 1, 500000, "most profiles (rows) in one batch file"},
+	{"max_batch_bytes", K_INT64, OFF(max_batch_bytes), 1024, 49999999, "largest batch file, as encoded"},
+	{"flush_rows", K_INT64, OFF(flush_rows), 1, INT64_C(1) << 40, "run: cut when this many profiles (batch rows) are pending"},
+	{"flush_max_delay", K_DURATION, OFF(flush_max_delay_ms), 0, INT64_C(86400000) * 30, "run: cut when the oldest pending update has waited this long"},
+	{"v2_carry_window", K_DURATION, OFF(v2_carry_window_ms), 0, INT64_C(86400000) * 365, "carry earlier attributes into a v2 row this long after a v2 delivery"},
+	{"max_attempts", K_INT64, OFF(max_attempts), 1, 1000000, "tries before an update is dead-lettered"},
+	{"max_age", K_DURATION, OFF(max_age_ms), 1000, INT64_C(86400000) * 365, "age after which an undeliverable update is dead-lettered"},
+	{"backoff_base", K_DURATION, OFF(backoff_base_ms), 1, 3600000, "first retry delay (ceiling; full jitter)"},
+	{"backoff_cap", K_DURATION, OFF(backoff_cap_ms), 1, INT64_C(86400000), "longest retry delay"},
+	{"poll_initial", K_DURATION, OFF(poll_initial_ms), 1, 3600000, "first batchStatus poll after submitting"},
+	{"poll_cap", K_DURATION, OFF(poll_cap_ms), 1, INT64_C(86400000), "longest interval between polls"},
+	{"stuck_wait", K_DURATION, OFF(stuck_wait_ms), 0, INT64_C(86400000) * 7, "wait before resubmitting a stuck batch"},
+	{"stuck_resubmits", K_INT64, OFF(stuck_resubmits), 0, 1000, "resubmissions of a stuck or lost batch before its rows are dead-lettered"},
+	{"bulk_calls_per_minute", K_INT64, OFF(bulk_calls_per_minute), 1, 10000, "bulk calls (submit and poll) per minute, all processes together"},
+	{"connect_timeout", K_DURATION, OFF(connect_timeout_ms), 1, 600000, "HTTP connect timeout"},
+	{"request_timeout", K_DURATION, OFF(request_timeout_ms), 1, 3600000, "HTTP whole-request timeout"},
+	{"retention", K_DURATION, OFF(retention_ms), 0, INT64_C(86400000) * 3650, "keep delivered and superseded updates this long"},
+	{"verify_tls", K_BOOL, OFF(verify_tls), 0, 1, "verify the server's TLS certificate (leave on)"},
+	{"seed", K_INT64, OFF(seed), 0, INT64_MAX, "seed for retry jitter (0: random)"},
 };
 
 void pobox_config_init(struct pobox_config *c)
@@ -47,6 +68,26 @@ void pobox_config_init(struct pobox_config *c)
 	c->max_value_chars = POBOX_DEFAULT_MAX_VALUE_CHARS;
 	c->synchronous = POBOX_SYNC_FULL;
 	c->busy_timeout_ms = 30000;
+	c->bulk_api_thirdpartyid = 2;
+	c->bulk_api_pcid = 1;
+	c->max_batch_rows = 500000;
+	c->max_batch_bytes = 49000000;
+	c->flush_rows = 100000;
+	c->flush_max_delay_ms = 5 * 60000;
+	c->v2_carry_window_ms = 24 * 3600000;
+	c->max_attempts = 10;
+	c->max_age_ms = INT64_C(3) * 86400000;
+	c->backoff_base_ms = 1000;
+	c->backoff_cap_ms = 5 * 60000;
+	c->poll_initial_ms = 1000;
+	c->poll_cap_ms = 60000;
+	c->stuck_wait_ms = 5 * 60000;
+	c->stuck_resubmits = 3;
+	c->bulk_calls_per_minute = 45;
+	c->connect_timeout_ms = 10000;
+	c->request_timeout_ms = 120000;
+	c->retention_ms = INT64_C(7) * 86400000;
+	c->verify_tls = 1;
 }
 
 void pobox_config_free(struct pobox_config *c)
@@ -124,6 +165,37 @@ int pobox_config_set(struct pobox_config *c, const char *key, const char *value,
 		*(int *)field = (int)v;
 		return 0;
 	}
+	case K_INT64: {
+		char *end;
+		errno = 0;
+		long long v = strtoll(value, &end, 10);
+		if (errno || end == value || *end || v < k->min || v > k->max)
+			return pobox_errf(err, errlen, POBOX_ECONFIG,
+			                  "%s = '%s': expected a whole number from %lld to %lld", key, value,
+			                  (long long)k->min, (long long)k->max);
+		*(int64_t *)field = v;
+		return 0;
+	}
+	case K_API:
+		if (strcmp(value, "v1") == 0 || strcmp(value, "1") == 0)
+			*(int *)field = 1;
+		else if (strcmp(value, "v2") == 0 || strcmp(value, "2") == 0)
+			*(int *)field = 2;
+		else
+			return pobox_errf(err, errlen, POBOX_ECONFIG, "%s = '%s': expected v1 or v2", key,
+			                  value);
+		return 0;
+	case K_BOOL:
+		if (!strcasecmp(value, "yes") || !strcasecmp(value, "true") || !strcmp(value, "1") ||
+		    !strcasecmp(value, "on"))
+			*(int *)field = 1;
+		else if (!strcasecmp(value, "no") || !strcasecmp(value, "false") || !strcmp(value, "0") ||
+		         !strcasecmp(value, "off"))
+			*(int *)field = 0;
+		else
+			return pobox_errf(err, errlen, POBOX_ECONFIG, "%s = '%s': expected yes or no", key,
+			                  value);
+		return 0;
 	case K_DURATION: {
 		int64_t ms;
 		if (pobox_parse_duration_ms(value, &ms) != 0 || ms < k->min || ms > k->max)

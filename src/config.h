@@ -26,6 +26,26 @@ struct pobox_config {
 	int max_value_chars;
 	enum pobox_sync synchronous;
 	int64_t busy_timeout_ms;
+
+	/* bulk delivery */
+	int bulk_api_thirdpartyid;   /* 1 or 2 */
+	int bulk_api_pcid;           /* 1 or 2 */
+	int64_t max_batch_rows;
+	int64_t max_batch_bytes;
+	int64_t flush_rows;          /* `run` cuts when this many updates are pending */
+	int64_t flush_max_delay_ms;  /* ... or when the oldest has waited this long */
+	int64_t v2_carry_window_ms;  /* 0: no carry-forward */
+	int64_t max_attempts;
+	int64_t max_age_ms;
+	int64_t backoff_base_ms, backoff_cap_ms;
+	int64_t poll_initial_ms, poll_cap_ms;
+	int64_t stuck_wait_ms;
+	int64_t stuck_resubmits;
+	int64_t bulk_calls_per_minute;
+	int64_t connect_timeout_ms, request_timeout_ms;
+	int64_t retention_ms;
+	int verify_tls;
+	int64_t seed;                /* backoff jitter; 0: from time and pid */
 };
 
 /* Fills c with defaults. */

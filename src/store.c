@@ -25,6 +25,7 @@
 #include "alloc.h"
 #include "error.h"
 #include "migrations.h"
+#include "store_internal.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
@@ -37,22 +38,7 @@ const char *const pobox_update_state_names[POBOX_ST_COUNT] = {
 	"pending", "batched", "delivered", "superseded", "dead",
 };
 
-enum stmt_id {
-	S_PROFILE_GET,
-	S_PROFILE_ADD,
-	S_ATTR_GET,
-	S_ATTR_ADD,
-	S_SOURCE_GET,
-	S_SOURCE_ADD,
-	S_APPEND,
-	S_COUNT_BY_STATE,
-	S_OLDEST_PENDING,
-	S_COUNT_KEYS,
-	S_STATUS_JSON,
-	S_COUNT
-};
-
-static const char *const stmt_sql[S_COUNT] = {
+const char *const pobox_store_sql[S_COUNT] = {
 	[S_PROFILE_GET] = "SELECT id FROM profiles WHERE id_type = ?1 AND profile_id = ?2",
 	[S_PROFILE_ADD] = "INSERT OR IGNORE INTO profiles (id_type, profile_id) VALUES (?1, ?2)",
 	[S_ATTR_GET] = "SELECT id FROM attributes WHERE name = ?1",
@@ -61,9 +47,13 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_SOURCE_ADD] = "INSERT OR IGNORE INTO sources (name) VALUES (?1)",
 	[S_APPEND] = "INSERT INTO updates (profile, attr, value, enqueued_at_ms, source, urgent) "
 	             "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-	[S_COUNT_BY_STATE] = "SELECT state, count(*) FROM updates GROUP BY state",
-	[S_OLDEST_PENDING] = "SELECT enqueued_at_ms FROM updates WHERE state = 'pending' "
-	                     "ORDER BY seq LIMIT 1",
+	/* States derived as in v_updates (schema/0002_delivery.sql). */
+	[S_COUNT_BY_STATE] =
+		"SELECT CASE WHEN u.state <> 'live' THEN u.state"
+		"            WHEN u.seq <= p.done_seq THEN 'delivered'"
+		"            WHEN p.batch IS NOT NULL AND u.seq <= p.batch_seq THEN 'batched'"
+		"            ELSE 'pending' END AS st, count(*), min(u.enqueued_at_ms) "
+		"FROM updates u JOIN profiles p ON p.id = u.profile GROUP BY st",
 	[S_COUNT_KEYS] = "SELECT (SELECT count(*) FROM profiles), (SELECT count(*) FROM attributes)",
 	[S_STATUS_JSON] =
 		"SELECT json_object("
@@ -76,30 +66,7 @@ static const char *const stmt_sql[S_COUNT] = {
 		" 'oldest_pending_age_s', CASE WHEN ?11 >= 0 THEN (?12 - ?11) / 1000 END)",
 };
 
-struct name_cache_entry {
-	char *name;
-	int64_t id;
-};
-
-/* A small open-addressing map from name to row id.  Attribute and source
- * names are few (tens to thousands), so a linear-probe table that doubles is
- * plenty; it is only a cache in front of the UNIQUE index. */
-struct name_cache {
-	struct name_cache_entry *slots;
-	size_t cap, used;
-};
-
-struct pobox_store {
-	sqlite3 *db;
-	char *path;
-	char *err;
-	size_t errlen;
-	sqlite3_stmt *stmts[S_COUNT];
-	struct name_cache attrs;
-	struct name_cache sources;
-};
-
-static int code_from_sqlite(int rc)
+int pobox_store_code(int rc)
 {
 	switch (rc & 0xff) {
 	case SQLITE_OK:
@@ -123,9 +90,9 @@ static int code_from_sqlite(int rc)
 }
 
 /* Records the SQLite error for `what` on the store and returns the pobox code. */
-static int fail(struct pobox_store *st, int rc, const char *what)
+int pobox_store_fail(struct pobox_store *st, int rc, const char *what)
 {
-	int code = code_from_sqlite(rc);
+	int code = pobox_store_code(rc);
 	const char *hint = "";
 	if (code == POBOX_EBUSY)
 		hint = " (another process held the outbox's write lock past busy_timeout_ms)";
@@ -137,13 +104,32 @@ static int fail(struct pobox_store *st, int rc, const char *what)
 	                  st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc), hint);
 }
 
-static sqlite3_stmt *stmt(struct pobox_store *st, enum stmt_id id)
+sqlite3_stmt *pobox_store_prep(struct pobox_store *st, const char *sql)
+{
+	for (int i = 0; i < st->ncache; i++)
+		if (st->cache[i].sql == sql)
+			return st->cache[i].stmt;
+	sqlite3_stmt *s = NULL;
+	int rc = sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL);
+	if (rc != SQLITE_OK) {
+		pobox_store_fail(st, rc, "preparing a statement");
+		return NULL;
+	}
+	if (st->ncache < (int)(sizeof st->cache / sizeof st->cache[0])) {
+		st->cache[st->ncache].sql = sql;
+		st->cache[st->ncache++].stmt = s;
+	}
+	/* A full cache would leak: 64 slots are more than the module has. */
+	return s;
+}
+
+sqlite3_stmt *pobox_store_stmt(struct pobox_store *st, int id)
 {
 	if (!st->stmts[id]) {
-		int rc = sqlite3_prepare_v3(st->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+		int rc = sqlite3_prepare_v3(st->db, pobox_store_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
 		                            &st->stmts[id], NULL);
 		if (rc != SQLITE_OK) {
-			fail(st, rc, "preparing a statement");
+			pobox_store_fail(st, rc, "preparing a statement");
 			return NULL;
 		}
 	}
@@ -237,15 +223,15 @@ int pobox_store_query_int(struct pobox_store *st, const char *sql, int *out)
 		}
 	}
 	sqlite3_finalize(s);
-	return rc == SQLITE_OK || rc == SQLITE_DONE ? 0 : fail(st, rc, sql);
+	return rc == SQLITE_OK || rc == SQLITE_DONE ? 0 : pobox_store_fail(st, rc, sql);
 }
 
-static int exec_sql(struct pobox_store *st, const char *sql, const char *what)
+int pobox_store_exec_sql(struct pobox_store *st, const char *sql, const char *what)
 {
 	char *msg = NULL;
 	int rc = sqlite3_exec(st->db, sql, NULL, NULL, &msg);
 	if (rc != SQLITE_OK) {
-		int code = code_from_sqlite(rc);
+		int code = pobox_store_code(rc);
 		pobox_errf(st->err, st->errlen, code, "outbox %s: %s: %s", st->path, what,
 		           msg ? msg : sqlite3_errstr(rc));
 		sqlite3_free(msg);
@@ -281,13 +267,13 @@ static int migrate(struct pobox_store *st)
 {
 	for (const struct pobox_migration *m = pobox_migrations; m->version; m++) {
 		int v = 0, rc;
-		if ((rc = exec_sql(st, "BEGIN IMMEDIATE", "starting a migration")) != 0)
+		if ((rc = pobox_store_exec_sql(st, "BEGIN IMMEDIATE", "starting a migration")) != 0)
 			return rc;
 		/* Another process may have migrated while we waited for the lock. */
 		if ((rc = pobox_store_query_int(st, "PRAGMA user_version", &v)) != 0)
 			goto rollback;
 		if (v >= m->version) {
-			exec_sql(st, "ROLLBACK", "ending a migration");
+			pobox_store_exec_sql(st, "ROLLBACK", "ending a migration");
 			continue;
 		}
 		if (v != m->version - 1) {
@@ -298,11 +284,11 @@ static int migrate(struct pobox_store *st)
 		}
 		char what[160];
 		snprintf(what, sizeof what, "applying migration %s", m->name);
-		if ((rc = exec_sql(st, m->sql, what)) != 0)
+		if ((rc = pobox_store_exec_sql(st, m->sql, what)) != 0)
 			goto rollback;
 		char set[64];
 		snprintf(set, sizeof set, "PRAGMA user_version = %d", m->version);
-		if ((rc = exec_sql(st, set, what)) != 0 || (rc = exec_sql(st, "COMMIT", what)) != 0)
+		if ((rc = pobox_store_exec_sql(st, set, what)) != 0 || (rc = pobox_store_exec_sql(st, "COMMIT", what)) != 0)
 			goto rollback;
 		continue;
 	rollback:
@@ -322,7 +308,7 @@ static int sync_settings(struct pobox_store *st, const struct pobox_store_opts *
 	char sql[128];
 	snprintf(sql, sizeof sql,
 	         "UPDATE settings SET value = %d WHERE key = 'max_value_chars'", o->max_value_chars);
-	return exec_sql(st, sql, "recording max_value_chars");
+	return pobox_store_exec_sql(st, sql, "recording max_value_chars");
 }
 
 int pobox_store_open(struct pobox_store **out, const char *path,
@@ -362,7 +348,7 @@ int pobox_store_open(struct pobox_store **out, const char *path,
 				goto out;
 			}
 		}
-		rc = fail(st, rc, "opening");
+		rc = pobox_store_fail(st, rc, "opening");
 		goto out;
 	}
 	sqlite3_extended_result_codes(st->db, 1);
@@ -381,13 +367,13 @@ int pobox_store_open(struct pobox_store **out, const char *path,
 			                                  "outbox %s: cannot use WAL mode (got %s); put the "
 			                                  "outbox on a local file system", path,
 			                                  mode ? mode : "nothing")
-			                     : fail(st, r, "switching to WAL mode");
+			                     : pobox_store_fail(st, r, "switching to WAL mode");
 			sqlite3_finalize(s);
 			goto out;
 		}
 		sqlite3_finalize(s);
 	}
-	if ((rc = exec_sql(st, sync_pragma[o->synchronous], "setting synchronous")) != 0)
+	if ((rc = pobox_store_exec_sql(st, sync_pragma[o->synchronous], "setting synchronous")) != 0)
 		goto out;
 	if (version < pobox_store_known_version() && (rc = migrate(st)) != 0)
 		goto out;
@@ -407,6 +393,8 @@ void pobox_store_close(struct pobox_store *st)
 		return;
 	for (int i = 0; i < S_COUNT; i++)
 		sqlite3_finalize(st->stmts[i]);
+	for (int i = 0; i < st->ncache; i++)
+		sqlite3_finalize(st->cache[i].stmt);
 	if (st->db && !sqlite3_get_autocommit(st->db))
 		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 	sqlite3_close(st->db);
@@ -423,7 +411,7 @@ int pobox_store_schema_version(struct pobox_store *st, int *out)
 	return pobox_store_query_int(st, "PRAGMA user_version", out);
 }
 
-int pobox_store_exec(struct pobox_store *st, const char *sql) { return exec_sql(st, sql, "exec"); }
+int pobox_store_exec(struct pobox_store *st, const char *sql) { return pobox_store_exec_sql(st, sql, "exec"); }
 
 /* ---- transactions ------------------------------------------------------ */
 
@@ -431,12 +419,12 @@ int pobox_store_in_tx(struct pobox_store *st) { return !sqlite3_get_autocommit(s
 
 int pobox_store_begin(struct pobox_store *st)
 {
-	return exec_sql(st, "BEGIN IMMEDIATE", "starting a transaction");
+	return pobox_store_exec_sql(st, "BEGIN IMMEDIATE", "starting a transaction");
 }
 
 int pobox_store_commit(struct pobox_store *st)
 {
-	int rc = exec_sql(st, "COMMIT", "committing");
+	int rc = pobox_store_exec_sql(st, "COMMIT", "committing");
 	if (rc != 0 && !sqlite3_get_autocommit(st->db)) {
 		/* COMMIT failed but the transaction is still open (e.g. SQLITE_BUSY):
 		 * roll it back so the handle is usable; the caller reports the loss. */
@@ -453,7 +441,7 @@ int pobox_store_rollback(struct pobox_store *st)
 	cache_clear(&st->sources);
 	if (sqlite3_get_autocommit(st->db))
 		return 0;
-	return exec_sql(st, "ROLLBACK", "rolling back");
+	return pobox_store_exec_sql(st, "ROLLBACK", "rolling back");
 }
 
 /* ---- interning --------------------------------------------------------- */
@@ -465,7 +453,7 @@ static int intern(struct pobox_store *st, enum stmt_id get, enum stmt_id add, co
                   const char *name, size_t len, int64_t *out)
 {
 	for (int attempt = 0; attempt < 2; attempt++) {
-		sqlite3_stmt *s = stmt(st, get);
+		sqlite3_stmt *s = pobox_store_stmt(st, get);
 		if (!s)
 			return POBOX_EIO;
 		int bind = 1;
@@ -480,10 +468,10 @@ static int intern(struct pobox_store *st, enum stmt_id get, enum stmt_id add, co
 		}
 		sqlite3_reset(s);
 		if (rc != SQLITE_DONE)
-			return fail(st, rc, "looking up a key");
+			return pobox_store_fail(st, rc, "looking up a key");
 		if (attempt)
 			break;
-		s = stmt(st, add);
+		s = pobox_store_stmt(st, add);
 		if (!s)
 			return POBOX_EIO;
 		bind = 1;
@@ -493,7 +481,7 @@ static int intern(struct pobox_store *st, enum stmt_id get, enum stmt_id add, co
 		rc = sqlite3_step(s);
 		sqlite3_reset(s);
 		if (rc != SQLITE_DONE)
-			return fail(st, rc, "adding a key");
+			return pobox_store_fail(st, rc, "adding a key");
 		if (sqlite3_changes(st->db) == 1) {
 			*out = sqlite3_last_insert_rowid(st->db);
 			return 0;
@@ -533,7 +521,7 @@ int pobox_store_source(struct pobox_store *st, const char *name, int64_t *out)
 int pobox_store_append(struct pobox_store *st, int64_t profile, int64_t attr, const char *value,
                        size_t len, int64_t enqueued_at_ms, int64_t source, int urgent)
 {
-	sqlite3_stmt *s = stmt(st, S_APPEND);
+	sqlite3_stmt *s = pobox_store_stmt(st, S_APPEND);
 	if (!s)
 		return POBOX_EIO;
 	sqlite3_bind_int64(s, 1, profile);
@@ -547,7 +535,7 @@ int pobox_store_append(struct pobox_store *st, int64_t profile, int64_t attr, co
 	sqlite3_bind_int(s, 6, urgent ? 1 : 0);
 	int rc = sqlite3_step(s);
 	sqlite3_reset(s);
-	return rc == SQLITE_DONE ? 0 : fail(st, rc, "appending an update");
+	return rc == SQLITE_DONE ? 0 : pobox_store_fail(st, rc, "appending an update");
 }
 
 /* ---- status ------------------------------------------------------------ */
@@ -569,9 +557,9 @@ int pobox_store_status(struct pobox_store *st, struct pobox_status *out)
 	memset(&s, 0, sizeof s);
 	s.oldest_pending_ms = -1;
 	/* One read transaction, so the numbers agree with each other. */
-	if ((rc = exec_sql(st, "BEGIN", "reading status")) != 0)
+	if ((rc = pobox_store_exec_sql(st, "BEGIN", "reading status")) != 0)
 		return rc;
-	if (!(q = stmt(st, S_COUNT_BY_STATE))) {
+	if (!(q = pobox_store_stmt(st, S_COUNT_BY_STATE))) {
 		rc = POBOX_EIO;
 		goto out;
 	}
@@ -580,24 +568,15 @@ int pobox_store_status(struct pobox_store *st, struct pobox_status *out)
 		for (int i = 0; i < POBOX_ST_COUNT; i++)
 			if (name && strcmp(name, pobox_update_state_names[i]) == 0)
 				s.updates[i] = sqlite3_column_int64(q, 1);
+		if (name && strcmp(name, "pending") == 0)
+			s.oldest_pending_ms = sqlite3_column_int64(q, 2);
 	}
 	sqlite3_reset(q);
 	if (rc != SQLITE_DONE) {
-		rc = fail(st, rc, "counting updates");
+		rc = pobox_store_fail(st, rc, "counting updates");
 		goto out;
 	}
-	if (!(q = stmt(st, S_OLDEST_PENDING))) {
-		rc = POBOX_EIO;
-		goto out;
-	}
-	if ((rc = sqlite3_step(q)) == SQLITE_ROW)
-		s.oldest_pending_ms = sqlite3_column_int64(q, 0);
-	sqlite3_reset(q);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		rc = fail(st, rc, "finding the oldest pending update");
-		goto out;
-	}
-	if (!(q = stmt(st, S_COUNT_KEYS))) {
+	if (!(q = pobox_store_stmt(st, S_COUNT_KEYS))) {
 		rc = POBOX_EIO;
 		goto out;
 	}
@@ -607,7 +586,7 @@ int pobox_store_status(struct pobox_store *st, struct pobox_status *out)
 	}
 	sqlite3_reset(q);
 	if (rc != SQLITE_ROW) {
-		rc = fail(st, rc, "counting keys");
+		rc = pobox_store_fail(st, rc, "counting keys");
 		goto out;
 	}
 	if ((rc = pobox_store_schema_version(st, &s.schema_version)) != 0)
@@ -623,7 +602,7 @@ out:
 int pobox_store_status_json(struct pobox_store *st, const struct pobox_status *s, int64_t now_ms,
                             char **out)
 {
-	sqlite3_stmt *q = stmt(st, S_STATUS_JSON);
+	sqlite3_stmt *q = pobox_store_stmt(st, S_STATUS_JSON);
 	int rc;
 	if (!q)
 		return POBOX_EIO;
@@ -642,7 +621,7 @@ int pobox_store_status_json(struct pobox_store *st, const struct pobox_status *s
 		*out = pobox_strdup(j ? j : "{}");
 		rc = *out ? 0 : POBOX_ENOMEM;
 	} else {
-		rc = fail(st, rc, "building status JSON");
+		rc = pobox_store_fail(st, rc, "building status JSON");
 	}
 	sqlite3_reset(q);
 	sqlite3_clear_bindings(q);

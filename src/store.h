@@ -88,4 +88,141 @@ int pobox_store_exec(struct pobox_store *st, const char *sql);
 /* The path the store was opened with (borrowed). */
 const char *pobox_store_path(const struct pobox_store *st);
 
+/* ---- delivery (store_batch.c) ------------------------------------------ */
+
+/* One profile's live, not yet delivered updates, as the scheduler sees them:
+ * sorted by attribute, then enqueue order.  Arrays are borrowed for the
+ * callback only. */
+struct pobox_prow {
+	int64_t profile;
+	enum pobox_id_type id_type;
+	const char *profile_id;
+	size_t profile_id_len;
+	int64_t done_seq;
+	int64_t last_v2_at_ms;   /* -1: never */
+	size_t n;
+	const int64_t *seq;
+	const int64_t *attr;
+	const char *const *value;
+	const size_t *value_len;
+	const int *urgent;
+	const int64_t *enqueued_at_ms;
+};
+typedef int (*pobox_prow_fn)(void *ctx, const struct pobox_prow *p);
+
+/* Calls fn for every profile that has pending updates, is not fenced and is
+ * due (next_attempt_at_ms <= now_ms), in profile order.  fn may write
+ * (supersede, fence) rows of the profile it is given. */
+int pobox_store_scan_pending(struct pobox_store *st, int64_t now_ms, pobox_prow_fn fn, void *ctx);
+/* The same for the profiles held by batch, with the rows it carries. */
+int pobox_store_scan_batch(struct pobox_store *st, int64_t batch, pobox_prow_fn fn, void *ctx);
+
+/* Calls fn(ctx, attr_id, name) for every attribute. */
+int pobox_store_each_attr(struct pobox_store *st,
+                          int (*fn)(void *ctx, int64_t id, const char *name), void *ctx);
+
+/* The last delivered value of each attribute of a profile (newest delivered
+ * live row, else profile_state). */
+int pobox_store_last_delivered(struct pobox_store *st, int64_t profile, int64_t done_seq,
+                               int (*fn)(void *ctx, int64_t attr, const char *v, size_t len),
+                               void *ctx);
+
+int pobox_store_supersede(struct pobox_store *st, int64_t seq, int64_t by_seq);
+/* Marks the profile's pending rows (seq in (done_seq, upto]) dead. */
+int pobox_store_kill_rows(struct pobox_store *st, int64_t profile, int64_t done_seq, int64_t upto,
+                          const char *reason, int64_t attempts);
+int pobox_store_fence(struct pobox_store *st, int64_t profile, int64_t batch, int64_t batch_seq);
+
+enum pobox_batch_state {
+	POBOX_B_READY, POBOX_B_SENDING, POBOX_B_SUBMITTED, POBOX_B_DONE, POBOX_B_DEAD,
+	POBOX_B_SPLIT, POBOX_B_REPLACED, POBOX_B_COUNT
+};
+extern const char *const pobox_batch_state_names[POBOX_B_COUNT];
+
+/* A batch row.  Strings are owned by the struct (pobox_batch_free). */
+struct pobox_batch {
+	int64_t id;
+	int api;                      /* 1, 2 */
+	enum pobox_id_type id_type;
+	enum pobox_batch_state state;
+	char *reason;                 /* cut, split, stuck, lost */
+	int64_t parent, resubmits;
+	int64_t profiles, updates, carried, bytes;
+	void *payload;                /* compressed; only when asked for */
+	size_t payload_len;
+	uint32_t payload_crc32;
+	char *status_url;
+	int64_t attempts, polls, next_at_ms;
+	char *remote_status;
+	int64_t last_http_status;     /* 0: none */
+	char *last_error;
+	int64_t created_at_ms, submitted_at_ms, finished_at_ms;  /* 0: not yet */
+	int64_t batch_size, successful_updates, profiles_not_found, failed_updates; /* -1: unknown */
+};
+void pobox_batch_free(struct pobox_batch *b);
+
+/* Inserts a new ready batch (payload empty until pobox_store_batch_payload). */
+int pobox_store_batch_new(struct pobox_store *st, int api, enum pobox_id_type t,
+                          const char *reason, int64_t parent, int64_t resubmits, int64_t now_ms,
+                          int64_t *id);
+int pobox_store_batch_payload(struct pobox_store *st, int64_t id, int64_t profiles,
+                              int64_t updates, int64_t carried, int64_t bytes, const void *blob,
+                              size_t len, uint32_t crc);
+/* Copies another batch's payload and counts (stuck/lost resubmission). */
+int pobox_store_batch_copy_payload(struct pobox_store *st, int64_t to, int64_t from);
+int pobox_store_batch_get(struct pobox_store *st, int64_t id, int with_payload,
+                          struct pobox_batch *out);
+/* Writes the mutable fields of b (state, attempts, polls, next_at_ms,
+ * status_url, remote_status, last_http_status, last_error, submitted_at,
+ * finished_at, counts). */
+int pobox_store_batch_save(struct pobox_store *st, const struct pobox_batch *b);
+/* The unfinished batch due first: *id = 0 when none; *next_at_ms = its time. */
+int pobox_store_batch_next(struct pobox_store *st, int64_t *id, int64_t *next_at_ms);
+int pobox_store_unfinished(struct pobox_store *st, int64_t *count);
+/* Pending updates: how many profiles are due now, how many wait for a
+ * retry time, the earliest such time, and the oldest pending enqueue time. */
+int pobox_store_pending(struct pobox_store *st, int64_t now_ms, int64_t *due_profiles,
+                        int64_t *later_profiles, int64_t *next_due_ms, int64_t *oldest_ms);
+
+/* Moves profiles from one batch to another: all of them (max_profile < 0),
+ * or those with id <= max_profile. */
+int pobox_store_batch_move(struct pobox_store *st, int64_t from, int64_t to, int64_t max_profile);
+/* The id of the profile in the middle of a batch (for bisecting). */
+int pobox_store_batch_median(struct pobox_store *st, int64_t batch, int64_t *profile_id);
+/* Completion: every profile still in batch is delivered (done_seq =
+ * batch_seq, fence released). */
+int pobox_store_batch_delivered(struct pobox_store *st, int64_t batch, int v2, int64_t now_ms);
+/* Releases every profile of batch back to pending, without an attempt. */
+int pobox_store_batch_release(struct pobox_store *st, int64_t batch);
+/* Dead-letters every update the batch carries, releasing its profiles. */
+int pobox_store_batch_kill(struct pobox_store *st, int64_t batch, const char *reason);
+/* One failed row of a batch: its profile leaves the batch, counts an attempt
+ * and waits until next_at_ms; after max_attempts its rows are dead.
+ * *found = 0 when no profile of the batch has that id. */
+int pobox_store_row_failed(struct pobox_store *st, int64_t batch, enum pobox_id_type t,
+                           const char *profile_id, const char *reason, int64_t next_at_ms,
+                           int64_t max_attempts, int *found);
+
+/* Reserves one bulk call under `limit` calls in any 60 s: 0 and recorded,
+ * or POBOX_EBUSY with *retry_at_ms = when one frees up. */
+int pobox_store_bulk_call(struct pobox_store *st, int64_t now_ms, int64_t limit,
+                          int64_t *retry_at_ms);
+int pobox_store_lane_get(struct pobox_store *st, const char *lane, int64_t *until_ms,
+                         char *cls, size_t cls_len, char *reason, size_t reason_len);
+int pobox_store_lane_pause(struct pobox_store *st, const char *lane, int64_t until_ms,
+                           const char *cls, const char *reason);
+
+/* Runs sql with ?1 bound to arg1 (when has_arg), calling fn per row with
+ * the columns as text (NULL for SQL NULL). */
+int pobox_store_each_row(struct pobox_store *st, const char *sql, int has_arg, int64_t arg1,
+                         int (*fn)(void *ctx, int ncols, const char *const *names,
+                                   const char *const *values),
+                         void *ctx);
+
+/* Housekeeping: folds delivered rows of profiles last delivered before
+ * cutoff_ms into profile_state and deletes them, and deletes superseded
+ * rows enqueued before cutoff_ms; at most `limit` rows per call.
+ * *pruned = rows deleted. */
+int pobox_store_prune(struct pobox_store *st, int64_t cutoff_ms, int64_t limit, int64_t *pruned);
+
 #endif

@@ -63,7 +63,18 @@ const char *cli_duration(char *buf, size_t len, int64_t ms);
 /* Formats bytes as "12.3 MB". */
 const char *cli_bytes(char *buf, size_t len, int64_t bytes);
 
+struct pobox_deliver_opts;
+/* Fills delivery options from the config; reads the token file into
+ * *token (free with cli_token_free).  Returns EXIT_OK or an exit code after
+ * printing why. */
+int cli_deliver_opts(struct cli *cli, struct pobox_deliver_opts *o, char **token);
+void cli_token_free(char *token);
+
 int cmd_put(struct cli *cli, int argc, char **argv);
+int cmd_flush(struct cli *cli, int argc, char **argv);
+int cmd_run(struct cli *cli, int argc, char **argv);
+int cmd_batches(struct cli *cli, int argc, char **argv);
+int cmd_show(struct cli *cli, int argc, char **argv);
 int cmd_import(struct cli *cli, int argc, char **argv);
 int cmd_status(struct cli *cli, int argc, char **argv);
 

@@ -62,6 +62,45 @@ const struct command cli_commands[] = {
 	 "Shows how many updates are in each state (pending, batched, delivered,\n"
 	 "superseded, dead), the age of the oldest pending update, and the outbox's\n"
 	 "size on disk (including its write-ahead log).  --json prints one JSON object.\n"},
+	{"flush", cmd_flush, "cut batches now; with --wait, deliver them and wait",
+	 "usage: pobox flush [--wait [--timeout DURATION]]\n"
+	 "\n"
+	 "Cuts bulk batches for everything pending: per profile the newest value of\n"
+	 "each attribute wins (older ones become superseded), profiles already in an\n"
+	 "unfinished batch wait for it, and each batch file is stored, compressed, as\n"
+	 "the exact bytes to send.  Without --wait that is all (`pobox run` delivers).\n"
+	 "\n"
+	 "  --wait          then deliver: submit, follow each batch's status URL to\n"
+	 "                  completion, retry, split refused files, resubmit stuck or\n"
+	 "                  lost batches; updates arriving meanwhile are delivered too\n"
+	 "  --timeout DUR   give up waiting after DUR (30s, 10m, 2h)\n"
+	 "\n"
+	 "exit: 0 everything delivered (or dead-lettered: see pobox status), 69 Target\n"
+	 "      refused the token or the client code (nothing was dead-lettered),\n"
+	 "      75 timed out or interrupted with work left (a summary is printed),\n"
+	 "      78 configuration error (client, token_file)\n"},
+	{"run", cmd_run, "the delivery service loop",
+	 "usage: pobox run [--once]\n"
+	 "\n"
+	 "Delivers continuously: cuts a batch when flush_rows profiles are pending or\n"
+	 "the oldest pending update has waited flush_max_delay, sends, tracks and\n"
+	 "retries, and prunes delivered history after `retention`.  One line per\n"
+	 "event on stderr.  SIGTERM or SIGINT stops it after the current call; a\n"
+	 "batch left in flight is resumed by the next run.  Only one run may deliver\n"
+	 "from an outbox at a time.\n"
+	 "\n"
+	 "  --once   one pass, then exit\n"},
+	{"batches", cmd_batches, "list delivery batches",
+	 "usage: pobox batches [--state STATE] [--json]\n"
+	 "\n"
+	 "Lists batches, oldest first: api, id type, state (ready, sending, submitted,\n"
+	 "done, dead, split, replaced), why it was made (cut, split, stuck, lost),\n"
+	 "rows, updates, bytes, attempts, Target's last status and the last error.\n"},
+	{"show", cmd_show, "show one batch, or the exact bytes it sends",
+	 "usage: pobox show BATCH [--payload]\n"
+	 "\n"
+	 "Shows every recorded field of a batch.  --payload prints the batch file\n"
+	 "exactly as it is (or was) sent, after checking its stored checksum.\n"},
 	{NULL, NULL, NULL, NULL},
 };
 

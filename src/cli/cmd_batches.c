@@ -1,0 +1,171 @@
+/*
+ * cmd_batches.c - `pobox batches [--state S] [--json]` and
+ * `pobox show BATCH [--payload]`: the delivery history, read from the
+ * v_batches view.
+ */
+#include "alloc.h"
+#include "cli.h"
+#include "outbox.h"
+#include "store.h"
+#include "zpayload.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int print_json_row(void *ctx, int n, const char *const *names, const char *const *v)
+{
+	(void)ctx, (void)n, (void)names;
+	puts(v[0] ? v[0] : "[]");
+	return 0;
+}
+
+struct table {
+	int header_done;
+};
+
+static int print_row(void *ctx, int n, const char *const *names, const char *const *v)
+{
+	struct table *t = ctx;
+	static const int width[] = {6, 5, 4, 13, 10, 6, 9, 9, 10, 9, 25, 0};
+	if (!t->header_done) {
+		for (int i = 0; i < n; i++)
+			printf("%-*s ", width[i], names[i]);
+		putchar('\n');
+		t->header_done = 1;
+	}
+	for (int i = 0; i < n; i++)
+		printf("%-*s ", width[i], v[i] ? v[i] : "-");
+	putchar('\n');
+	return 0;
+}
+
+int cmd_batches(struct cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"state", required_argument, NULL, 's'},
+		{"json", no_argument, NULL, 'j'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *state = NULL;
+	int json = 0, c, code, rc;
+	struct pobox *pb;
+	char sql[1024];
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 's')
+			state = optarg;
+		else if (c == 'j')
+			json = 1;
+		else {
+			cli_usage(cli_find("batches"), stderr);
+			return EXIT_USAGE;
+		}
+	}
+	int state_idx = -1;
+	if (state) {
+		for (int i = 0; i < POBOX_B_COUNT; i++)
+			if (strcmp(state, pobox_batch_state_names[i]) == 0)
+				state_idx = i;
+		if (state_idx < 0) {
+			cli_error("batches: unknown state '%s' (ready, sending, submitted, done, dead, split, "
+			          "replaced)", state);
+			return EXIT_USAGE;
+		}
+	}
+	if (!(pb = cli_open(cli, 1, &code)))
+		return code;
+	char where[96] = "";
+	if (state_idx >= 0)
+		snprintf(where, sizeof where, "WHERE state = '%s'", pobox_batch_state_names[state_idx]);
+	if (json) {
+		snprintf(sql, sizeof sql,
+		         "SELECT json_group_array(json_object('id', id, 'api', api, 'id_type', id_type,"
+		         " 'state', state, 'reason', reason, 'parent', parent, 'profiles', profiles,"
+		         " 'updates', updates, 'carried', carried, 'bytes', bytes, 'attempts', attempts,"
+		         " 'polls', polls, 'remote_status', remote_status, 'last_http_status', last_http_status,"
+		         " 'last_error', last_error, 'status_url', status_url, 'created_at', created_at,"
+		         " 'submitted_at', submitted_at, 'finished_at', finished_at,"
+		         " 'successful_updates', successful_updates, 'profiles_not_found', profiles_not_found,"
+		         " 'failed_updates', failed_updates)) FROM (SELECT * FROM v_batches %s ORDER BY id)",
+		         where);
+		rc = pobox_store_each_row(pb->st, sql, 0, 0, print_json_row, NULL);
+	} else {
+		struct table t = {0};
+		snprintf(sql, sizeof sql,
+		         "SELECT id, api, id_type AS type, state, reason, profiles, updates, bytes,"
+		         " attempts, coalesce(remote_status, '') AS remote, coalesce(finished_at, submitted_at,"
+		         " created_at) AS at, coalesce(last_error, '') AS last_error "
+		         "FROM v_batches %s ORDER BY id", where);
+		rc = pobox_store_each_row(pb->st, sql, 0, 0, print_row, &t);
+		if (rc == 0 && !t.header_done)
+			printf("no batches%s%s\n", state ? " in state " : "", state ? state : "");
+	}
+	if (rc != 0)
+		cli_error("batches: %s", pobox_errmsg(pb));
+	pobox_close(pb);
+	return cli_exit_code(rc);
+}
+
+static int print_kv(void *ctx, int n, const char *const *names, const char *const *v)
+{
+	(void)ctx;
+	for (int i = 0; i < n; i++)
+		if (v[i])
+			printf("%-19s %s\n", names[i], v[i]);
+	return 0;
+}
+
+int cmd_show(struct cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"payload", no_argument, NULL, 'p'},
+		{NULL, 0, NULL, 0},
+	};
+	int payload = 0, c, code, rc;
+	struct pobox *pb;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 'p')
+			payload = 1;
+		else {
+			cli_usage(cli_find("show"), stderr);
+			return EXIT_USAGE;
+		}
+	}
+	char *end;
+	if (argc - optind != 1 || (strtoll(argv[optind], &end, 10), *end) || argv[optind][0] == '\0') {
+		cli_error("show: give one batch number (see pobox batches)");
+		return EXIT_USAGE;
+	}
+	int64_t id = strtoll(argv[optind], NULL, 10);
+	if (!(pb = cli_open(cli, 1, &code)))
+		return code;
+	struct pobox_batch b;
+	if ((rc = pobox_store_batch_get(pb->st, id, payload, &b)) != 0) {
+		cli_error("show: %s", pobox_errmsg(pb));
+		pobox_close(pb);
+		return cli_exit_code(rc);
+	}
+	if (payload) {
+		char *body = NULL;
+		size_t len = 0;
+		rc = pobox_zpayload_inflate(b.payload, b.payload_len, (size_t)b.bytes, &body, &len);
+		if (rc == 0 && (pobox_crc32(0, body, len) != b.payload_crc32 || (int64_t)len != b.bytes))
+			rc = POBOX_ECORRUPT;
+		if (rc == 0)
+			fwrite(body, 1, len, stdout);
+		else
+			cli_error("show: batch %lld: the stored payload is damaged (checksum mismatch); "
+			          "run `pobox doctor`", (long long)id);
+		pobox_free(body);
+	} else {
+		rc = pobox_store_each_row(pb->st, "SELECT * FROM v_batches WHERE id = ?1", 1, id,
+		                          print_kv, NULL);
+	}
+	pobox_batch_free(&b);
+	pobox_close(pb);
+	return cli_exit_code(rc);
+}

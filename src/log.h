@@ -1,0 +1,21 @@
+/*
+ * log.h - one line per meaningful event, on stderr:
+ *
+ *   2026-11-23T16:40:01.123Z info batch_sent batch=3 profiles=120 bytes=40213
+ *
+ * key=value fields after the event name, values with spaces quoted.  Under
+ * systemd (JOURNAL_STREAM set) the timestamp is left out: the journal has
+ * its own.  Never pass a token or other secret to these functions.
+ */
+#ifndef POBOX_LOG_H
+#define POBOX_LOG_H
+
+enum pobox_log_level { POBOX_LOG_ERROR, POBOX_LOG_WARN, POBOX_LOG_INFO, POBOX_LOG_DEBUG };
+
+void pobox_log_set_level(enum pobox_log_level l);
+int pobox_log_enabled(enum pobox_log_level l);
+/* fmt continues the line after the event name: "batch=%lld bytes=%lld" */
+void pobox_log(enum pobox_log_level l, const char *event, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#endif
