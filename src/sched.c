@@ -182,6 +182,9 @@ static int builder_close(struct cut *c, struct builder *b)
 	struct pobox_zwriter h;
 	unsigned char *blob = NULL;
 	int rc;
+	/* opened for a profile that then did not fit: no batch after all */
+	if (b->nrows == 0 && c->fixed_batch == 0)
+		return pobox_store_batch_delete_empty(c->pb->st, b->id);
 	if ((rc = pobox_zwriter_init(&h, ZLEVEL)) != 0)
 		return rc;
 	const char *tn = pobox_id_type_name(b->type);

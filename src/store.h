@@ -168,6 +168,8 @@ int pobox_store_batch_new(struct pobox_store *st, int api, enum pobox_id_type t,
 int pobox_store_batch_payload(struct pobox_store *st, int64_t id, int64_t profiles,
                               int64_t updates, int64_t carried, int64_t bytes, const void *blob,
                               size_t len, uint32_t crc);
+/* Deletes a batch that never got a row (only inside the cut that made it). */
+int pobox_store_batch_delete_empty(struct pobox_store *st, int64_t id);
 /* Copies another batch's payload and counts (stuck/lost resubmission). */
 int pobox_store_batch_copy_payload(struct pobox_store *st, int64_t to, int64_t from);
 int pobox_store_batch_get(struct pobox_store *st, int64_t id, int with_payload,

@@ -353,6 +353,14 @@ int pobox_store_batch_payload(struct pobox_store *st, int64_t id, int64_t profil
 	return rc == SQLITE_DONE ? 0 : pobox_store_fail(st, rc, "storing a batch payload");
 }
 
+int pobox_store_batch_delete_empty(struct pobox_store *st, int64_t id)
+{
+	static const char sql[] =
+		"DELETE FROM batches WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM profiles WHERE batch = ?1)";
+	int64_t a[1] = {id};
+	return run(st, sql, "dropping an empty batch", 1, a, 0, NULL);
+}
+
 int pobox_store_batch_copy_payload(struct pobox_store *st, int64_t to, int64_t from)
 {
 	static const char sql[] =
