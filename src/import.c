@@ -40,6 +40,7 @@ struct import {
 	char **orig_header;         /* header as read, for the reject file */
 	size_t *orig_header_lens;
 	const char **cell;          /* the current row's cells, one per column */
+	unsigned char *same;        /* changed_only: cell equals the last delivered value */
 	size_t *cell_len;
 	char *decoded;              /* scratch for URL-decoding a row */
 	size_t decoded_cap;
@@ -70,7 +71,8 @@ static int header(struct import *im, const struct pobox_csv_row *row)
 	im->orig_header_lens = pobox_calloc(im->ncols, sizeof *im->orig_header_lens);
 	im->cell = pobox_calloc(im->ncols, sizeof *im->cell);
 	im->cell_len = pobox_calloc(im->ncols, sizeof *im->cell_len);
-	if (!im->cols || !im->orig_header || !im->orig_header_lens || !im->cell || !im->cell_len)
+	im->same = pobox_calloc(im->ncols, 1);
+	if (!im->same || !im->cols || !im->orig_header || !im->orig_header_lens || !im->cell || !im->cell_len)
 		return pobox_errf(err, errlen, POBOX_ENOMEM, "%s: out of memory", im->name);
 
 	/* Decode names first: the id column may be named by --id-column. */
@@ -258,6 +260,39 @@ static int cells(struct import *im, const struct pobox_csv_row *row)
 	return 0;
 }
 
+struct same_ctx {
+	struct import *im;
+	int64_t *nonempty;
+};
+
+static int on_delivered(void *ctx, int64_t attr, const char *v, size_t len)
+{
+	struct same_ctx *sc = ctx;
+	struct import *im = sc->im;
+	for (size_t i = 0; i < im->ncols; i++) {
+		if (i != im->id_col && im->cols[i].id == attr && !im->same[i] && im->cell_len[i] == len &&
+		    im->cell_len[i] && memcmp(im->cell[i], v, len) == 0) {
+			im->same[i] = 1;
+			im->sum.unchanged++;
+			(*sc->nonempty)--;
+		}
+	}
+	return 0;
+}
+
+/* --changed-only: marks the cells whose value Target already has. */
+static int mark_unchanged(struct import *im, const char *id, size_t id_len, int64_t *nonempty)
+{
+	int64_t profile, done_seq;
+	int found, rc;
+	memset(im->same, 0, im->ncols);
+	if ((rc = pobox_store_profile_find(im->pb->st, im->id_type, id, id_len, &profile, &done_seq,
+	                                   &found)) != 0 || !found)
+		return rc;
+	struct same_ctx sc = {im, nonempty};
+	return pobox_store_last_delivered(im->pb->st, profile, done_seq, on_delivered, &sc);
+}
+
 static int data_row(struct import *im, const struct pobox_csv_row *row)
 {
 	struct pobox *pb = im->pb;
@@ -301,10 +336,14 @@ static int data_row(struct import *im, const struct pobox_csv_row *row)
 	im->sum.empty += empty;
 	if (nonempty == 0)
 		return 0;
+	if (im->o->changed_only && (rc = mark_unchanged(im, id, id_len, &nonempty)) != 0)
+		return rc;
+	if (nonempty == 0)
+		return 0;
 	if ((rc = pobox_store_profile(pb->st, im->id_type, id, id_len, &profile)) != 0)
 		return rc;
 	for (size_t i = 0; i < im->ncols; i++) {
-		if (i == im->id_col || im->cell_len[i] == 0)
+		if (i == im->id_col || im->cell_len[i] == 0 || im->same[i])
 			continue;
 		if ((rc = pobox_put_interned(pb, profile, im->cols[i].id, im->cell[i], im->cell_len[i],
 		                             im->o->urgent, im->source)) != 0)
@@ -377,6 +416,7 @@ int pobox_import(struct pobox *pb, FILE *in, const char *name, const struct pobo
 	pobox_free(im.decoded);
 	pobox_free(im.cell);
 	pobox_free(im.cell_len);
+	pobox_free(im.same);
 	*summary = im.sum;
 	return rc;
 }

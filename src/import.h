@@ -29,6 +29,7 @@ struct pobox_import_opts {
 	FILE *reject;                /* NULL: rejects are only counted */
 	const char *source;          /* source recorded on each update */
 	int urgent;
+	int changed_only;            /* skip cells equal to the last delivered value */
 	int64_t rows_per_tx;         /* 0: default (10000) */
 	int64_t total_bytes;         /* input size for progress percent, 0 = unknown */
 	/* Progress callback, called about every 250 ms; NULL for none. */
@@ -45,6 +46,7 @@ struct pobox_import_summary {
 	int64_t updates;     /* updates enqueued */
 	int64_t empty;       /* empty cells skipped */
 	int64_t rejected;    /* rows rejected */
+	int64_t unchanged;   /* cells skipped by changed_only */
 };
 
 /* Imports in (named `name` in messages).  Returns 0 when the whole input was

@@ -47,6 +47,9 @@ int pobox_store_in_tx(struct pobox_store *st);
 int pobox_store_profile(struct pobox_store *st, enum pobox_id_type t, const char *id, size_t len,
                         int64_t *out);
 int pobox_store_attr(struct pobox_store *st, const char *name, size_t len, int64_t *out);
+/* Looks a profile up without creating it: *found = 0 when unknown. */
+int pobox_store_profile_find(struct pobox_store *st, enum pobox_id_type t, const char *id,
+                             size_t len, int64_t *profile, int64_t *done_seq, int *found);
 int pobox_store_source(struct pobox_store *st, const char *name, int64_t *out);
 
 /* Appends one pending update.  Inside a write transaction. */

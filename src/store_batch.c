@@ -274,6 +274,26 @@ int pobox_store_last_delivered(struct pobox_store *st, int64_t profile, int64_t 
 	return rc;
 }
 
+int pobox_store_profile_find(struct pobox_store *st, enum pobox_id_type t, const char *id,
+                             size_t len, int64_t *profile, int64_t *done_seq, int *found)
+{
+	static const char sql[] =
+		"SELECT id, done_seq FROM profiles WHERE id_type = ?1 AND profile_id = ?2";
+	sqlite3_stmt *s = pobox_store_prep(st, sql);
+	if (!s)
+		return POBOX_EIO;
+	sqlite3_bind_text(s, 1, pobox_id_type_name(t), -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, id, (int)len, SQLITE_STATIC);
+	int rc = sqlite3_step(s);
+	*found = rc == SQLITE_ROW;
+	if (rc == SQLITE_ROW) {
+		*profile = sqlite3_column_int64(s, 0);
+		*done_seq = sqlite3_column_int64(s, 1);
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : pobox_store_fail(st, rc, "finding a profile");
+}
+
 int pobox_store_supersede(struct pobox_store *st, int64_t seq, int64_t by_seq)
 {
 	static const char sql[] =

@@ -59,6 +59,7 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 		{"reject-file", required_argument, NULL, 'r'},
 		{"source", required_argument, NULL, 's'},
 		{"urgent", no_argument, NULL, 'u'},
+		{"changed-only", no_argument, NULL, 'C'},
 		{NULL, 0, NULL, 0},
 	};
 	struct pobox_import_opts o = {0};
@@ -84,6 +85,7 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 		case 'r': reject_path = optarg; break;
 		case 's': o.source = optarg; break;
 		case 'u': o.urgent = 1; break;
+		case 'C': o.changed_only = 1; break;
 		default: cli_usage(cli_find("import"), stderr); return EXIT_USAGE;
 		}
 	}
@@ -137,6 +139,8 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 	       "rejected",
 	       ui.name, cli_num(n1, sizeof n1, sum.rows), cli_num(n2, sizeof n2, sum.updates),
 	       cli_num(n3, sizeof n3, sum.empty), cli_num(n4, sizeof n4, sum.rejected));
+	if (o.changed_only)
+		printf(", %s unchanged values skipped", cli_num(n1, sizeof n1, sum.unchanged));
 	if (sum.rejected && reject_path)
 		printf(" (written to %s)", reject_path);
 	else if (sum.rejected)

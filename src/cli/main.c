@@ -39,7 +39,7 @@ const struct command cli_commands[] = {
 	 "      75 outbox busy or full (try again)\n"},
 	{"import", cmd_import, "enqueue a CSV export",
 	 "usage: pobox import FILE|- [--id-column NAME] [--id-type pcId|thirdPartyId]\n"
-	 "                    [--reject-file PATH] [--source NAME] [--urgent]\n"
+	 "                    [--changed-only] [--reject-file PATH] [--source NAME] [--urgent]\n"
 	 "\n"
 	 "Streams a CSV export into the outbox.  The header row is required: the id\n"
 	 "column is the first column unless --id-column names another; its type comes\n"
@@ -52,6 +52,10 @@ const struct command cli_commands[] = {
 	 "are skipped.  A row with any invalid cell is rejected whole; with\n"
 	 "--reject-file each rejected row is written there as CSV:\n"
 	 "line,reason,<the original columns>, ready to fix and import again.\n"
+	 "\n"
+	 "--changed-only skips every value equal to the last one delivered to Target\n"
+	 "for that profile and attribute, so a nightly full export sends only what\n"
+	 "changed.\n"
 	 "\n"
 	 "On a terminal, progress is shown on stderr.\n"
 	 "exit: 0 all rows imported, 65 some rows rejected (the rest imported) or a bad\n"

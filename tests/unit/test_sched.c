@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "alloc.h"
+#include "import.h"
 #include "outbox.h"
 #include "sched.h"
 #include "store.h"
@@ -341,6 +342,39 @@ static void test_rebuild_split(void **state)
 	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM profiles WHERE batch = 1"), 0);
 }
 
+static int import_text(struct fx *f, const char *csv, int changed_only,
+                       struct pobox_import_summary *sum)
+{
+	struct pobox_import_opts o = {.changed_only = changed_only, .source = "nightly"};
+	FILE *in = fmemopen((void *)csv, strlen(csv), "rb");
+	int rc = pobox_import(f->pb, in, "x.csv", &o, sum);
+	fclose(in);
+	return rc;
+}
+
+static void test_changed_only(void **state)
+{
+	struct fx *f = *state;
+	struct pobox_import_summary sum;
+	assert_int_equal(import_text(f, "thirdPartyId,tier,city\nc1,gold,Oslo\nc2,silver,Rome\n", 1, &sum), 0);
+	assert_int_equal(sum.updates, 4); /* nothing delivered yet: all new */
+	assert_int_equal(sum.unchanged, 0);
+	cut(f);
+	deliver(f, 1, 1);
+	/* the same export the next night, with one change and one new profile */
+	assert_int_equal(import_text(f, "thirdPartyId,tier,city\nc1,gold,Bergen\nc2,silver,Rome\nc3,gold,Pisa\n",
+	                             1, &sum), 0);
+	assert_int_equal(sum.updates, 3);
+	assert_int_equal(sum.unchanged, 3);
+	char *v = tu_query_text(f->db, "SELECT group_concat(profile_id || '.' || attr || '=' || value) FROM "
+	                               "(SELECT * FROM v_updates WHERE state = 'pending' ORDER BY seq)");
+	assert_string_equal(v, "c1.city=Bergen,c3.tier=gold,c3.city=Pisa");
+	free(v);
+	/* without the flag everything goes in again */
+	assert_int_equal(import_text(f, "thirdPartyId,tier\nc2,silver\n", 0, &sum), 0);
+	assert_int_equal(sum.updates, 1);
+}
+
 int main(void)
 {
 #define T(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
@@ -353,6 +387,7 @@ int main(void)
 		T(test_v1_pcid_and_types),
 		T(test_profile_cap),
 		T(test_rebuild_split),
+		T(test_changed_only),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
