@@ -216,9 +216,9 @@ static int retry_later(struct pobox_deliverer *d, struct pobox_batch *b, const s
 	set_error(b, x->resp.status, "", x->msg[0] ? x->msg : x->v.reason);
 	if (b->attempts >= d->o.max_attempts || now - b->created_at_ms >= d->o.max_age_ms) {
 		char why[600];
-		snprintf(why, sizeof why, "gave up after %lld attempts over %llds: %s%s%s",
+		snprintf(why, sizeof why, "gave up after %lld attempts over %llds; last: HTTP %ld, %s%s%s",
 		         (long long)b->attempts, (long long)((now - b->created_at_ms) / 1000),
-		         x->v.reason, x->msg[0] ? ": " : "", x->msg);
+		         x->resp.status, x->v.reason, x->msg[0] ? ": " : "", x->msg);
 		return kill_batch(d, b, why);
 	}
 	b->state = back_to;
