@@ -19,7 +19,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-enum key_type { K_STRING, K_INT, K_INT64, K_DURATION, K_SYNC, K_API, K_BOOL };
+enum key_type { K_STRING, K_INT, K_INT64, K_DURATION, K_SYNC, K_API, K_BOOL, K_SHARE, K_SIZE };
 
 struct key {
 	const char *name;
@@ -60,6 +60,21 @@ static const struct key keys[] = {
 	{"retention", K_DURATION, OFF(retention_ms), 0, INT64_C(86400000) * 3650, "keep delivered and superseded updates this long"},
 	{"verify_tls", K_BOOL, OFF(verify_tls), 0, 1, "verify the server's TLS certificate (leave on)"},
 	{"seed", K_INT64, OFF(seed), 0, INT64_MAX, "seed for retry jitter (0: random)"},
+	{"single_lane", K_BOOL, OFF(single_lane), 0, 1, "deliver through single profile update calls where they fit"},
+	{"single_budget", K_INT64, OFF(single_budget), 0, INT64_C(1000000000), "single calls per rolling 24 hours for the whole account"},
+	{"fleet_share", K_SHARE, OFF(fleet_share), 0, 0, "this installation's share of the single-call budget"},
+	{"urgent_reserve", K_SHARE, OFF(urgent_reserve), 0, 0, "share of the budget kept for urgent updates"},
+	{"single_max_pending", K_INT64, OFF(single_max_pending), 0, INT64_C(1) << 40, "non-urgent updates go single only when at most this many profiles are pending"},
+	{"single_min_budget_share", K_SHARE, OFF(single_min_budget_share), 0, 0, "non-urgent updates go single only while this share of the budget remains"},
+	{"assume_profiles_exist", K_BOOL, OFF(assume_profiles_exist), 0, 1, "send never-delivered thirdPartyId profiles by single calls too"},
+	{"single_concurrency", K_INT64, OFF(single_concurrency), 1, 1024, "single calls in flight at once"},
+	{"single_group", K_INT64, OFF(single_group), 1, 100000, "profiles per single-lane batch (one transaction of outcomes)"},
+	{"max_get_bytes", K_INT64, OFF(max_get_bytes), 256, 8192, "longest single-call URL sent as GET"},
+	{"max_post_bytes", K_INT64, OFF(max_post_bytes), 256, 61440, "largest single call sent as POST; larger profiles go bulk"},
+	{"recovery_ramp", K_DURATION, OFF(recovery_ramp_ms), 0, 3600000, "after an outage, ramp single calls in flight up over this long"},
+	{"max_outbox_size", K_SIZE, OFF(max_outbox_bytes), 0, INT64_MAX, "refuse new updates past this outbox size (0: no limit)"},
+	{"min_free_disk", K_SIZE, OFF(min_free_disk_bytes), 0, INT64_MAX, "refuse new updates when the disk has less free space"},
+	{"log_level", K_STRING, OFF(log_level), 0, 0, "error, warn, info (default) or debug"},
 };
 
 void pobox_config_init(struct pobox_config *c)
@@ -88,6 +103,19 @@ void pobox_config_init(struct pobox_config *c)
 	c->request_timeout_ms = 120000;
 	c->retention_ms = INT64_C(7) * 86400000;
 	c->verify_tls = 1;
+	c->single_lane = 1;
+	c->single_budget = 1000000;
+	c->fleet_share = 1.0;
+	c->urgent_reserve = 0.1;
+	c->single_max_pending = 1000;
+	c->single_min_budget_share = 0.5;
+	c->single_concurrency = 16;
+	c->single_group = 500;
+	c->max_get_bytes = 8192;
+	c->max_post_bytes = 61440;
+	c->recovery_ramp_ms = 60000;
+	c->max_outbox_bytes = 0;
+	c->min_free_disk_bytes = INT64_C(100) << 20;
 }
 
 void pobox_config_free(struct pobox_config *c)
@@ -174,6 +202,35 @@ int pobox_config_set(struct pobox_config *c, const char *key, const char *value,
 			                  "%s = '%s': expected a whole number from %lld to %lld", key, value,
 			                  (long long)k->min, (long long)k->max);
 		*(int64_t *)field = v;
+		return 0;
+	}
+	case K_SHARE: {
+		char *end;
+		errno = 0;
+		double v = strtod(value, &end);
+		if (errno || end == value || *end || v < 0 || v > 1)
+			return pobox_errf(err, errlen, POBOX_ECONFIG,
+			                  "%s = '%s': expected a share from 0 to 1, like 0.25", key, value);
+		*(double *)field = v;
+		return 0;
+	}
+	case K_SIZE: {
+		char *end;
+		errno = 0;
+		double v = strtod(value, &end);
+		double mult = 1;
+		if (*end == 'k' || *end == 'K')
+			mult = 1024, end++;
+		else if (*end == 'M')
+			mult = 1024.0 * 1024, end++;
+		else if (*end == 'G')
+			mult = 1024.0 * 1024 * 1024, end++;
+		if (*end == 'B' || *end == 'b')
+			end++;
+		if (errno || end == value || *end || v < 0 || v * mult > 9e18)
+			return pobox_errf(err, errlen, POBOX_ECONFIG,
+			                  "%s = '%s': expected a size like 500M, 2G or 0", key, value);
+		*(int64_t *)field = (int64_t)(v * mult);
 		return 0;
 	}
 	case K_API:
@@ -302,4 +359,6 @@ void pobox_config_options(const struct pobox_config *c, struct pobox_options *o)
 	o->synchronous = c->synchronous;
 	o->busy_timeout_ms = (int)c->busy_timeout_ms;
 	o->max_value_chars = c->max_value_chars;
+	o->max_outbox_bytes = c->max_outbox_bytes;
+	o->min_free_bytes = c->min_free_disk_bytes;
 }

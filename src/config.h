@@ -46,6 +46,24 @@ struct pobox_config {
 	int64_t retention_ms;
 	int verify_tls;
 	int64_t seed;                /* backoff jitter; 0: from time and pid */
+
+	/* single-call lane and quota */
+	int single_lane;             /* route to single calls at all */
+	int64_t single_budget;       /* calls per rolling 24 h for the account */
+	double fleet_share;
+	double urgent_reserve;
+	int64_t single_max_pending;
+	double single_min_budget_share;
+	int assume_profiles_exist;
+	int64_t single_concurrency;
+	int64_t single_group;
+	int64_t max_get_bytes, max_post_bytes;
+	int64_t recovery_ramp_ms;
+	/* bounded disk */
+	int64_t max_outbox_bytes;    /* 0: no limit */
+	int64_t min_free_disk_bytes;
+	/* service */
+	char *log_level;
 };
 
 /* Fills c with defaults. */

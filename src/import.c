@@ -362,9 +362,13 @@ static int on_row(void *ctx, const struct pobox_csv_row *row)
 	if ((rc = data_row(im, row)) != 0)
 		return rc;
 	if (++im->rows_in_tx >= (im->o->rows_per_tx > 0 ? im->o->rows_per_tx : 10000)) {
-		if ((rc = pobox_commit(im->pb)) != 0 || (rc = pobox_begin(im->pb)) != 0)
+		if ((rc = pobox_commit(im->pb)) != 0)
 			return rc;
 		im->rows_in_tx = 0;
+		if ((rc = pobox_check_room(im->pb)) != 0)
+			return rc; /* what is committed stays; the rest waits for room */
+		if ((rc = pobox_begin(im->pb)) != 0)
+			return rc;
 	}
 	if (im->o->progress && (im->sum.rows & 1023) == 0) {
 		int64_t now = pobox_clock_now_ms(&im->pb->clock);
@@ -385,6 +389,10 @@ int pobox_import(struct pobox *pb, FILE *in, const char *name, const struct pobo
 
 	pb->err[0] = '\0';
 	im.started_ms = im.last_progress_ms = pobox_clock_now_ms(&pb->clock);
+	if ((rc = pobox_check_room(pb)) != 0) {
+		*summary = im.sum;
+		return rc;
+	}
 	rc = pobox_csv_read(in, name, on_row, &im, pb->err, sizeof pb->err);
 	if (rc == 0 && !im.header_done)
 		rc = pobox_errf(pb->err, sizeof pb->err, POBOX_EINVALID,

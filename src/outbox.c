@@ -10,7 +10,9 @@
 #include "error.h"
 #include "validate.h"
 
+#include <stdio.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 void pobox_options_init(struct pobox_options *o)
 {
@@ -18,6 +20,40 @@ void pobox_options_init(struct pobox_options *o)
 	o->synchronous = POBOX_SYNC_FULL;
 	o->busy_timeout_ms = 30000;
 	o->max_value_chars = POBOX_DEFAULT_MAX_VALUE_CHARS;
+	o->min_free_bytes = INT64_C(100) << 20;
+}
+
+int pobox_check_room(struct pobox *pb)
+{
+	const char *path = pobox_store_path(pb->st);
+	if (pb->opts.max_outbox_bytes > 0) {
+		int64_t size = pobox_store_file_bytes(pb->st);
+		if (size >= pb->opts.max_outbox_bytes)
+			return pobox_errf(pb->err, sizeof pb->err, POBOX_EFULL,
+			                  "outbox %s is full: %lld bytes, max_outbox_size is %lld; new updates "
+			                  "are refused until delivery and pruning make room (nothing already "
+			                  "accepted is dropped)",
+			                  path, (long long)size, (long long)pb->opts.max_outbox_bytes);
+	}
+	if (pb->opts.min_free_bytes > 0) {
+		struct statvfs vs;
+		char dir[4096];
+		snprintf(dir, sizeof dir, "%s", path);
+		char *slash = strrchr(dir, '/');
+		if (slash)
+			*(slash == dir ? slash + 1 : slash) = '\0';
+		else
+			snprintf(dir, sizeof dir, ".");
+		if (statvfs(dir, &vs) == 0) {
+			int64_t avail = (int64_t)vs.f_bavail * (int64_t)vs.f_frsize;
+			if (avail < pb->opts.min_free_bytes)
+				return pobox_errf(pb->err, sizeof pb->err, POBOX_EFULL,
+				                  "disk of outbox %s has %lld bytes free, under min_free_disk "
+				                  "(%lld); new updates are refused until there is room",
+				                  path, (long long)avail, (long long)pb->opts.min_free_bytes);
+		}
+	}
+	return 0;
 }
 
 int pobox_open(struct pobox **out, const char *path, const struct pobox_options *opts,
@@ -149,6 +185,17 @@ int pobox_put(struct pobox *pb, const struct pobox_update *u)
 	if ((rc = pobox_validate_value(u->value, value_len, pb->opts.max_value_chars, pb->err,
 	                               sizeof pb->err)) != 0)
 		return rc; /* POBOX_SKIPPED for an empty value */
+	if ((rc = pobox_check_room(pb)) != 0) {
+		/* full: only an update replacing a pending value may still come in */
+		int exists = 0;
+		char keep[POBOX_ERRLEN];
+		memcpy(keep, pb->err, sizeof keep);
+		if (pobox_store_pending_exists(pb->st, u->id_type, u->profile_id, id_len, name, name_len,
+		                               &exists) != 0 || !exists) {
+			memcpy(pb->err, keep, sizeof keep);
+			return rc;
+		}
+	}
 
 	if (!pobox_store_in_tx(pb->st)) {
 		if ((rc = pobox_store_begin(pb->st)) != 0)

@@ -22,6 +22,10 @@ struct pobox {
 	char err[POBOX_ERRLEN];
 };
 
+/* 0 when there is room for new updates, else POBOX_EFULL with the reason
+ * on the handle. */
+int pobox_check_room(struct pobox *pb);
+
 /* Replaces the handle's clock (tests). */
 void pobox_set_clock(struct pobox *pb, struct pobox_clock c);
 

@@ -90,7 +90,9 @@ struct pobox_options {
 	enum pobox_sync synchronous;  /* default POBOX_SYNC_FULL */
 	int busy_timeout_ms;          /* wait for the write lock; default 30000 */
 	int max_value_chars;          /* longest value accepted, in characters; default 256 */
-	int read_only;                /* open without creating or migrating (status, views) */
+	int read_only;                /* open an existing outbox only (never create one) */
+	int64_t max_outbox_bytes;     /* refuse new updates past this size; 0: no limit */
+	int64_t min_free_bytes;       /* ... or when the disk has less free; default 100 MiB */
 };
 
 /* Fills *o with the defaults above. */
@@ -129,7 +131,11 @@ struct pobox_update {
  *   POBOX_SKIPPED   the value was empty: Target ignores empty values, so
  *                   nothing is stored (callers count these)
  *   POBOX_EINVALID  the update breaks a rule; pobox_errmsg says which
- *   POBOX_EBUSY, POBOX_EIO, POBOX_EFULL, ...  storage failures
+ *   POBOX_EFULL     the outbox reached max_outbox_bytes or the disk its
+ *                   min_free_bytes floor; an update that only replaces a
+ *                   value still pending for the same profile and attribute
+ *                   is accepted anyway (it adds almost nothing)
+ *   POBOX_EBUSY, POBOX_EIO, ...  storage failures
  * A failed put inside a transaction leaves the transaction open and usable:
  * earlier puts in it are kept. */
 int pobox_put(struct pobox *pb, const struct pobox_update *u);

@@ -53,14 +53,20 @@ struct cell {
 	int32_t pos;           /* column in the chosen builder */
 };
 
+struct single_group {
+	int64_t id, n, updates, bytes;
+};
+
 struct cut {
 	struct pobox *pb;
+	struct single_group single[2];      /* [id type - 1]: open single-lane batch */
+	int64_t single_assigned, single_assigned_urgent;
 	const struct pobox_sched_opts *o;
 	struct pobox_cut_summary *sum;
 	int64_t now_ms;
 	struct attr_name *names;
 	size_t nnames;
-	struct builder *open[2][MAX_OPEN];  /* [id type - 1] */
+	struct builder *open[4][MAX_OPEN];  /* [(id type - 1) * 2 + api - 1] */
 	int64_t fixed_batch;   /* >0: build only this batch (pobox_sched_build) */
 	int64_t tick;
 	/* per profile scratch */
@@ -82,6 +88,21 @@ void pobox_sched_opts_init(struct pobox_sched_opts *o)
 	o->max_bytes = 49000000;
 	o->carry_window_ms = 24 * 3600000LL;
 	o->profile_cap_bytes = POBOX_PROFILE_CAP_BYTES;
+	o->single_enabled = 0;
+	o->single_group = 500;
+	o->max_get_bytes = 8192;
+	o->max_post_bytes = 61440;
+}
+
+int64_t pobox_single_query_len(enum pobox_id_type t, const char *id, size_t id_len,
+                               const char *const *names, const char *const *values,
+                               const size_t *value_lens, size_t n)
+{
+	int64_t len = (t == POBOX_ID_PCID ? 7 : 15) + (int64_t)pobox_urlencoded_len(id, id_len);
+	for (size_t i = 0; i < n; i++)
+		len += 9 + (int64_t)pobox_urlencoded_len(names[i], strlen(names[i])) + 1 +
+		       (int64_t)pobox_urlencoded_len(values[i], value_lens[i]);
+	return len;
 }
 
 static int api_for(const struct pobox_sched_opts *o, enum pobox_id_type t)
@@ -144,7 +165,7 @@ static int64_t header_bytes(const struct cut *c, const struct builder *b)
 	return n;
 }
 
-static int builder_new(struct cut *c, enum pobox_id_type t, const char *reason,
+static int builder_new(struct cut *c, enum pobox_id_type t, int api, const char *reason,
                        struct builder **out)
 {
 	struct builder *b = pobox_calloc(1, sizeof *b);
@@ -152,7 +173,7 @@ static int builder_new(struct cut *c, enum pobox_id_type t, const char *reason,
 	if (!b)
 		return POBOX_ENOMEM;
 	b->type = t;
-	b->api = api_for(c->o, t);
+	b->api = api;
 	b->colpos = pobox_malloc(c->nnames * sizeof *b->colpos);
 	if (!b->colpos) {
 		rc = POBOX_ENOMEM;
@@ -227,6 +248,17 @@ out:
 }
 
 /* ---- one profile ------------------------------------------------------- */
+
+static int close_single(struct cut *c, struct single_group *g)
+{
+	int rc = 0;
+	if (g->id)
+		rc = pobox_store_single_batch_counts(c->pb->st, g->id, g->n, g->updates, g->bytes);
+	if (rc == 0 && g->id)
+		c->sum->batches++;
+	memset(g, 0, sizeof *g);
+	return rc;
+}
 
 static int add_cell(struct cut *c, int64_t attr, const char *v, size_t len, int carried)
 {
@@ -377,6 +409,49 @@ static int write_row(struct cut *c, struct builder *b, const struct pobox_prow *
 	return 0;
 }
 
+/* Puts the profile in the single lane when it belongs there: returns 0
+ * when it did, 1 when the profile should go bulk, <0 on error. */
+static int route_single(struct cut *c, const struct pobox_prow *p, size_t own, int64_t upto)
+{
+	const struct pobox_sched_opts *o = c->o;
+	int urgent = 0, rc;
+	if (p->route_bulk || (p->id_type == POBOX_ID_THIRDPARTY && !p->delivered_once &&
+	                      !o->assume_profiles_exist))
+		return 1; /* a single call cannot create the profile */
+	for (size_t i = 0; i < p->n && !urgent; i++)
+		urgent = p->urgent[i] && p->seq[i] > p->done_seq;
+	if (urgent) {
+		if (c->single_assigned >= o->single_left_urgent)
+			return 1;
+	} else if (c->single_assigned >= o->single_left_normal ||
+	           o->pending_estimate > o->single_max_pending) {
+		return 1;
+	}
+	int64_t q = pobox_single_query_len(p->id_type, p->profile_id, p->profile_id_len, NULL, NULL,
+	                                   NULL, 0);
+	for (size_t i = 0; i < own; i++)
+		q += 9 + (int64_t)c->names[c->cells[i].attr].enc_len + 1 +
+		     (int64_t)pobox_urlencoded_len(c->cells[i].value, c->cells[i].len);
+	if (o->single_url_base + q > o->max_post_bytes)
+		return 1; /* too big for one call: bulk */
+	struct single_group *g = &c->single[p->id_type == POBOX_ID_PCID ? 0 : 1];
+	if (g->id == 0 && (rc = pobox_store_single_batch_new(c->pb->st, p->id_type, c->now_ms, &g->id)) != 0)
+		return rc;
+	if ((rc = pobox_store_fence(c->pb->st, p->profile, g->id, upto)) != 0)
+		return rc;
+	g->n++;
+	g->updates += (int64_t)own;
+	g->bytes += q;
+	c->single_assigned++;
+	c->sum->single_profiles++;
+	c->sum->single_urgent += urgent;
+	c->sum->profiles++;
+	c->sum->updates += (int64_t)own;
+	if (g->n >= o->single_group)
+		return close_single(c, g);
+	return 0;
+}
+
 static int on_profile(void *ctx, const struct pobox_prow *p)
 {
 	struct cut *c = ctx;
@@ -412,7 +487,13 @@ static int on_profile(void *ctx, const struct pobox_prow *p)
 		own++;
 	}
 	int64_t updates = (int64_t)own;
-	int api = api_for(c->o, p->id_type);
+	if (c->fixed_batch == 0 && c->o->single_enabled) {
+		int rc2 = route_single(c, p, own, upto);
+		if (rc2 != 1)
+			return rc2; /* 0: sent to the single lane; <0: error */
+	}
+	/* a profile a single call did not find goes by v2, which creates it */
+	int api = p->route_bulk ? 2 : api_for(c->o, p->id_type);
 	/* v2 override safety: a profile delivered by v2 within the window gets
 	 * its earlier attributes in this row too */
 	if (api == 2 && c->o->carry_window_ms > 0 && p->last_v2_at_ms >= 0 &&
@@ -437,7 +518,7 @@ static int on_profile(void *ctx, const struct pobox_prow *p)
 		return pobox_store_kill_rows(pb->st, p->profile, p->done_seq, upto, why, 0);
 	}
 	/* choose a batch: an open one where the row stays dense and fits */
-	int ti = p->id_type == POBOX_ID_PCID ? 0 : 1;
+	int ti = (p->id_type == POBOX_ID_PCID ? 0 : 2) + api - 1;
 	struct builder *best = NULL;
 	size_t best_new = (size_t)-1;
 	for (int i = 0; i < MAX_OPEN; i++) {
@@ -468,7 +549,7 @@ static int on_profile(void *ctx, const struct pobox_prow *p)
 				if (rc)
 					return rc;
 			}
-			if ((rc = builder_new(c, p->id_type, "cut", &c->open[ti][slot])) != 0)
+			if ((rc = builder_new(c, p->id_type, api, "cut", &c->open[ti][slot])) != 0)
 				return rc;
 			best = c->open[ti][slot];
 			size_t nc;
@@ -501,7 +582,10 @@ static int run_cut(struct cut *c)
 		else
 			rc = pobox_store_scan_pending(c->pb->st, c->now_ms, on_profile, c);
 	}
-	for (int t = 0; t < 2; t++) {
+	for (int t = 0; t < 2; t++)
+		if (rc == 0)
+			rc = close_single(c, &c->single[t]);
+	for (int t = 0; t < 4; t++) {
 		for (int i = 0; i < MAX_OPEN; i++) {
 			struct builder *b = c->open[t][i];
 			if (b && rc == 0)
@@ -544,6 +628,8 @@ int pobox_sched_cut(struct pobox *pb, const struct pobox_sched_opts *o,
 		sum->carried += s.carried;
 		sum->bytes += s.bytes;
 		sum->dead_profiles += s.dead_profiles;
+		sum->single_profiles += s.single_profiles;
+		sum->single_urgent += s.single_urgent;
 	}
 	return rc;
 }

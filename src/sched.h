@@ -31,13 +31,36 @@ struct pobox_sched_opts {
 	int64_t max_bytes;         /* encoded payload, header included */
 	int64_t carry_window_ms;   /* 0: no carry-forward */
 	int64_t profile_cap_bytes; /* names + values of one profile */
+
+	/* Routing to the single-call lane (single_enabled = 0: all bulk).  A
+	 * profile goes single when Target can take it there (it exists: pcId,
+	 * delivered before, or assume_profiles_exist; no 'not found' yet), its
+	 * call fits in max_post_bytes, and the budget allows: urgent updates
+	 * while single_left_urgent lasts, others while single_left_normal lasts
+	 * and at most single_max_pending profiles are pending. */
+	int single_enabled;
+	int assume_profiles_exist;
+	int64_t single_left_urgent;
+	int64_t single_left_normal;
+	int64_t single_max_pending;
+	int64_t pending_estimate;
+	int64_t single_group;      /* profiles per single-lane batch row */
+	int64_t single_url_base;   /* bytes before the query: scheme, host, path, '?' */
+	int64_t max_get_bytes, max_post_bytes;
 };
 
 void pobox_sched_opts_init(struct pobox_sched_opts *o);
 
 struct pobox_cut_summary {
 	int64_t batches, profiles, updates, superseded, carried, bytes, dead_profiles;
+	int64_t single_profiles, single_urgent;  /* routed to the single lane */
 };
+
+/* The length of a profile's single-call query string (mbox3rdPartyId= or
+ * mboxPC=, then &profile.<name>=<value>, all percent-encoded). */
+int64_t pobox_single_query_len(enum pobox_id_type t, const char *id, size_t id_len,
+                               const char *const *names, const char *const *values,
+                               const size_t *value_lens, size_t n);
 
 /* Cuts batches for every pending, due, unfenced profile, in one transaction
  * (rolled back on failure).  Sums into *sum. */

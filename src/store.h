@@ -103,6 +103,8 @@ struct pobox_prow {
 	size_t profile_id_len;
 	int64_t done_seq;
 	int64_t last_v2_at_ms;   /* -1: never */
+	int route_bulk;          /* a single call did not find it: bulk only */
+	int delivered_once;      /* Target has had an update of it confirmed */
 	size_t n;
 	const int64_t *seq;
 	const int64_t *attr;
@@ -229,5 +231,61 @@ int pobox_store_each_row(struct pobox_store *st, const char *sql, int has_arg, i
  * rows enqueued before cutoff_ms; at most `limit` rows per call.
  * *pruned = rows deleted. */
 int pobox_store_prune(struct pobox_store *st, int64_t cutoff_ms, int64_t limit, int64_t *pruned);
+
+/* ---- single lane and quota (store_quota.c) ---------------------------- */
+
+/* Single calls in the rolling 24 hours ending at now_ms: used (settled) and
+ * reserved (in flight), all processes together. */
+int pobox_store_quota_sum(struct pobox_store *st, int64_t now_ms, int64_t *used,
+                          int64_t *urgent_used, int64_t *reserved);
+/* Records a reservation of n units (urgent of them for urgent updates) for
+ * owner in the minute of now_ms. */
+int pobox_store_quota_reserve(struct pobox_store *st, const char *owner, int64_t now_ms,
+                              int64_t n, int64_t urgent);
+/* Settles units reserved by owner in `minute`: used ones are counted in
+ * that minute, released ones just return to the budget. */
+int pobox_store_quota_settle(struct pobox_store *st, const char *owner, int64_t minute,
+                             int64_t used, int64_t urgent_used, int64_t released,
+                             int64_t urgent_released);
+/* Calls fn for each owner holding reservations. */
+int pobox_store_quota_owners(struct pobox_store *st,
+                             int (*fn)(void *ctx, const char *owner), void *ctx);
+/* Counts all of an owner's reservations as used (its process died: the
+ * calls may have reached Target). */
+int pobox_store_quota_reap(struct pobox_store *st, const char *owner);
+/* Counts every reservation made before `minute` as used. */
+int pobox_store_quota_reap_before(struct pobox_store *st, int64_t minute);
+/* fn(ctx, minute, used, urgent) for every minute of the last 24 hours with use. */
+int pobox_store_quota_minutes(struct pobox_store *st, int64_t now_ms,
+                              int (*fn)(void *ctx, int64_t minute, int64_t used, int64_t urgent),
+                              void *ctx);
+
+/* Profile outcomes of single calls. */
+int pobox_store_profile_delivered(struct pobox_store *st, int64_t profile, int64_t now_ms);
+/* The profile leaves its batch: to the bulk lane (route_bulk), after a
+ * failure (charge: count an attempt; dead after max_attempts), or simply
+ * back to pending. *killed = 1 when its rows were dead-lettered. */
+int pobox_store_profile_release(struct pobox_store *st, int64_t profile, int route_bulk,
+                                int charge, int64_t next_at_ms, const char *reason,
+                                int64_t max_attempts, int *killed);
+/* Finishes a single-lane batch whose profiles have all left it. */
+int pobox_store_single_batch_finish(struct pobox_store *st, int64_t batch, int64_t now_ms,
+                                    int64_t ok, int64_t not_found, int64_t failed);
+/* Creates a single-lane batch row. */
+int pobox_store_single_batch_new(struct pobox_store *st, enum pobox_id_type t, int64_t now_ms,
+                                 int64_t *id);
+int pobox_store_single_batch_counts(struct pobox_store *st, int64_t id, int64_t profiles,
+                                    int64_t updates, int64_t bytes);
+/* The unfinished batch of a lane due first (0 when none). */
+int pobox_store_lane_next(struct pobox_store *st, const char *lane, int64_t *id,
+                          int64_t *next_at_ms);
+/* The highest seq, and whether any live urgent update is newer than after_seq. */
+int pobox_store_newest(struct pobox_store *st, int64_t after_seq, int64_t *max_seq,
+                       int *urgent_after, int64_t *oldest_after_ms);
+/* The outbox's size on disk (main file + WAL), in bytes. */
+int64_t pobox_store_file_bytes(struct pobox_store *st);
+/* Whether a pending (not batched) live update exists for profile+attr. */
+int pobox_store_pending_exists(struct pobox_store *st, enum pobox_id_type t, const char *id,
+                               size_t id_len, const char *attr, size_t attr_len, int *exists);
 
 #endif

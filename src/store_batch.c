@@ -24,14 +24,14 @@ const char *const pobox_batch_state_names[POBOX_B_COUNT] = {
 
 static const char SQL_SCAN_PENDING[] =
 	"SELECT p.id, p.id_type, p.profile_id, p.done_seq, coalesce(p.last_v2_at_ms, -1),"
-	"       u.seq, u.attr, u.value, u.urgent, u.enqueued_at_ms "
+	"       u.seq, u.attr, u.value, u.urgent, u.enqueued_at_ms, p.route_bulk, p.done_at_ms IS NOT NULL "
 	"FROM profiles p JOIN updates u ON u.state = 'live' AND u.profile = p.id AND u.seq > p.done_seq "
 	"WHERE p.batch IS NULL AND p.next_attempt_at_ms <= ?1 "
 	"ORDER BY p.id, u.attr, u.seq";
 
 static const char SQL_SCAN_BATCH[] =
 	"SELECT p.id, p.id_type, p.profile_id, p.done_seq, coalesce(p.last_v2_at_ms, -1),"
-	"       u.seq, u.attr, u.value, u.urgent, u.enqueued_at_ms "
+	"       u.seq, u.attr, u.value, u.urgent, u.enqueued_at_ms, p.route_bulk, p.done_at_ms IS NOT NULL "
 	"FROM profiles p JOIN updates u ON u.state = 'live' AND u.profile = p.id "
 	"     AND u.seq > p.done_seq AND u.seq <= p.batch_seq "
 	"WHERE p.batch = ?1 "
@@ -165,6 +165,8 @@ static int scan(struct pobox_store *st, const char *sql, int64_t arg, pobox_prow
 			g.pid_len = pl;
 			p.done_seq = sqlite3_column_int64(s, 3);
 			p.last_v2_at_ms = sqlite3_column_int64(s, 4);
+			p.route_bulk = sqlite3_column_int(s, 10);
+			p.delivered_once = sqlite3_column_int(s, 11);
 		}
 		if ((rc = group_add(&g, s)) != 0)
 			goto out;
@@ -516,7 +518,7 @@ int pobox_store_batch_next(struct pobox_store *st, int64_t *id, int64_t *next_at
 {
 	static const char sql[] =
 		"SELECT id, next_at_ms FROM batches WHERE state IN ('ready', 'sending', 'submitted') "
-		"ORDER BY next_at_ms, id LIMIT 1";
+		"AND lane = 'bulk' ORDER BY next_at_ms, id LIMIT 1";
 	sqlite3_stmt *s = pobox_store_prep(st, sql);
 	if (!s)
 		return POBOX_EIO;
@@ -585,7 +587,7 @@ int pobox_store_batch_delivered(struct pobox_store *st, int64_t batch, int v2, i
 {
 	static const char sql[] =
 		"UPDATE profiles SET done_seq = batch_seq, done_at_ms = ?2, batch = NULL, attempts = 0,"
-		" next_attempt_at_ms = 0, last_error = NULL,"
+		" next_attempt_at_ms = 0, last_error = NULL, route_bulk = 0,"
 		" last_v2_at_ms = CASE WHEN ?3 THEN ?2 ELSE last_v2_at_ms END "
 		"WHERE batch = ?1";
 	int64_t a[3] = {batch, now_ms, v2};

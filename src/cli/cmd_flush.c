@@ -8,6 +8,8 @@
  */
 #include "cli.h"
 #include "deliver.h"
+#include "quota.h"
+#include "single.h"
 #include "log.h"
 #include "outbox.h"
 #include "sched.h"
@@ -23,9 +25,15 @@
 #include <time.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t stop_signal;
+static volatile sig_atomic_t stop_signal, reload_signal;
 
-static void on_signal(int sig) { stop_signal = sig; }
+static void on_signal(int sig)
+{
+	if (sig == SIGHUP)
+		reload_signal = 1;
+	else
+		stop_signal = sig;
+}
 
 static void catch_signals(void)
 {
@@ -35,6 +43,48 @@ static void catch_signals(void)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+}
+
+static void single_opts(const struct pobox_config *c, struct pobox_single_opts *so)
+{
+	memset(so, 0, sizeof *so);
+	so->quota.single_budget = c->single_budget;
+	so->quota.fleet_share = c->fleet_share;
+	so->quota.urgent_reserve = c->urgent_reserve;
+	so->concurrency = c->single_concurrency;
+	so->max_get_bytes = c->max_get_bytes;
+	so->max_post_bytes = c->max_post_bytes;
+	so->recovery_ramp_ms = c->recovery_ramp_ms;
+}
+
+/* Decides, from the budget now, how many profiles the next cut may route
+ * to the single lane. */
+static void routing(const struct cli *cli, struct pobox *pb, struct pobox_deliver_opts *o,
+                    int64_t pending_estimate)
+{
+	const struct pobox_config *c = &cli->cfg;
+	struct pobox_single_opts so;
+	struct pobox_quota q;
+	o->sched.single_enabled = 0;
+	if (!c->single_lane)
+		return;
+	single_opts(c, &so);
+	if (pobox_quota_read(pb, &so.quota, pobox_clock_now_ms(&pb->clock), &q) != 0)
+		return;
+	o->sched.single_enabled = 1;
+	o->sched.assume_profiles_exist = c->assume_profiles_exist;
+	o->sched.single_left_urgent = q.left_urgent;
+	o->sched.single_left_normal =
+		q.budget > 0 && (double)q.remaining >= c->single_min_budget_share * (double)q.budget
+			? q.left_normal : 0;
+	o->sched.single_max_pending = c->single_max_pending;
+	o->sched.pending_estimate = pending_estimate;
+	o->sched.single_group = c->single_group;
+	o->sched.max_get_bytes = c->max_get_bytes;
+	o->sched.max_post_bytes = c->max_post_bytes;
+	o->sched.single_url_base = (int64_t)(c->base_url && *c->base_url ? strlen(c->base_url)
+	                                     : strlen(c->client) + 24) + (int64_t)strlen(c->client) + 20;
 }
 
 static void sleep_ms(int64_t ms)
@@ -91,6 +141,9 @@ static int cut(struct pobox *pb, const struct pobox_sched_opts *so, int quiet)
 		       cli_num(d, sizeof d, sum.bytes));
 		if (sum.superseded)
 			printf("; %lld older values superseded", (long long)sum.superseded);
+		if (sum.single_profiles)
+			printf("; %lld profiles by single calls (%lld urgent)", (long long)sum.single_profiles,
+			       (long long)sum.single_urgent);
 		if (sum.dead_profiles)
 			printf("; %lld profiles dead-lettered (over Target's limits)",
 			       (long long)sum.dead_profiles);
@@ -106,14 +159,52 @@ static int cut(struct pobox *pb, const struct pobox_sched_opts *so, int quiet)
 
 enum mode { FLUSH_WAIT, RUN };
 
+static int lane_blocked(const struct pobox_step *st)
+{
+	return st->paused && (strcmp(st->pause_class, "auth") == 0 || strcmp(st->pause_class, "config") == 0);
+}
+
+/* Reloads the configuration file (SIGHUP).  Keeps the old one on error. */
+static void reload(struct cli *cli, struct pobox_deliver_opts *o, char **token)
+{
+	struct pobox_config fresh;
+	char err[POBOX_ERRLEN];
+	pobox_config_init(&fresh);
+	if (pobox_config_load(&fresh, cli->config_path, 0, err, sizeof err) != 0) {
+		pobox_log(POBOX_LOG_ERROR, "reload_failed", "reason=\"%s\"", err);
+		pobox_config_free(&fresh);
+		return;
+	}
+	/* the outbox stays the one this process opened */
+	pobox_config_set(&fresh, "db", cli->cfg.db, err, sizeof err);
+	struct pobox_config old = cli->cfg;
+	cli->cfg = fresh;
+	struct pobox_deliver_opts no;
+	char *nt = NULL;
+	if (cli_deliver_opts(cli, &no, &nt) != EXIT_OK) {
+		pobox_log(POBOX_LOG_ERROR, "reload_failed", "reason=\"invalid delivery settings\"");
+		cli->cfg = old;
+		pobox_config_free(&fresh);
+		return;
+	}
+	pobox_config_free(&old);
+	cli_token_free(*token);
+	*token = nt;
+	*o = no;
+	pobox_log(POBOX_LOG_INFO, "reloaded", "config=%s", cli->config_path);
+}
+
 /* The delivery loop shared by flush --wait and run. */
-static int loop(struct cli *cli, struct pobox *pb, const struct pobox_deliver_opts *o,
+static int loop(struct cli *cli, struct pobox *pb, struct pobox_deliver_opts *o, char **token,
                 enum mode mode, int64_t deadline_ms, int once)
 {
 	struct pobox_deliverer *d = NULL;
+	struct pobox_singler *sg = NULL;
+	struct pobox_single_opts so;
 	char err[POBOX_ERRLEN];
 	int rc, code = EXIT_OK, lock = -1;
-	int64_t last_prune = 0;
+	int64_t last_prune = 0, last_cut_seq = -1, checked_seq = -1, last_full = 0;
+	int64_t due = 0, later = 0, next_due = -1, oldest = -1;
 
 	lock = delivery_lock(cli->cfg.db);
 	if (lock == -2)
@@ -126,16 +217,19 @@ static int loop(struct cli *cli, struct pobox *pb, const struct pobox_deliver_op
 	if (lock == -1)
 		fprintf(stderr, "pobox: flush: another process (pobox run) is delivering; waiting for "
 		        "it to deliver these updates\n");
-	if (lock >= 0 && (rc = pobox_deliverer_new(&d, pb, o, err, sizeof err)) != 0) {
+	single_opts(&cli->cfg, &so);
+	if (lock >= 0 && ((rc = pobox_deliverer_new(&d, pb, o, err, sizeof err)) != 0 ||
+	                  (rc = pobox_singler_new(&sg, pb, o, &so, err, sizeof err)) != 0)) {
 		cli_error("%s", err);
+		pobox_deliverer_free(d);
 		close(lock);
 		return cli_exit_code(rc);
 	}
 	catch_signals();
 	for (;;) {
-		struct pobox_step st = {.next_due_ms = -1};
-		int64_t now = pobox_clock_now_ms(&pb->clock), due = 0, later = 0, next_due = -1,
-		        oldest = -1;
+		struct pobox_step st = {.next_due_ms = -1}, ss = {.next_due_ms = -1};
+		int64_t now = pobox_clock_now_ms(&pb->clock), max_seq = 0, oldest_new = -1;
+		int urgent_new = 0;
 		if (stop_signal) {
 			if (mode == RUN) {
 				pobox_log(POBOX_LOG_INFO, "stopping", "signal=%d", (int)stop_signal);
@@ -146,7 +240,26 @@ static int loop(struct cli *cli, struct pobox *pb, const struct pobox_deliver_op
 			}
 			break;
 		}
-		if (d && (rc = pobox_deliver_step(d, &st)) != 0) {
+		if (reload_signal) {
+			reload_signal = 0;
+			reload(cli, o, token);
+			if (d) {
+				struct pobox_deliverer *nd = NULL;
+				struct pobox_singler *ns = NULL;
+				single_opts(&cli->cfg, &so);
+				if (pobox_deliverer_new(&nd, pb, o, err, sizeof err) == 0 &&
+				    pobox_singler_new(&ns, pb, o, &so, err, sizeof err) == 0) {
+					pobox_deliverer_free(d);
+					pobox_singler_free(sg);
+					d = nd;
+					sg = ns;
+				} else {
+					pobox_deliverer_free(nd);
+					pobox_log(POBOX_LOG_ERROR, "reload_failed", "reason=\"%s\"", err);
+				}
+			}
+		}
+		if (d && ((rc = pobox_deliver_step(d, &st)) != 0 || (rc = pobox_single_step(sg, &ss)) != 0)) {
 			cli_error("delivering: %s", pobox_errmsg(pb));
 			code = cli_exit_code(rc);
 			break;
@@ -156,32 +269,57 @@ static int loop(struct cli *cli, struct pobox *pb, const struct pobox_deliver_op
 			code = cli_exit_code(rc);
 			break;
 		}
-		if (st.paused && (strcmp(st.pause_class, "auth") == 0 || strcmp(st.pause_class, "config") == 0)) {
+		const struct pobox_step *blocked = lane_blocked(&st) ? &st : lane_blocked(&ss) ? &ss : NULL;
+		if (blocked) {
 			cli_error("delivery paused: %s. Nothing was marked dead; fix the %s and run again "
 			          "(token_file, client, base_url)",
-			          st.pause_reason, strcmp(st.pause_class, "auth") == 0 ? "token" : "configuration");
+			          blocked->pause_reason,
+			          strcmp(blocked->pause_class, "auth") == 0 ? "token" : "configuration");
 			if (mode == FLUSH_WAIT) {
 				/* a human is waiting: say it now instead of retrying for hours */
 				pobox_store_lane_pause(pb->st, "bulk", 0, NULL, NULL);
+				pobox_store_lane_pause(pb->st, "single", 0, NULL, NULL);
 				print_left(pb, "flush: left");
 				code = EXIT_UNAVAILABLE;
 				break;
 			}
 		}
-		if ((rc = pobox_store_pending(pb->st, now, &due, &later, &next_due, &oldest)) != 0) {
+		/* cheap: anything new since the last cut? (no scan) */
+		if ((rc = pobox_store_newest(pb->st, last_cut_seq < 0 ? 0 : last_cut_seq, &max_seq,
+		                             &urgent_new, &oldest_new)) != 0) {
 			cli_error("%s", pobox_errmsg(pb));
 			code = cli_exit_code(rc);
 			break;
 		}
+		/* the full count of pending profiles, only when it may have changed */
+		if (max_seq != checked_seq || st.actions || ss.actions || (next_due >= 0 && now >= next_due) ||
+		    now - last_full >= 30000) {
+			if ((rc = pobox_store_pending(pb->st, now, &due, &later, &next_due, &oldest)) != 0) {
+				cli_error("%s", pobox_errmsg(pb));
+				code = cli_exit_code(rc);
+				break;
+			}
+			checked_seq = max_seq;
+			last_full = now;
+		}
 		int want_cut = due > 0;
 		if (mode == RUN)
-			want_cut = due > 0 && (due >= cli->cfg.flush_rows ||
-			                       (oldest >= 0 && now - oldest >= cli->cfg.flush_max_delay_ms));
-		if (want_cut && (rc = cut(pb, &o->sched, 1)) != 0) {
-			code = cli_exit_code(rc);
-			break;
+			want_cut = due > 0 && (urgent_new || due >= cli->cfg.flush_rows ||
+			                       (oldest >= 0 && now - oldest >= cli->cfg.flush_max_delay_ms) ||
+			                       (due <= cli->cfg.single_max_pending && cli->cfg.single_lane &&
+			                        oldest >= 0 && now - oldest >= 1000));
+		if (want_cut) {
+			routing(cli, pb, o, due);
+			if ((rc = cut(pb, &o->sched, 1)) != 0) {
+				code = cli_exit_code(rc);
+				break;
+			}
+			last_cut_seq = max_seq;
+			due = 0;
+			checked_seq = -1; /* recount next time */
 		}
-		if (mode == FLUSH_WAIT && !want_cut && st.unfinished == 0 && due == 0 && later == 0) {
+		int64_t unfinished = st.unfinished;
+		if (mode == FLUSH_WAIT && !want_cut && unfinished == 0 && due == 0 && later == 0) {
 			print_left(pb, "flush: done");
 			break;
 		}
@@ -203,9 +341,13 @@ static int loop(struct cli *cli, struct pobox *pb, const struct pobox_deliver_op
 		}
 		if (want_cut)
 			continue; /* new batches are due now */
-		int64_t wake = now + 1000;
+		/* sleep until something is due; run looks for new updates 4 times a
+		 * second (an indexed max(seq), no scan) so urgent ones go out fast */
+		int64_t wake = now + (mode == RUN ? 250 : 1000);
 		if (st.next_due_ms >= 0 && st.next_due_ms < wake)
 			wake = st.next_due_ms;
+		if (ss.next_due_ms >= 0 && ss.next_due_ms < wake)
+			wake = ss.next_due_ms;
 		if (next_due >= 0 && next_due < wake)
 			wake = next_due;
 		if (deadline_ms > 0 && deadline_ms < wake)
@@ -213,6 +355,7 @@ static int loop(struct cli *cli, struct pobox *pb, const struct pobox_deliver_op
 		sleep_ms(wake - now < 5 ? 5 : wake - now);
 	}
 	pobox_deliverer_free(d);
+	pobox_singler_free(sg);
 	if (lock >= 0)
 		close(lock);
 	return code;
@@ -256,13 +399,18 @@ int cmd_flush(struct cli *cli, int argc, char **argv)
 		return code;
 	if (!(pb = cli_open(cli, 0, &code)))
 		goto out;
+	{
+		int64_t due = 0, later = 0, next_due, oldest;
+		pobox_store_pending(pb->st, pobox_clock_now_ms(&pb->clock), &due, &later, &next_due, &oldest);
+		routing(cli, pb, &o, due);
+	}
 	if (cut(pb, &o.sched, 0) != 0) {
 		code = EXIT_IOERR;
 		goto out;
 	}
 	code = EXIT_OK;
 	if (wait)
-		code = loop(cli, pb, &o, FLUSH_WAIT,
+		code = loop(cli, pb, &o, &token, FLUSH_WAIT,
 		            timeout_ms ? pobox_clock_now_ms(&pb->clock) + timeout_ms : 0, 0);
 out:
 	pobox_close(pb);
@@ -299,7 +447,7 @@ int cmd_run(struct cli *cli, int argc, char **argv)
 	if (!(pb = cli_open(cli, 0, &code)))
 		goto out;
 	pobox_log(POBOX_LOG_INFO, "started", "outbox=%s client=%s", cli->cfg.db, o.client);
-	code = loop(cli, pb, &o, RUN, 0, once);
+	code = loop(cli, pb, &o, &token, RUN, 0, once);
 out:
 	pobox_close(pb);
 	cli_token_free(token);

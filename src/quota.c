@@ -1,0 +1,138 @@
+/*
+ * quota.c - budget arithmetic and reservation owners (see quota.h).  The
+ * ledger's SQL is the store's (store_quota.c).
+ */
+#include "quota.h"
+#include "outbox.h"
+#include "store.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define STALE_MS (15 * 60000)
+
+static char owner[160];
+static char host[64];
+
+/* A process's start time (clock ticks since boot), to tell a pid reused by
+ * another process from the one that reserved. */
+static unsigned long long start_time(long pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+	FILE *fp = fopen(path, "r");
+	if (!fp)
+		return 0;
+	size_t n = fread(buf, 1, sizeof buf - 1, fp);
+	fclose(fp);
+	buf[n] = '\0';
+	char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+	if (!p)
+		return 0;
+	unsigned long long v = 0;
+	int field = 2;
+	for (p++; *p && field < 22; p++)
+		if (*p == ' ')
+			field++;
+	if (field == 22)
+		v = strtoull(p, NULL, 10);
+	return v;
+}
+
+const char *pobox_quota_owner(void)
+{
+	if (!owner[0]) {
+		if (gethostname(host, sizeof host) != 0)
+			snprintf(host, sizeof host, "unknown");
+		host[sizeof host - 1] = '\0';
+		snprintf(owner, sizeof owner, "%s:%ld:%llu", host, (long)getpid(),
+		         start_time((long)getpid()));
+	}
+	return owner;
+}
+
+/* Alive: on this host, the pid runs and started when the owner says. */
+static int owner_alive(const char *o)
+{
+	char h[64];
+	long pid;
+	unsigned long long started;
+	pobox_quota_owner();
+	if (sscanf(o, "%63[^:]:%ld:%llu", h, &pid, &started) != 3)
+		return 0;
+	if (strcmp(h, host) != 0)
+		return 1; /* another host: only age can tell (see reap) */
+	if (kill((pid_t)pid, 0) != 0 && errno != EPERM)
+		return 0;
+	return start_time(pid) == started;
+}
+
+struct reap_ctx {
+	struct pobox *pb;
+	int64_t now_ms;
+};
+
+static int reap_one(void *ctx, const char *o)
+{
+	struct reap_ctx *r = ctx;
+	if (strcmp(o, pobox_quota_owner()) == 0 || owner_alive(o))
+		return 0;
+	return pobox_store_quota_reap(r->pb->st, o);
+}
+
+int pobox_quota_reap(struct pobox *pb, int64_t now_ms)
+{
+	struct reap_ctx r = {pb, now_ms};
+	int rc = pobox_store_quota_owners(pb->st, reap_one, &r);
+	if (rc)
+		return rc;
+	/* reservations of any owner older than STALE_MS: no call takes that long */
+	return pobox_store_quota_reap_before(pb->st, (now_ms - STALE_MS) / 60000);
+}
+
+struct rate_ctx {
+	int64_t now_min, last_hour, first_min;
+};
+
+static int rate_row(void *ctx, int64_t minute, int64_t used, int64_t urgent)
+{
+	struct rate_ctx *r = ctx;
+	(void)urgent;
+	if (minute > r->now_min - 60)
+		r->last_hour += used;
+	if (used > 0 && (r->first_min < 0 || minute < r->first_min))
+		r->first_min = minute;
+	return 0;
+}
+
+int pobox_quota_read(struct pobox *pb, const struct pobox_quota_opts *o, int64_t now_ms,
+                     struct pobox_quota *q)
+{
+	int rc;
+	memset(q, 0, sizeof *q);
+	double share = o->fleet_share > 0 && o->fleet_share <= 1 ? o->fleet_share : 1;
+	q->budget = (int64_t)((double)o->single_budget * share);
+	q->reserve = (int64_t)((double)q->budget * o->urgent_reserve);
+	if ((rc = pobox_store_quota_sum(pb->st, now_ms, &q->used, &q->urgent_used, &q->reserved)) != 0)
+		return rc;
+	q->remaining = q->budget - q->used - q->reserved;
+	if (q->remaining < 0)
+		q->remaining = 0;
+	q->left_urgent = q->remaining;
+	q->left_normal = q->remaining - q->reserve > 0 ? q->remaining - q->reserve : 0;
+	struct rate_ctx r = {now_ms / 60000, 0, -1};
+	if ((rc = pobox_store_quota_minutes(pb->st, now_ms, rate_row, &r)) != 0)
+		return rc;
+	q->exhausted_at_ms = -1;
+	if (r.last_hour > 0) {
+		int64_t ms = (int64_t)((double)q->remaining / (double)r.last_hour * 3600000.0);
+		if (ms < 86400000)
+			q->exhausted_at_ms = now_ms + ms;
+	}
+	q->frees_at_ms = r.first_min >= 0 ? (r.first_min + 1440) * 60000 : -1;
+	return 0;
+}

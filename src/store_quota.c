@@ -1,0 +1,362 @@
+/*
+ * store_quota.c - the store's SQL for the single-call lane: the quota
+ * ledger (schema/0003_single.sql), single-lane batches and profile
+ * outcomes, and the cheap checks the service loop makes between cuts.
+ * Part of the store module; see store.h for the contracts.
+ */
+#include "alloc.h"
+#include "error.h"
+#include "store_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static int step_done(struct pobox_store *st, sqlite3_stmt *s, const char *what)
+{
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : pobox_store_fail(st, rc, what);
+}
+
+int pobox_store_quota_sum(struct pobox_store *st, int64_t now_ms, int64_t *used,
+                          int64_t *urgent_used, int64_t *reserved)
+{
+	static const char sql[] =
+		"SELECT (SELECT coalesce(sum(used), 0) FROM quota_minutes WHERE minute > ?1 - 1440),"
+		"       (SELECT coalesce(sum(urgent), 0) FROM quota_minutes WHERE minute > ?1 - 1440),"
+		"       (SELECT coalesce(sum(units), 0) FROM quota_reservations WHERE minute > ?1 - 1440)";
+	sqlite3_stmt *s = pobox_store_prep(st, sql);
+	if (!s)
+		return POBOX_EIO;
+	sqlite3_bind_int64(s, 1, now_ms / 60000);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*used = sqlite3_column_int64(s, 0);
+		*urgent_used = sqlite3_column_int64(s, 1);
+		*reserved = sqlite3_column_int64(s, 2);
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW ? 0 : pobox_store_fail(st, rc, "reading the quota ledger");
+}
+
+int pobox_store_quota_reserve(struct pobox_store *st, const char *owner, int64_t now_ms,
+                              int64_t n, int64_t urgent)
+{
+	static const char sql[] =
+		"INSERT INTO quota_reservations (owner, minute, units, urgent) VALUES (?1, ?2, ?3, ?4) "
+		"ON CONFLICT (owner, minute) DO UPDATE SET units = units + ?3, urgent = urgent + ?4";
+	sqlite3_stmt *s = pobox_store_prep(st, sql);
+	if (!s)
+		return POBOX_EIO;
+	sqlite3_bind_text(s, 1, owner, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, now_ms / 60000);
+	sqlite3_bind_int64(s, 3, n);
+	sqlite3_bind_int64(s, 4, urgent);
+	return step_done(st, s, "reserving quota");
+}
+
+int pobox_store_quota_settle(struct pobox_store *st, const char *owner, int64_t minute,
+                             int64_t used, int64_t urgent_used, int64_t released,
+                             int64_t urgent_released)
+{
+	static const char dec[] =
+		"UPDATE quota_reservations SET units = units - ?3, urgent = max(urgent - ?4, 0) "
+		"WHERE owner = ?1 AND minute = ?2";
+	static const char drop[] =
+		"DELETE FROM quota_reservations WHERE owner = ?1 AND minute = ?2 AND units = 0";
+	static const char add[] =
+		"INSERT INTO quota_minutes (minute, used, urgent) VALUES (?1, ?2, ?3) "
+		"ON CONFLICT (minute) DO UPDATE SET used = used + ?2, urgent = urgent + ?3";
+	sqlite3_stmt *s;
+	int rc;
+	if (!(s = pobox_store_prep(st, dec)))
+		return POBOX_EIO;
+	sqlite3_bind_text(s, 1, owner, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, minute);
+	sqlite3_bind_int64(s, 3, used + released);
+	sqlite3_bind_int64(s, 4, urgent_used + urgent_released);
+	if ((rc = step_done(st, s, "settling quota")) != 0)
+		return rc;
+	if (!(s = pobox_store_prep(st, drop)))
+		return POBOX_EIO;
+	sqlite3_bind_text(s, 1, owner, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, minute);
+	if ((rc = step_done(st, s, "settling quota")) != 0 || used == 0)
+		return rc;
+	if (!(s = pobox_store_prep(st, add)))
+		return POBOX_EIO;
+	sqlite3_bind_int64(s, 1, minute);
+	sqlite3_bind_int64(s, 2, used);
+	sqlite3_bind_int64(s, 3, urgent_used);
+	return step_done(st, s, "counting quota");
+}
+
+int pobox_store_quota_owners(struct pobox_store *st,
+                             int (*fn)(void *ctx, const char *owner), void *ctx)
+{
+	static const char sql[] = "SELECT DISTINCT owner FROM quota_reservations";
+	sqlite3_stmt *s = pobox_store_prep(st, sql);
+	char owners[32][128];
+	int n = 0, r, rc = 0;
+	if (!s)
+		return POBOX_EIO;
+	/* copy out first: fn may reap (write) */
+	while ((r = sqlite3_step(s)) == SQLITE_ROW && n < 32)
+		snprintf(owners[n++], sizeof owners[0], "%s", sqlite3_column_text(s, 0));
+	sqlite3_reset(s);
+	if (r != SQLITE_ROW && r != SQLITE_DONE)
+		return pobox_store_fail(st, r, "reading quota owners");
+	for (int i = 0; i < n && rc == 0; i++)
+		rc = fn(ctx, owners[i]);
+	return rc;
+}
+
+int pobox_store_quota_reap(struct pobox_store *st, const char *owner)
+{
+	static const char add[] =
+		"INSERT INTO quota_minutes (minute, used, urgent) "
+		"SELECT minute, units, urgent FROM quota_reservations WHERE owner = ?1 AND units > 0 "
+		"ON CONFLICT (minute) DO UPDATE SET used = used + excluded.used, urgent = urgent + excluded.urgent";
+	static const char del[] = "DELETE FROM quota_reservations WHERE owner = ?1";
+	sqlite3_stmt *s;
+	int rc;
+	if (!(s = pobox_store_prep(st, add)))
+		return POBOX_EIO;
+	sqlite3_bind_text(s, 1, owner, -1, SQLITE_STATIC);
+	if ((rc = step_done(st, s, "reaping reservations")) != 0)
+		return rc;
+	if (!(s = pobox_store_prep(st, del)))
+		return POBOX_EIO;
+	sqlite3_bind_text(s, 1, owner, -1, SQLITE_STATIC);
+	return step_done(st, s, "reaping reservations");
+}
+
+int pobox_store_quota_reap_before(struct pobox_store *st, int64_t minute)
+{
+	static const char add[] =
+		"INSERT INTO quota_minutes (minute, used, urgent) "
+		"SELECT minute, sum(units), sum(urgent) FROM quota_reservations WHERE minute < ?1 AND units > 0 "
+		"GROUP BY minute "
+		"ON CONFLICT (minute) DO UPDATE SET used = used + excluded.used, urgent = urgent + excluded.urgent";
+	static const char del[] = "DELETE FROM quota_reservations WHERE minute < ?1";
+	sqlite3_stmt *s;
+	int rc;
+	if (!(s = pobox_store_prep(st, add)))
+		return POBOX_EIO;
+	sqlite3_bind_int64(s, 1, minute);
+	if ((rc = step_done(st, s, "reaping old reservations")) != 0)
+		return rc;
+	if (!(s = pobox_store_prep(st, del)))
+		return POBOX_EIO;
+	sqlite3_bind_int64(s, 1, minute);
+	return step_done(st, s, "reaping old reservations");
+}
+
+int pobox_store_quota_minutes(struct pobox_store *st, int64_t now_ms,
+                              int (*fn)(void *ctx, int64_t minute, int64_t used, int64_t urgent),
+                              void *ctx)
+{
+	static const char sql[] =
+		"SELECT minute, used, urgent FROM quota_minutes WHERE minute > ?1 - 1440 ORDER BY minute";
+	sqlite3_stmt *s = pobox_store_prep(st, sql);
+	int r, rc = 0;
+	if (!s)
+		return POBOX_EIO;
+	sqlite3_bind_int64(s, 1, now_ms / 60000);
+	while ((r = sqlite3_step(s)) == SQLITE_ROW)
+		if ((rc = fn(ctx, sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1),
+		             sqlite3_column_int64(s, 2))) != 0)
+			break;
+	sqlite3_reset(s);
+	if (rc == 0 && r != SQLITE_DONE)
+		rc = pobox_store_fail(st, r, "reading the quota ledger");
+	return rc;
+}
+
+int pobox_store_profile_delivered(struct pobox_store *st, int64_t profile, int64_t now_ms)
+{
+	static const char sql[] =
+		"UPDATE profiles SET done_seq = batch_seq, done_at_ms = ?2, batch = NULL, attempts = 0,"
+		" next_attempt_at_ms = 0, last_error = NULL, route_bulk = 0 WHERE id = ?1";
+	sqlite3_stmt *s = pobox_store_prep(st, sql);
+	if (!s)
+		return POBOX_EIO;
+	sqlite3_bind_int64(s, 1, profile);
+	sqlite3_bind_int64(s, 2, now_ms);
+	return step_done(st, s, "recording a delivery");
+}
+
+int pobox_store_profile_release(struct pobox_store *st, int64_t profile, int route_bulk,
+                                int charge, int64_t next_at_ms, const char *reason,
+                                int64_t max_attempts, int *killed)
+{
+	static const char sql[] =
+		"UPDATE profiles SET batch = NULL, route_bulk = max(route_bulk, ?2),"
+		" attempts = attempts + ?3, next_attempt_at_ms = ?4, last_error = coalesce(?5, last_error) "
+		"WHERE id = ?1 RETURNING attempts, done_seq, batch_seq";
+	static const char kill[] =
+		"UPDATE updates SET state = 'dead', attempts = ?4, last_error = ?5 "
+		"WHERE state = 'live' AND profile = ?1 AND seq > ?2 AND seq <= ?3";
+	sqlite3_stmt *s = pobox_store_prep(st, sql);
+	int64_t attempts = 0, done = 0, upto = 0;
+	if (!s)
+		return POBOX_EIO;
+	*killed = 0;
+	sqlite3_bind_int64(s, 1, profile);
+	sqlite3_bind_int(s, 2, route_bulk);
+	sqlite3_bind_int(s, 3, charge);
+	sqlite3_bind_int64(s, 4, next_at_ms);
+	if (reason)
+		sqlite3_bind_text(s, 5, reason, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		attempts = sqlite3_column_int64(s, 0);
+		done = sqlite3_column_int64(s, 1);
+		upto = sqlite3_column_int64(s, 2);
+		rc = sqlite3_step(s);
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	if (rc != SQLITE_DONE)
+		return pobox_store_fail(st, rc, "releasing a profile");
+	if (!charge || attempts < max_attempts)
+		return 0;
+	if (!(s = pobox_store_prep(st, kill)))
+		return POBOX_EIO;
+	sqlite3_bind_int64(s, 1, profile);
+	sqlite3_bind_int64(s, 2, done);
+	sqlite3_bind_int64(s, 3, upto);
+	sqlite3_bind_int64(s, 4, attempts);
+	sqlite3_bind_text(s, 5, reason ? reason : "gave up", -1, SQLITE_STATIC);
+	*killed = 1;
+	return step_done(st, s, "dead-lettering updates");
+}
+
+int pobox_store_single_batch_new(struct pobox_store *st, enum pobox_id_type t, int64_t now_ms,
+                                 int64_t *id)
+{
+	static const char sql[] =
+		"INSERT INTO batches (lane, api, id_type, state, profiles, updates, bytes, payload,"
+		"                     payload_crc32, created_at_ms, next_at_ms) "
+		"VALUES ('single', 'single', ?1, 'ready', 0, 0, 0, x'', 0, ?2, ?2)";
+	sqlite3_stmt *s = pobox_store_prep(st, sql);
+	if (!s)
+		return POBOX_EIO;
+	sqlite3_bind_text(s, 1, pobox_id_type_name(t), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, now_ms);
+	int rc = step_done(st, s, "creating a single-lane batch");
+	if (rc == 0)
+		*id = sqlite3_last_insert_rowid(st->db);
+	return rc;
+}
+
+int pobox_store_single_batch_counts(struct pobox_store *st, int64_t id, int64_t profiles,
+                                    int64_t updates, int64_t bytes)
+{
+	static const char sql[] =
+		"UPDATE batches SET profiles = ?2, updates = ?3, bytes = ?4 WHERE id = ?1";
+	sqlite3_stmt *s = pobox_store_prep(st, sql);
+	if (!s)
+		return POBOX_EIO;
+	sqlite3_bind_int64(s, 1, id);
+	sqlite3_bind_int64(s, 2, profiles);
+	sqlite3_bind_int64(s, 3, updates);
+	sqlite3_bind_int64(s, 4, bytes);
+	return step_done(st, s, "counting a single-lane batch");
+}
+
+int pobox_store_single_batch_finish(struct pobox_store *st, int64_t batch, int64_t now_ms,
+                                    int64_t ok, int64_t not_found, int64_t failed)
+{
+	static const char sql[] =
+		"UPDATE batches SET state = 'done', finished_at_ms = ?2,"
+		" successful_updates = coalesce(successful_updates, 0) + ?3,"
+		" profiles_not_found = coalesce(profiles_not_found, 0) + ?4,"
+		" failed_updates = coalesce(failed_updates, 0) + ?5 "
+		"WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM profiles WHERE batch = ?1)";
+	sqlite3_stmt *s = pobox_store_prep(st, sql);
+	if (!s)
+		return POBOX_EIO;
+	sqlite3_bind_int64(s, 1, batch);
+	sqlite3_bind_int64(s, 2, now_ms);
+	sqlite3_bind_int64(s, 3, ok);
+	sqlite3_bind_int64(s, 4, not_found);
+	sqlite3_bind_int64(s, 5, failed);
+	return step_done(st, s, "finishing a single-lane batch");
+}
+
+int pobox_store_lane_next(struct pobox_store *st, const char *lane, int64_t *id,
+                          int64_t *next_at_ms)
+{
+	static const char sql[] =
+		"SELECT id, next_at_ms FROM batches WHERE state IN ('ready', 'sending', 'submitted') "
+		"AND lane = ?1 ORDER BY next_at_ms, id LIMIT 1";
+	sqlite3_stmt *s = pobox_store_prep(st, sql);
+	if (!s)
+		return POBOX_EIO;
+	sqlite3_bind_text(s, 1, lane, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(s);
+	*id = 0;
+	if (rc == SQLITE_ROW) {
+		*id = sqlite3_column_int64(s, 0);
+		*next_at_ms = sqlite3_column_int64(s, 1);
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : pobox_store_fail(st, rc, "finding due work");
+}
+
+int pobox_store_newest(struct pobox_store *st, int64_t after_seq, int64_t *max_seq,
+                       int *urgent_after, int64_t *oldest_after_ms)
+{
+	static const char sql[] =
+		"SELECT (SELECT coalesce(max(seq), 0) FROM updates),"
+		"       EXISTS (SELECT 1 FROM updates WHERE seq > ?1 AND urgent = 1 AND state = 'live'),"
+		"       (SELECT enqueued_at_ms FROM updates WHERE seq > ?1 ORDER BY seq LIMIT 1)";
+	sqlite3_stmt *s = pobox_store_prep(st, sql);
+	if (!s)
+		return POBOX_EIO;
+	sqlite3_bind_int64(s, 1, after_seq);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*max_seq = sqlite3_column_int64(s, 0);
+		*urgent_after = sqlite3_column_int(s, 1);
+		*oldest_after_ms = sqlite3_column_type(s, 2) == SQLITE_NULL ? -1 : sqlite3_column_int64(s, 2);
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW ? 0 : pobox_store_fail(st, rc, "checking for new updates");
+}
+
+int64_t pobox_store_file_bytes(struct pobox_store *st)
+{
+	char buf[4096];
+	struct stat sb;
+	int64_t n = 0;
+	if (stat(st->path, &sb) == 0)
+		n += (int64_t)sb.st_size;
+	snprintf(buf, sizeof buf, "%s-wal", st->path);
+	if (stat(buf, &sb) == 0)
+		n += (int64_t)sb.st_size;
+	return n;
+}
+
+int pobox_store_pending_exists(struct pobox_store *st, enum pobox_id_type t, const char *id,
+                               size_t id_len, const char *attr, size_t attr_len, int *exists)
+{
+	static const char sql[] =
+		"SELECT EXISTS (SELECT 1 FROM profiles p JOIN attributes a ON a.name = ?3 "
+		" JOIN updates u ON u.profile = p.id AND u.attr = a.id AND u.state = 'live'"
+		"  AND u.seq > p.done_seq AND NOT (p.batch IS NOT NULL AND u.seq <= p.batch_seq)"
+		" WHERE p.id_type = ?1 AND p.profile_id = ?2)";
+	sqlite3_stmt *s = pobox_store_prep(st, sql);
+	if (!s)
+		return POBOX_EIO;
+	sqlite3_bind_text(s, 1, pobox_id_type_name(t), -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, id, (int)id_len, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, attr, (int)attr_len, SQLITE_STATIC);
+	int rc = sqlite3_step(s);
+	*exists = rc == SQLITE_ROW && sqlite3_column_int(s, 0);
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW ? 0 : pobox_store_fail(st, rc, "checking pending updates");
+}
