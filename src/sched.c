@@ -611,8 +611,19 @@ int pobox_sched_cut(struct pobox *pb, const struct pobox_sched_opts *o,
 	if ((rc = pobox_begin(pb)) != 0)
 		return rc;
 	c.now_ms = pobox_clock_now_ms(&pb->clock);
-	rc = run_cut(&c);
+	int64_t first = 0;
+	if (o->dry_run)
+		rc = pobox_store_query_int64(pb->st, "SELECT coalesce(max(id), 0) + 1 FROM batches", &first);
 	if (rc == 0)
+		rc = run_cut(&c);
+	if (rc == 0 && o->dry_run) {
+		if (o->plan_fn)
+			rc = o->plan_fn(o->plan_ctx, pb, first);
+		char keep[POBOX_ERRLEN];
+		memcpy(keep, pb->err, sizeof keep);
+		pobox_rollback(pb);
+		memcpy(pb->err, keep, sizeof keep);
+	} else if (rc == 0)
 		rc = pobox_commit(pb);
 	else {
 		char keep[POBOX_ERRLEN];

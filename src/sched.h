@@ -47,6 +47,12 @@ struct pobox_sched_opts {
 	int64_t single_group;      /* profiles per single-lane batch row */
 	int64_t single_url_base;   /* bytes before the query: scheme, host, path, '?' */
 	int64_t max_get_bytes, max_post_bytes;
+
+	/* Dry run (`pobox plan`): before the cut's transaction is rolled back,
+	 * plan_fn sees the batches it made (same connection, uncommitted). */
+	int dry_run;
+	int (*plan_fn)(void *ctx, struct pobox *pb, int64_t first_batch);
+	void *plan_ctx;
 };
 
 void pobox_sched_opts_init(struct pobox_sched_opts *o);

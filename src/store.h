@@ -84,6 +84,7 @@ int pobox_store_status_json(struct pobox_store *st, const struct pobox_status *s
 /* The first column of the first row of sql as an int (PRAGMAs, counts);
  * *out is left alone when there is no row. */
 int pobox_store_query_int(struct pobox_store *st, const char *sql, int *out);
+int pobox_store_query_int64(struct pobox_store *st, const char *sql, int64_t *out);
 
 /* Runs SQL with no results (tests and tools). */
 int pobox_store_exec(struct pobox_store *st, const char *sql);

@@ -453,3 +453,82 @@ out:
 	cli_token_free(token);
 	return code;
 }
+
+static int plan_row(void *ctx, int n, const char *const *names, const char *const *v)
+{
+	int *rows = ctx;
+	if ((*rows)++ == 0) {
+		for (int i = 0; i < n; i++)
+			printf("%-13s", names[i]);
+		putchar('\n');
+	}
+	for (int i = 0; i < n; i++)
+		printf("%-13s", v[i] ? v[i] : "-");
+	putchar('\n');
+	return 0;
+}
+
+static int print_plan(void *ctx, struct pobox *pb, int64_t first)
+{
+	(void)ctx;
+	int rows = 0;
+	int rc = pobox_store_each_row(pb->st,
+	                              "SELECT lane, api, id_type, profiles, updates, bytes, "
+	                              "CASE lane WHEN 'single' THEN profiles ELSE 0 END AS quota_units "
+	                              "FROM batches WHERE id >= ?1 ORDER BY id",
+	                              1, first, plan_row, &rows);
+	if (rc == 0 && rows == 0)
+		printf("nothing would be sent: no pending update is due\n");
+	return rc;
+}
+
+int cmd_plan(struct cli *cli, int argc, char **argv)
+{
+	struct pobox_deliver_opts o;
+	struct pobox_single_opts so;
+	struct pobox_cut_summary sum = {0};
+	struct pobox_quota q;
+	struct pobox *pb = NULL;
+	char *token = NULL, a[32], b[32], c[32], d[32];
+	int code, rc;
+	int64_t due = 0, later = 0, next_due, oldest;
+
+	(void)argv;
+	if (argc > 1) {
+		cli_error("plan: takes no arguments");
+		return EXIT_USAGE;
+	}
+	if ((code = cli_deliver_opts(cli, &o, &token)) != EXIT_OK)
+		return code;
+	if (!(pb = cli_open(cli, 1, &code)))
+		goto out;
+	int64_t now = pobox_clock_now_ms(&pb->clock);
+	if ((rc = pobox_store_pending(pb->st, now, &due, &later, &next_due, &oldest)) != 0)
+		goto fail;
+	routing(cli, pb, &o, due);
+	o.sched.dry_run = 1;
+	o.sched.plan_fn = print_plan;
+	if ((rc = pobox_sched_cut(pb, &o.sched, &sum)) != 0)
+		goto fail;
+	printf("\n%s profiles in %s batches; %s by single calls (%s urgent), the rest bulk\n",
+	       cli_num(a, sizeof a, sum.profiles), cli_num(b, sizeof b, sum.batches),
+	       cli_num(c, sizeof c, sum.single_profiles), cli_num(d, sizeof d, sum.single_urgent));
+	if (later)
+		printf("%lld more profiles wait for a retry time\n", (long long)later);
+	single_opts(&cli->cfg, &so);
+	if ((rc = pobox_quota_read(pb, &so.quota, now, &q)) != 0)
+		goto fail;
+	printf("single-call budget: %s remaining of %s; this plan would use %lld, leaving %lld\n",
+	       cli_num(a, sizeof a, q.remaining), cli_num(b, sizeof b, q.budget),
+	       (long long)sum.single_profiles, (long long)(q.remaining - sum.single_profiles));
+	printf("(nothing was sent or changed)\n");
+	code = EXIT_OK;
+	goto out;
+fail:
+	cli_error("plan: %s", pobox_errmsg(pb));
+	code = cli_exit_code(rc);
+out:
+	pobox_close(pb);
+	cli_token_free(token);
+	return code;
+}

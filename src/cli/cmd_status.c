@@ -4,6 +4,7 @@
 #include "alloc.h"
 #include "cli.h"
 #include "outbox.h"
+#include "quota.h"
 
 #include <getopt.h>
 #include <string.h>
@@ -37,11 +38,23 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 	if ((rc = pobox_store_status(pb->st, &s)) != 0)
 		goto fail;
 	int64_t now = pobox_clock_now_ms(&pb->clock);
+	struct pobox_quota_opts qo = {cli->cfg.single_budget, cli->cfg.fleet_share, cli->cfg.urgent_reserve};
+	struct pobox_quota q;
+	if ((rc = pobox_quota_read(pb, &qo, now, &q)) != 0)
+		goto fail;
 	if (json) {
 		char *j = NULL;
 		if ((rc = pobox_store_status_json(pb->st, &s, now, &j)) != 0)
 			goto fail;
-		puts(j);
+		size_t l = strlen(j);
+		if (l && j[l - 1] == '}')
+			j[l - 1] = '\0';
+		printf("%s,\"quota\":{\"budget\":%lld,\"used_24h\":%lld,\"urgent_used_24h\":%lld,"
+		       "\"reserved\":%lld,\"remaining\":%lld,\"urgent_reserve\":%lld,"
+		       "\"exhaustion_eta_s\":%lld}}\n",
+		       j, (long long)q.budget, (long long)q.used, (long long)q.urgent_used,
+		       (long long)q.reserved, (long long)q.remaining, (long long)q.reserve,
+		       (long long)(q.exhausted_at_ms >= 0 ? (q.exhausted_at_ms - now) / 1000 : -1));
 		pobox_free(j);
 	} else {
 		printf("outbox      %s (%s, schema %d)\n", pobox_store_path(pb->st),
@@ -54,6 +67,14 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 		}
 		printf("profiles    %s   attributes %s\n", cli_num(a, sizeof a, s.profiles),
 		       cli_num(b, sizeof b, s.attributes));
+		printf("single calls in the last 24 h: %s used", cli_num(a, sizeof a, q.used + q.reserved));
+		char c3[32];
+		printf(" of %s, %s", cli_num(b, sizeof b, q.budget), cli_num(a, sizeof a, q.remaining));
+		printf(" remaining (%s kept for urgent updates)", cli_num(c3, sizeof c3, q.reserve));
+		if (q.exhausted_at_ms >= 0)
+			printf("; at the last hour's rate the budget runs out in %s",
+			       cli_duration(a, sizeof a, q.exhausted_at_ms - now));
+		putchar('\n');
 	}
 	pobox_close(pb);
 	return EXIT_OK;

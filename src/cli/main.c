@@ -8,6 +8,7 @@
  */
 #include "cli.h"
 #include "error.h"
+#include "log.h"
 #include "outbox.h"
 
 #include <errno.h>
@@ -94,6 +95,13 @@ const struct command cli_commands[] = {
 	 "from an outbox at a time.\n"
 	 "\n"
 	 "  --once   one pass, then exit\n"},
+	{"plan", cmd_plan, "show what the next flush would send, by which lane, at what quota cost",
+	 "usage: pobox plan\n"
+	 "\n"
+	 "Does everything a flush would - coalescing, routing each profile to the\n"
+	 "single-call or the bulk lane, packing batch files - inside a transaction\n"
+	 "that is then rolled back, and prints the batches it would make, their\n"
+	 "sizes, and the single-call quota they would use.  Sends and changes nothing.\n"},
 	{"batches", cmd_batches, "list delivery batches",
 	 "usage: pobox batches [--state STATE] [--json]\n"
 	 "\n"
@@ -313,6 +321,19 @@ int main(int argc, char **argv)
 		cli_error("%s", err);
 		pobox_config_free(&cli.cfg);
 		return EXIT_CONFIG;
+	}
+	if (cli.cfg.log_level) {
+		static const char *const levels[] = {"error", "warn", "info", "debug"};
+		int l = -1;
+		for (int k = 0; k < 4; k++)
+			if (strcmp(cli.cfg.log_level, levels[k]) == 0)
+				l = k;
+		if (l < 0) {
+			cli_error("log_level = '%s': expected error, warn, info or debug", cli.cfg.log_level);
+			pobox_config_free(&cli.cfg);
+			return EXIT_CONFIG;
+		}
+		pobox_log_set_level((enum pobox_log_level)l);
 	}
 	rc = cmd->run(&cli, argc - i, argv + i);
 	pobox_config_free(&cli.cfg);
