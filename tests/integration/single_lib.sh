@@ -143,7 +143,7 @@ check_ledger_clean() {
 # run_bg LOGFILE [run args]: start `pobox run` in the background; sets RUN_PID.
 run_bg() {
 	local lf=$1; shift
-	"$POBOX" -c "$CONF" run "$@" 2>"$lf" &
+	"$POBOX" -c "$CONF" run "$@" >"$lf.out" 2>"$lf" &
 	RUN_PID=$!
 	bg "$RUN_PID"
 }
