@@ -4,13 +4,13 @@
  *
  *   pobox-peakrss [-o FILE] -- CMD [ARGS...]
  *
- * prints `peak_rss_kb=N wall_s=X` on stderr (and, with -o, writes the same
+ * prints `peak_rss_kb=N wall_s=X user_s=X sys_s=X` on stderr (and, with -o, writes the same
  * line to FILE so a script need not pick it out of the child's own stderr),
  * then exits with the child's exit status, or 128+signal if it was killed.
  *
- * Peak RSS comes from the rusage that wait4() returns for the child, so it
- * covers the child and any descendants it waited for, and nothing of this
- * wrapper.  /usr/bin/time -f %M would do the same, but is not installed
+ * Peak RSS and CPU times come from the rusage that wait4() returns for the
+ * child, so they cover the child and any descendants it waited for, and
+ * nothing of this wrapper.  /usr/bin/time -f %M would do the same, but is not installed
  * everywhere and its output format differs between implementations.
  *
  * This program owns only the child process it starts.
@@ -46,7 +46,7 @@ int main(int argc, char **argv)
 	struct rusage ru;
 	int argi = 1, status = 0, rc;
 	double t0, wall;
-	char line[128];
+	char line[192];
 	pid_t pid, got;
 
 	while (argi < argc && strcmp(argv[argi], "--") != 0) {
@@ -93,8 +93,11 @@ int main(int argc, char **argv)
 	}
 
 	/* On Linux ru_maxrss is in kilobytes. */
-	snprintf(line, sizeof(line), "peak_rss_kb=%ld wall_s=%.3f\n",
-		 ru.ru_maxrss, wall);
+	snprintf(line, sizeof(line),
+		 "peak_rss_kb=%ld wall_s=%.3f user_s=%.3f sys_s=%.3f\n",
+		 ru.ru_maxrss, wall,
+		 (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6,
+		 (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6);
 	fputs(line, stderr);
 	if (report_path != NULL) {
 		FILE *f = fopen(report_path, "w");
