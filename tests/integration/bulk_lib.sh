@@ -122,6 +122,9 @@ write_conf() {
 		echo "request_timeout = ${BULK_REQUEST_TIMEOUT:-10s}"
 		echo "max_value_chars = ${BULK_MAX_VALUE_CHARS:-256}"
 		echo "bulk_calls_per_minute = ${BULK_CALLS_PER_MINUTE:-6000}"
+		echo "seed = ${BULK_POBOX_SEED:-1}"
+		# these tests are about the bulk lane: no single calls unless asked
+		echo "single_lane = ${BULK_SINGLE_LANE:-0}"
 		local l
 		for l in "$@"; do echo "$l"; done
 	} >"$CONF"
@@ -245,6 +248,7 @@ std_data() {
 
 # std_checks NAME: store equals expected, everything delivered.
 std_checks() {
+	echo "# $1: pobox batches by state: $(q "SELECT group_concat(state || '=' || n, ' ') FROM (SELECT state, count(*) n FROM v_batches GROUP BY state)")"
 	check_store "$1" --preload "$PRELOAD"
 	check_all_delivered "$1"
 }
