@@ -368,7 +368,10 @@ static int submit(struct pobox_deliverer *d, struct pobox_batch *b, struct pobox
 		exchange_free(&x);
 		return rc;
 	}
-	switch (x.v.cls) {
+	rc = pobox_store_count_call(pb->st, "bulk", x.resp.status, x.v.cls != POBOX_CLASS_OK);
+	switch (rc ? -1 : (int)x.v.cls) {
+	case -1:
+		break;
 	case POBOX_CLASS_OK: {
 		int64_t now = now_ms(d);
 		b->state = POBOX_B_SUBMITTED;
@@ -451,7 +454,8 @@ static void failed_rows_free(struct failed_rows *f)
 
 /* complete: fetch the details, then record delivery and failed rows in one
  * transaction. */
-static int complete(struct pobox_deliverer *d, struct pobox_batch *b, struct pobox_step *st)
+static int complete(struct pobox_deliverer *d, struct pobox_batch *b, struct pobox_step *st,
+                    long poll_http)
 {
 	struct pobox *pb = d->pb;
 	struct failed_rows f = {0};
@@ -480,6 +484,12 @@ static int complete(struct pobox_deliverer *d, struct pobox_batch *b, struct pob
 	st->actions++;
 	if ((rc = pobox_begin(pb)) != 0)
 		goto out;
+	/* the poll that said complete, and this details call */
+	if ((rc = pobox_store_count_call(pb->st, "bulk", poll_http, 0)) != 0 ||
+	    (rc = pobox_store_count_call(pb->st, "bulk", x.resp.status, x.v.cls != POBOX_CLASS_OK)) != 0) {
+		rc = finish_tx(pb, rc);
+		goto out;
+	}
 	if (x.v.cls == POBOX_CLASS_OK && x.ans.status == POBOX_BATCH_COMPLETE && !f.oom) {
 		int64_t now = now_ms(d);
 		int64_t next = now + pobox_backoff_delay_ms(&d->backoff, 0, -1);
@@ -552,15 +562,19 @@ static int poll_status(struct pobox_deliverer *d, struct pobox_batch *b, struct 
 	     NULL, NULL, &x);
 	st->actions++;
 	if (x.v.cls == POBOX_CLASS_OK && x.ans.status == POBOX_BATCH_COMPLETE) {
+		long http = x.resp.status;
 		exchange_free(&x);
-		return complete(d, b, st);
+		return complete(d, b, st, http);
 	}
 	if ((rc = pobox_begin(pb)) != 0) {
 		exchange_free(&x);
 		return rc;
 	}
 	int64_t now = now_ms(d);
-	switch (x.v.cls) {
+	rc = pobox_store_count_call(pb->st, "bulk", x.resp.status, x.v.cls != POBOX_CLASS_OK);
+	switch (rc ? -1 : (int)x.v.cls) {
+	case -1:
+		break;
 	case POBOX_CLASS_OK:
 		pobox_free(b->remote_status);
 		b->remote_status = pobox_strdup(x.ans.status_text ? x.ans.status_text : "");

@@ -201,7 +201,6 @@ fail:
 static int builder_close(struct cut *c, struct builder *b)
 {
 	struct pobox_zwriter h;
-	unsigned char *blob = NULL;
 	int rc;
 	/* opened for a profile that then did not fit: no batch after all */
 	if (b->nrows == 0 && c->fixed_batch == 0)
@@ -227,22 +226,14 @@ static int builder_close(struct cut *c, struct builder *b)
 		                (unsigned long long)(h.in_bytes + b->rows.in_bytes), (long long)b->bytes);
 		goto out;
 	}
-	blob = pobox_malloc(h.len + b->rows.len);
-	if (!blob) {
-		rc = POBOX_ENOMEM;
-		goto out;
-	}
-	memcpy(blob, h.out, h.len);
-	memcpy(blob + h.len, b->rows.out, b->rows.len);
 	uint32_t crc = pobox_crc32_combine(h.crc, b->rows.crc, b->rows.in_bytes);
 	rc = pobox_store_batch_payload(c->pb->st, b->id, b->nrows, b->updates, b->carried, b->bytes,
-	                               blob, h.len + b->rows.len, crc);
+	                               h.out, h.len, b->rows.out, b->rows.len, crc);
 	if (rc == 0) {
 		c->sum->batches++;
 		c->sum->bytes += b->bytes;
 	}
 out:
-	pobox_free(blob);
 	pobox_zwriter_free(&h);
 	return rc;
 }

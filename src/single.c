@@ -308,7 +308,9 @@ static int settle(struct pobox_singler *s, int64_t batch, int final, int64_t cou
 		if (c->st != C_DONE)
 			continue;
 		int used = c->reached && c->cls != POBOX_CLASS_BUDGET;
-		rc = pobox_store_quota_settle(pb->st, pobox_quota_owner(), c->minute, used,
+		rc = pobox_store_count_call(pb->st, "single", c->http, c->cls != POBOX_CLASS_OK);
+		if (rc == 0)
+			rc = pobox_store_quota_settle(pb->st, pobox_quota_owner(), c->minute, used,
 		                              used && c->urgent, !used, !used && c->urgent);
 		if (rc)
 			break;

@@ -49,11 +49,14 @@ const char *const pobox_store_sql[S_COUNT] = {
 	             "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	/* States derived as in v_updates (schema/0002_delivery.sql). */
 	[S_COUNT_BY_STATE] =
-		"SELECT CASE WHEN u.state <> 'live' THEN u.state"
-		"            WHEN u.seq <= p.done_seq THEN 'delivered'"
-		"            WHEN p.batch IS NOT NULL AND u.seq <= p.batch_seq THEN 'batched'"
-		"            ELSE 'pending' END AS st, count(*), min(u.enqueued_at_ms) "
-		"FROM updates u JOIN profiles p ON p.id = u.profile GROUP BY st",
+		"WITH d AS (SELECT u.state AS fate, u.enqueued_at_ms AS t,"
+		"  CASE WHEN u.state <> 'live' THEN 0"
+		"       WHEN u.seq <= p.done_seq THEN 2"
+		"       WHEN p.batch IS NOT NULL AND u.seq <= p.batch_seq THEN 1 ELSE -1 END AS k"
+		"  FROM updates u JOIN profiles p ON p.id = u.profile) "
+		/* one pass, no GROUP BY: a sorter over millions of rows is slow */
+		"SELECT sum(k = -1), sum(k = 1), sum(k = 2), sum(fate = 'superseded'), sum(fate = 'dead'),"
+		"       min(CASE WHEN k = -1 THEN t END) FROM d",
 	[S_COUNT_KEYS] = "SELECT (SELECT count(*) FROM profiles), (SELECT count(*) FROM attributes)",
 	[S_STATUS_JSON] =
 		"SELECT json_object("
@@ -578,13 +581,12 @@ int pobox_store_status(struct pobox_store *st, struct pobox_status *out)
 		rc = POBOX_EIO;
 		goto out;
 	}
-	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-		const char *name = (const char *)sqlite3_column_text(q, 0);
+	if ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		for (int i = 0; i < POBOX_ST_COUNT; i++)
-			if (name && strcmp(name, pobox_update_state_names[i]) == 0)
-				s.updates[i] = sqlite3_column_int64(q, 1);
-		if (name && strcmp(name, "pending") == 0)
-			s.oldest_pending_ms = sqlite3_column_int64(q, 2);
+			s.updates[i] = sqlite3_column_int64(q, i);
+		if (sqlite3_column_type(q, 5) != SQLITE_NULL)
+			s.oldest_pending_ms = sqlite3_column_int64(q, 5);
+		rc = SQLITE_DONE;
 	}
 	sqlite3_reset(q);
 	if (rc != SQLITE_DONE) {

@@ -171,9 +171,11 @@ void pobox_batch_free(struct pobox_batch *b);
 int pobox_store_batch_new(struct pobox_store *st, int api, enum pobox_id_type t,
                           const char *reason, int64_t parent, int64_t resubmits, int64_t now_ms,
                           int64_t *id);
+/* The payload is part1 followed by part2 (the compressed header and rows). */
 int pobox_store_batch_payload(struct pobox_store *st, int64_t id, int64_t profiles,
-                              int64_t updates, int64_t carried, int64_t bytes, const void *blob,
-                              size_t len, uint32_t crc);
+                              int64_t updates, int64_t carried, int64_t bytes,
+                              const void *part1, size_t len1, const void *part2, size_t len2,
+                              uint32_t crc);
 /* Deletes a batch that never got a row (only inside the cut that made it). */
 int pobox_store_batch_delete_empty(struct pobox_store *st, int64_t id);
 /* Copies another batch's payload and counts (stuck/lost resubmission). */
@@ -261,6 +263,9 @@ int pobox_store_quota_minutes(struct pobox_store *st, int64_t now_ms,
                               int (*fn)(void *ctx, int64_t minute, int64_t used, int64_t urgent),
                               void *ctx);
 
+/* Counts one call for metrics (lane bulk or single; 0 = no answer). */
+int pobox_store_count_call(struct pobox_store *st, const char *lane, long http_status, int error);
+
 /* Profile outcomes of single calls. */
 int pobox_store_profile_delivered(struct pobox_store *st, int64_t profile, int64_t now_ms);
 /* The profile leaves its batch: to the bulk lane (route_bulk), after a
@@ -288,5 +293,27 @@ int64_t pobox_store_file_bytes(struct pobox_store *st);
 /* Whether a pending (not batched) live update exists for profile+attr. */
 int pobox_store_pending_exists(struct pobox_store *st, enum pobox_id_type t, const char *id,
                                size_t id_len, const char *attr, size_t attr_len, int *exists);
+
+/* ---- operations (store_ops.c) ----------------------------------------- */
+
+/* Which dead updates an operator means.  All set criteria must hold. */
+struct pobox_dead_filter {
+	const char *ids;         /* comma-separated seqs, or NULL */
+	const char *reason;      /* substring of last_error, or NULL */
+	int64_t since_ms;        /* died at or after this time; 0: any */
+	int all;                 /* no criterion: every dead update */
+};
+
+/* Fills temp.dead_sel with the selected dead updates; *n = how many. */
+int pobox_store_dead_select(struct pobox_store *st, const struct pobox_dead_filter *f, int64_t *n);
+/* Requeues temp.dead_sel: an update some newer value of the same profile and
+ * attribute has replaced becomes superseded by it; otherwise the newest
+ * selected value per profile and attribute is enqueued again (a new update
+ * with the same value), and older selected ones point at it.  Resets the
+ * profiles' retry counters.  *requeued, *superseded as counted. */
+int pobox_store_dead_requeue(struct pobox_store *st, int64_t now_ms, int64_t *requeued,
+                             int64_t *superseded);
+/* Deletes temp.dead_sel.  *n = deleted. */
+int pobox_store_dead_purge(struct pobox_store *st, int64_t *n);
 
 #endif

@@ -27,7 +27,9 @@ static const char SQL_SCAN_PENDING[] =
 	"       u.seq, u.attr, u.value, u.urgent, u.enqueued_at_ms, p.route_bulk, p.done_at_ms IS NOT NULL "
 	"FROM profiles p JOIN updates u ON u.state = 'live' AND u.profile = p.id AND u.seq > p.done_seq "
 	"WHERE p.batch IS NULL AND p.next_attempt_at_ms <= ?1 "
-	"ORDER BY p.id, u.attr, u.seq";
+	/* u.profile, not p.id: then the index already gives this order and
+	 * SQLite does not sort millions of rows in a temporary B-tree */
+	"ORDER BY u.profile, u.attr, u.seq";
 
 static const char SQL_SCAN_BATCH[] =
 	"SELECT p.id, p.id_type, p.profile_id, p.done_seq, coalesce(p.last_v2_at_ms, -1),"
@@ -308,7 +310,8 @@ int pobox_store_kill_rows(struct pobox_store *st, int64_t profile, int64_t done_
                           const char *reason, int64_t attempts)
 {
 	static const char sql[] =
-		"UPDATE updates SET state = 'dead', attempts = ?4, last_error = ?5 "
+		"UPDATE updates SET state = 'dead', attempts = ?4, last_error = ?5,"
+		" dead_at_ms = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) "
 		"WHERE state = 'live' AND profile = ?1 AND seq > ?2 AND seq <= ?3";
 	int64_t a[4] = {profile, done_seq, upto, attempts};
 	const char *t[1] = {reason};
@@ -353,13 +356,18 @@ int pobox_store_batch_new(struct pobox_store *st, int api, enum pobox_id_type t,
 }
 
 int pobox_store_batch_payload(struct pobox_store *st, int64_t id, int64_t profiles,
-                              int64_t updates, int64_t carried, int64_t bytes, const void *blob,
-                              size_t len, uint32_t crc)
+                              int64_t updates, int64_t carried, int64_t bytes,
+                              const void *part1, size_t len1, const void *part2, size_t len2,
+                              uint32_t crc)
 {
+	/* A zeroblob of the right size, then the parts written into it in
+	 * place: SQLite never builds the whole (tens of MB) record in memory and
+	 * the caller need not join the parts first. */
 	static const char sql[] =
 		"UPDATE batches SET profiles = ?2, updates = ?3, carried = ?4, bytes = ?5,"
-		" payload_crc32 = ?6, payload = ?7 WHERE id = ?1";
+		" payload_crc32 = ?6, payload = zeroblob(?7) WHERE id = ?1";
 	sqlite3_stmt *s = pobox_store_prep(st, sql);
+	sqlite3_blob *b = NULL;
 	if (!s)
 		return POBOX_EIO;
 	sqlite3_bind_int64(s, 1, id);
@@ -368,11 +376,21 @@ int pobox_store_batch_payload(struct pobox_store *st, int64_t id, int64_t profil
 	sqlite3_bind_int64(s, 4, carried);
 	sqlite3_bind_int64(s, 5, bytes);
 	sqlite3_bind_int64(s, 6, (int64_t)crc);
-	sqlite3_bind_blob64(s, 7, blob, len, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 7, (int64_t)(len1 + len2));
 	int rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
-	return rc == SQLITE_DONE ? 0 : pobox_store_fail(st, rc, "storing a batch payload");
+	if (rc != SQLITE_DONE)
+		return pobox_store_fail(st, rc, "storing a batch payload");
+	rc = sqlite3_blob_open(st->db, "main", "batches", "payload", id, 1, &b);
+	if (rc == SQLITE_OK && len1)
+		rc = sqlite3_blob_write(b, part1, (int)len1, 0);
+	if (rc == SQLITE_OK && len2)
+		rc = sqlite3_blob_write(b, part2, (int)len2, (int)len1);
+	int rc2 = sqlite3_blob_close(b);
+	if (rc == SQLITE_OK)
+		rc = rc2;
+	return rc == SQLITE_OK ? 0 : pobox_store_fail(st, rc, "writing a batch payload");
 }
 
 int pobox_store_batch_delete_empty(struct pobox_store *st, int64_t id)
@@ -605,7 +623,9 @@ int pobox_store_batch_kill(struct pobox_store *st, int64_t batch, const char *re
 {
 	static const char kill[] =
 		"UPDATE updates SET state = 'dead', last_error = ?2,"
-		" attempts = (SELECT attempts FROM batches WHERE id = ?1) "
+		" attempts = (SELECT attempts FROM batches WHERE id = ?1),"
+		" last_http_status = (SELECT last_http_status FROM batches WHERE id = ?1),"
+		" dead_at_ms = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) "
 		"WHERE state = 'live' AND seq IN ("
 		"  SELECT u.seq FROM profiles p JOIN updates u ON u.profile = p.id AND u.state = 'live'"
 		"  AND u.seq > p.done_seq AND u.seq <= p.batch_seq WHERE p.batch = ?1)";

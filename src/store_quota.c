@@ -197,7 +197,8 @@ int pobox_store_profile_release(struct pobox_store *st, int64_t profile, int rou
 		" attempts = attempts + ?3, next_attempt_at_ms = ?4, last_error = coalesce(?5, last_error) "
 		"WHERE id = ?1 RETURNING attempts, done_seq, batch_seq";
 	static const char kill[] =
-		"UPDATE updates SET state = 'dead', attempts = ?4, last_error = ?5 "
+		"UPDATE updates SET state = 'dead', attempts = ?4, last_error = ?5,"
+		" dead_at_ms = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) "
 		"WHERE state = 'live' AND profile = ?1 AND seq > ?2 AND seq <= ?3";
 	sqlite3_stmt *s = pobox_store_prep(st, sql);
 	int64_t attempts = 0, done = 0, upto = 0;
@@ -359,4 +360,18 @@ int pobox_store_pending_exists(struct pobox_store *st, enum pobox_id_type t, con
 	*exists = rc == SQLITE_ROW && sqlite3_column_int(s, 0);
 	sqlite3_reset(s);
 	return rc == SQLITE_ROW ? 0 : pobox_store_fail(st, rc, "checking pending updates");
+}
+
+int pobox_store_count_call(struct pobox_store *st, const char *lane, long http_status, int error)
+{
+	static const char sql[] =
+		"INSERT INTO call_counts (lane, http_status, calls, errors) VALUES (?1, ?2, 1, ?3) "
+		"ON CONFLICT (lane, http_status) DO UPDATE SET calls = calls + 1, errors = errors + ?3";
+	sqlite3_stmt *s = pobox_store_prep(st, sql);
+	if (!s)
+		return POBOX_EIO;
+	sqlite3_bind_text(s, 1, lane, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, http_status);
+	sqlite3_bind_int(s, 3, error ? 1 : 0);
+	return step_done(st, s, "counting a call");
 }

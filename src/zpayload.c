@@ -41,7 +41,8 @@ static int pump(struct pobox_zwriter *w, int flush)
 	z_stream *z = w->z;
 	for (;;) {
 		if (w->cap - w->len < 65536) {
-			size_t ncap = w->cap ? w->cap * 2 : 1 << 17;
+			/* grow by half: a 20 MB stream then never holds 40 MB */
+			size_t ncap = w->cap ? w->cap + w->cap / 2 : 1 << 17;
 			unsigned char *n = pobox_realloc(w->out, ncap);
 			if (!n)
 				return POBOX_ENOMEM;

@@ -113,6 +113,32 @@ const struct command cli_commands[] = {
 	 "\n"
 	 "Shows every recorded field of a batch.  --payload prints the batch file\n"
 	 "exactly as it is (or was) sent, after checking its stored checksum.\n"},
+	{"dead", cmd_dead, "list dead updates with their reason",
+	 "usage: pobox dead [--json] [--id SEQ,...] [--reason TEXT] [--since DURATION]\n"
+	 "\n"
+	 "Lists dead updates (given up on: attempts or age used up, refused by\n"
+	 "Target, over a limit) with the reason, the last HTTP status, the attempts\n"
+	 "made and how long ago they died.  --reason matches a part of the reason;\n"
+	 "--since 24h keeps those that died in the last 24 hours.\n"},
+	{"requeue", cmd_requeue, "move dead updates back to pending",
+	 "usage: pobox requeue (--id SEQ,... | --reason TEXT | --since DURATION | --all)\n"
+	 "                     [--dry-run]\n"
+	 "\n"
+	 "Moves the selected dead updates back to pending, respecting coalescing: a\n"
+	 "dead value that a newer value of the same profile and attribute has\n"
+	 "replaced (pending or delivered) is marked superseded instead of sent\n"
+	 "again.  The criteria combine (all must hold).  --dry-run shows what would\n"
+	 "move and changes nothing.\n"},
+	{"purge", cmd_purge, "delete dead updates or delivered history",
+	 "usage: pobox purge [--dead] (--id SEQ,... | --reason TEXT | --since DURATION | --all)\n"
+	 "                   [--dry-run] [--yes]\n"
+	 "       pobox purge --delivered [--before DURATION] [--dry-run] [--yes]\n"
+	 "\n"
+	 "Deletes the selected dead updates, or (--delivered) delivered and\n"
+	 "superseded history older than --before (default: all of it; the last\n"
+	 "value sent per profile attribute is kept for --changed-only and\n"
+	 "carry-forward).  Asks for confirmation on a terminal; otherwise needs\n"
+	 "--yes.  --dry-run counts and changes nothing.\n"},
 	{NULL, NULL, NULL, NULL},
 };
 
