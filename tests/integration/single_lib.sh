@@ -10,6 +10,8 @@
 # but not GET vs POST).
 #
 # Environment: as bulk_lib.sh (POBOX_TEST_TMP, BULK_KEEP=1).
+# bulk_lib's write_conf turns the single lane off unless told otherwise
+BULK_SINGLE_LANE=${SINGLE_LANE:-yes}
 # shellcheck source=bulk_lib.sh
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/bulk_lib.sh" "$@"
 
