@@ -47,7 +47,6 @@ CREATE TABLE batches (
 	updates            INTEGER NOT NULL,        -- live updates it carries
 	carried            INTEGER NOT NULL DEFAULT 0,  -- cells carried forward (v2 override safety)
 	bytes              INTEGER NOT NULL,        -- payload size as sent
-	payload            BLOB NOT NULL,           -- zlib: the exact bytes to send
 	payload_crc32      INTEGER NOT NULL,        -- of the uncompressed bytes
 	status_url         TEXT,                    -- as Target returned it, followed verbatim
 	attempts           INTEGER NOT NULL DEFAULT 0,
@@ -62,7 +61,11 @@ CREATE TABLE batches (
 	batch_size         INTEGER,                 -- showDetails counts
 	successful_updates INTEGER,
 	profiles_not_found INTEGER,
-	failed_updates     INTEGER
+	failed_updates     INTEGER,
+	-- zlib: the exact bytes to send.  The last column on purpose: a payload
+	-- is written as zeroblob(n) and then filled in place, which SQLite does
+	-- without materialising the zeros only for a record's last column.
+	payload            BLOB NOT NULL
 ) STRICT;
 
 CREATE INDEX batches_unfinished ON batches (next_at_ms)

@@ -55,6 +55,7 @@ static const struct key keys[] = {
 	{"stuck_wait", K_DURATION, OFF(stuck_wait_ms), 0, INT64_C(86400000) * 7, "wait before resubmitting a stuck batch"},
 	{"stuck_resubmits", K_INT64, OFF(stuck_resubmits), 0, 1000, "resubmissions of a stuck or lost batch before its rows are dead-lettered"},
 	{"bulk_calls_per_minute", K_INT64, OFF(bulk_calls_per_minute), 1, 10000, "bulk calls (submit and poll) per minute, all processes together"},
+	{"bulk_max_in_flight", K_INT64, OFF(bulk_max_in_flight), 1, 1000, "bulk batches submitted and not yet complete at once (Target keeps only the last 10 statuses)"},
 	{"connect_timeout", K_DURATION, OFF(connect_timeout_ms), 1, 600000, "HTTP connect timeout"},
 	{"request_timeout", K_DURATION, OFF(request_timeout_ms), 1, 3600000, "HTTP whole-request timeout"},
 	{"retention", K_DURATION, OFF(retention_ms), 0, INT64_C(86400000) * 3650, "keep delivered and superseded updates this long"},
@@ -75,6 +76,8 @@ static const struct key keys[] = {
 	{"max_outbox_size", K_SIZE, OFF(max_outbox_bytes), 0, INT64_MAX, "refuse new updates past this outbox size (0: no limit)"},
 	{"min_free_disk", K_SIZE, OFF(min_free_disk_bytes), 0, INT64_MAX, "refuse new updates when the disk has less free space"},
 	{"log_level", K_STRING, OFF(log_level), 0, 0, "error, warn, info (default) or debug"},
+	{"metrics_file", K_STRING, OFF(metrics_file), 0, 0, "run writes Prometheus metrics here (node_exporter textfile)"},
+	{"metrics_interval", K_DURATION, OFF(metrics_interval_ms), 1000, 3600000, "how often run rewrites metrics_file"},
 };
 
 void pobox_config_init(struct pobox_config *c)
@@ -99,6 +102,7 @@ void pobox_config_init(struct pobox_config *c)
 	c->stuck_wait_ms = 5 * 60000;
 	c->stuck_resubmits = 3;
 	c->bulk_calls_per_minute = 45;
+	c->bulk_max_in_flight = 5;
 	c->connect_timeout_ms = 10000;
 	c->request_timeout_ms = 120000;
 	c->retention_ms = INT64_C(7) * 86400000;
@@ -116,6 +120,7 @@ void pobox_config_init(struct pobox_config *c)
 	c->recovery_ramp_ms = 60000;
 	c->max_outbox_bytes = 0;
 	c->min_free_disk_bytes = INT64_C(100) << 20;
+	c->metrics_interval_ms = 30000;
 }
 
 void pobox_config_free(struct pobox_config *c)

@@ -42,6 +42,7 @@ struct pobox_config {
 	int64_t stuck_wait_ms;
 	int64_t stuck_resubmits;
 	int64_t bulk_calls_per_minute;
+	int64_t bulk_max_in_flight;
 	int64_t connect_timeout_ms, request_timeout_ms;
 	int64_t retention_ms;
 	int verify_tls;
@@ -64,6 +65,8 @@ struct pobox_config {
 	int64_t min_free_disk_bytes;
 	/* service */
 	char *log_level;
+	char *metrics_file;          /* run keeps Prometheus metrics here */
+	int64_t metrics_interval_ms;
 };
 
 /* Fills c with defaults. */

@@ -32,6 +32,9 @@ struct pobox_deliverer {
 	struct pobox_http *http;
 	struct pobox_backoff backoff;
 	char *client, *base_url;
+	/* Batches allowed in flight now: halved when Target has forgotten a
+	 * status (it keeps only its last few), back up by one per completion. */
+	int64_t in_flight_limit;
 };
 
 int pobox_deliverer_new(struct pobox_deliverer **out, struct pobox *pb,
@@ -51,6 +54,7 @@ int pobox_deliverer_new(struct pobox_deliverer **out, struct pobox *pb,
 		return pobox_errf(err, errlen, POBOX_ENOMEM, "out of memory");
 	d->pb = pb;
 	d->o = *o;
+	d->in_flight_limit = o->max_in_flight > 0 ? o->max_in_flight : 1;
 	d->client = pobox_strdup(o->client);
 	if (o->base_url && *o->base_url) {
 		d->base_url = pobox_strdup(o->base_url);
@@ -283,6 +287,11 @@ static int resubmit(struct pobox_deliverer *d, struct pobox_batch *b, const char
 	struct pobox *pb = d->pb;
 	int64_t n;
 	int rc;
+	if (strcmp(why, "lost") == 0 && d->in_flight_limit > 1) {
+		d->in_flight_limit /= 2;
+		pobox_log(POBOX_LOG_WARN, "in_flight_lowered", "limit=%lld reason=\"Target no longer knew "
+		          "a batch status\"", (long long)d->in_flight_limit);
+	}
 	if (b->resubmits >= d->o.stuck_resubmits) {
 		char r[300];
 		snprintf(r, sizeof r, "batch %s again after %lld resubmissions", why,
@@ -516,6 +525,8 @@ static int complete(struct pobox_deliverer *d, struct pobox_batch *b, struct pob
 			pobox_free(b->remote_status);
 			b->remote_status = pobox_strdup("complete");
 			rc = pobox_store_batch_save(pb->st, b);
+			if (d->in_flight_limit < d->o.max_in_flight)
+				d->in_flight_limit++;
 			pobox_log(POBOX_LOG_INFO, "batch_completed",
 			          "batch=%lld profiles=%lld failed_rows=%zu not_found=%lld",
 			          (long long)b->id, (long long)b->profiles, f.n,
@@ -631,8 +642,13 @@ int pobox_deliver_step(struct pobox_deliverer *d, struct pobox_step *out)
 	memset(out, 0, sizeof *out);
 	out->next_due_ms = -1;
 	for (int i = 0; i < MAX_ACTIONS_PER_STEP; i++) {
-		int64_t id, at, now = now_ms(d), until;
-		if ((rc = pobox_store_batch_next(pb->st, &id, &at)) != 0)
+		int64_t id, at, now = now_ms(d), until, flying = 0;
+		/* Target keeps only the last few batch statuses (10, per its
+		 * docs): with more in flight, old statuses vanish before they are
+		 * polled.  Past max_in_flight only submitted batches are worked on. */
+		if ((rc = pobox_store_in_flight(pb->st, &flying)) != 0)
+			return rc;
+		if ((rc = pobox_store_batch_next(pb->st, flying >= d->in_flight_limit, &id, &at)) != 0)
 			return rc;
 		if (id == 0)
 			break;

@@ -35,6 +35,7 @@ struct pobox_deliver_opts {
 	int64_t poll_initial_ms, poll_cap_ms;
 	int64_t stuck_wait_ms, stuck_resubmits;
 	int64_t calls_per_minute;
+	int64_t max_in_flight;       /* submitted, unfinished bulk batches at most */
 	int64_t connect_timeout_ms, request_timeout_ms;
 	int verify_tls;
 	uint64_t seed;

@@ -94,6 +94,48 @@ int pobox_quota_reap(struct pobox *pb, int64_t now_ms)
 	return pobox_store_quota_reap_before(pb->st, (now_ms - STALE_MS) / 60000);
 }
 
+struct orphan_ctx {
+	struct pobox *pb;
+	int64_t units;
+};
+
+static int count_orphan(void *ctx, const char *o)
+{
+	struct orphan_ctx *oc = ctx;
+	if (strcmp(o, pobox_quota_owner()) == 0 || owner_alive(o))
+		return 0;
+	char sql[400];
+	char esc[200];
+	size_t k = 0;
+	for (const char *p = o; *p && k + 2 < sizeof esc; p++) { /* quote for SQL */
+		if (*p == '\'')
+			esc[k++] = '\'';
+		esc[k++] = *p;
+	}
+	esc[k] = '\0';
+	snprintf(sql, sizeof sql, "SELECT coalesce(sum(units), 0) FROM quota_reservations WHERE owner = '%s'",
+	         esc);
+	int64_t n = 0;
+	int rc = pobox_store_query_int64(oc->pb->st, sql, &n);
+	oc->units += n;
+	return rc;
+}
+
+int pobox_quota_orphaned(struct pobox *pb, int64_t now_ms, int64_t *units)
+{
+	struct orphan_ctx oc = {pb, 0};
+	int64_t old = 0;
+	int rc = pobox_store_quota_owners(pb->st, count_orphan, &oc);
+	if (rc == 0) {
+		char sql[160];
+		snprintf(sql, sizeof sql, "SELECT coalesce(sum(units), 0) FROM quota_reservations WHERE minute < %lld",
+		         (long long)((now_ms - STALE_MS) / 60000));
+		rc = pobox_store_query_int64(pb->st, sql, &old);
+	}
+	*units = oc.units + old;
+	return rc;
+}
+
 struct rate_ctx {
 	int64_t now_min, last_hour, first_min;
 };

@@ -40,6 +40,10 @@ const char *pobox_quota_owner(void);
 /* Counts the reservations of dead owners as used.  Inside a transaction. */
 int pobox_quota_reap(struct pobox *pb, int64_t now_ms);
 
+/* How many reservation units belong to processes that are gone (what
+ * pobox_quota_reap would count as used). */
+int pobox_quota_orphaned(struct pobox *pb, int64_t now_ms, int64_t *units);
+
 /* Reads the budget's state at now_ms.  Inside a transaction for exact use. */
 int pobox_quota_read(struct pobox *pb, const struct pobox_quota_opts *o, int64_t now_ms,
                      struct pobox_quota *q);

@@ -138,6 +138,10 @@ int pobox_store_supersede(struct pobox_store *st, int64_t seq, int64_t by_seq);
 int pobox_store_kill_rows(struct pobox_store *st, int64_t profile, int64_t done_seq, int64_t upto,
                           const char *reason, int64_t attempts);
 int pobox_store_fence(struct pobox_store *st, int64_t profile, int64_t batch, int64_t batch_seq);
+/* Fences, in one statement, every profile with id in [lo, hi] that the
+ * pending scan would yield (unfenced, due at now_ms, with pending rows). */
+int pobox_store_fence_range(struct pobox_store *st, int64_t lo, int64_t hi, int64_t batch,
+                            int64_t batch_seq, int64_t now_ms);
 
 enum pobox_batch_state {
 	POBOX_B_READY, POBOX_B_SENDING, POBOX_B_SUBMITTED, POBOX_B_DONE, POBOX_B_DEAD,
@@ -186,8 +190,14 @@ int pobox_store_batch_get(struct pobox_store *st, int64_t id, int with_payload,
  * status_url, remote_status, last_http_status, last_error, submitted_at,
  * finished_at, counts). */
 int pobox_store_batch_save(struct pobox_store *st, const struct pobox_batch *b);
-/* The unfinished batch due first: *id = 0 when none; *next_at_ms = its time. */
-int pobox_store_batch_next(struct pobox_store *st, int64_t *id, int64_t *next_at_ms);
+/* The unfinished bulk batch due first (only submitted ones when
+ * submitted_only): *id = 0 when none; *next_at_ms = its time. */
+int pobox_store_batch_next(struct pobox_store *st, int submitted_only, int64_t *id,
+                           int64_t *next_at_ms);
+/* Bulk batches submitted and not yet final. */
+int pobox_store_in_flight(struct pobox_store *st, int64_t *count);
+/* Lifts auth/config lane pauses and makes the batches they held due now. */
+int pobox_store_lane_unpause_auth(struct pobox_store *st);
 int pobox_store_unfinished(struct pobox_store *st, int64_t *count);
 /* Pending updates: how many profiles are due now, how many wait for a
  * retry time, the earliest such time, and the oldest pending enqueue time. */
@@ -315,5 +325,14 @@ int pobox_store_dead_requeue(struct pobox_store *st, int64_t now_ms, int64_t *re
                              int64_t *superseded);
 /* Deletes temp.dead_sel.  *n = deleted. */
 int pobox_store_dead_purge(struct pobox_store *st, int64_t *n);
+
+/* pobox doctor's invariant checks: fn(ctx, name, problems, fixed, advice)
+ * per check, fixing the safe ones when repair is set (inside the caller's
+ * transaction).  *integrity_ok = 0 when SQLite's integrity check fails
+ * (its first message goes to fn as a problem). */
+int pobox_store_doctor(struct pobox_store *st, int repair, int64_t now_ms,
+                       int (*fn)(void *ctx, const char *name, int64_t problems, int fixed,
+                                 const char *advice),
+                       void *ctx);
 
 #endif

@@ -325,6 +325,19 @@ int pobox_store_fence(struct pobox_store *st, int64_t profile, int64_t batch, in
 	return run(st, sql, "fencing a profile", 3, a, 0, NULL);
 }
 
+int pobox_store_fence_range(struct pobox_store *st, int64_t lo, int64_t hi, int64_t batch,
+                            int64_t batch_seq, int64_t now_ms)
+{
+	/* the same conditions as SQL_SCAN_PENDING, so exactly the profiles the
+	 * scan yielded in this range (and did not route elsewhere) */
+	static const char sql[] =
+		"UPDATE profiles SET batch = ?3, batch_seq = ?4 WHERE id BETWEEN ?1 AND ?2"
+		" AND batch IS NULL AND next_attempt_at_ms <= ?5 AND EXISTS (SELECT 1 FROM updates u"
+		" WHERE u.state = 'live' AND u.profile = profiles.id AND u.seq > profiles.done_seq)";
+	int64_t a[5] = {lo, hi, batch, batch_seq, now_ms};
+	return run(st, sql, "fencing profiles", 5, a, 0, NULL);
+}
+
 /* ---- batch rows --------------------------------------------------------- */
 
 void pobox_batch_free(struct pobox_batch *b)
@@ -532,12 +545,16 @@ int pobox_store_batch_save(struct pobox_store *st, const struct pobox_batch *b)
 	return rc == SQLITE_DONE ? 0 : pobox_store_fail(st, rc, "saving a batch");
 }
 
-int pobox_store_batch_next(struct pobox_store *st, int64_t *id, int64_t *next_at_ms)
+int pobox_store_batch_next(struct pobox_store *st, int submitted_only, int64_t *id,
+                           int64_t *next_at_ms)
 {
-	static const char sql[] =
+	static const char any[] =
 		"SELECT id, next_at_ms FROM batches WHERE state IN ('ready', 'sending', 'submitted') "
 		"AND lane = 'bulk' ORDER BY next_at_ms, id LIMIT 1";
-	sqlite3_stmt *s = pobox_store_prep(st, sql);
+	static const char submitted[] =
+		"SELECT id, next_at_ms FROM batches WHERE state = 'submitted' "
+		"AND lane = 'bulk' ORDER BY next_at_ms, id LIMIT 1";
+	sqlite3_stmt *s = pobox_store_prep(st, submitted_only ? submitted : any);
 	if (!s)
 		return POBOX_EIO;
 	int rc = sqlite3_step(s);
@@ -548,6 +565,29 @@ int pobox_store_batch_next(struct pobox_store *st, int64_t *id, int64_t *next_at
 	}
 	sqlite3_reset(s);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : pobox_store_fail(st, rc, "finding due batches");
+}
+
+int pobox_store_in_flight(struct pobox_store *st, int64_t *count)
+{
+	static const char sql[] =
+		"SELECT count(*) FROM batches WHERE state = 'submitted' AND lane = 'bulk'";
+	*count = 0;
+	return one_int(st, sql, "counting batches in flight", 0, NULL, count, NULL);
+}
+
+int pobox_store_lane_unpause_auth(struct pobox_store *st)
+{
+	/* a new run with (perhaps) a fixed token or client: lift auth and
+	 * configuration pauses and make the batches they held back due now */
+	static const char due[] =
+		"UPDATE batches SET next_at_ms = 0 WHERE state IN ('ready', 'sending', 'submitted')"
+		" AND (lane IN (SELECT lane FROM lanes WHERE pause_class IN ('auth', 'config'))"
+		"      OR last_http_status IN (401, 403))";
+	static const char lift[] =
+		"UPDATE lanes SET paused_until_ms = 0, pause_class = NULL, pause_reason = NULL"
+		" WHERE pause_class IN ('auth', 'config')";
+	int rc = run(st, due, "lifting an auth pause", 0, NULL, 0, NULL);
+	return rc ? rc : run(st, lift, "lifting an auth pause", 0, NULL, 0, NULL);
 }
 
 int pobox_store_unfinished(struct pobox_store *st, int64_t *count)

@@ -16,6 +16,9 @@ PKGS=(
   libcmocka-dev                 # unit tests
   wrk                           # simulator/benchmark load generator
   time                          # /usr/bin/time for peak-RSS figures
+  dpkg-dev                      # dpkg-shlibdeps for the .deb's Depends (CPack)
+  man-db groff-base             # man page checks in tools/deb-check.sh
+  python3                       # JSON checks in the integration tests
 )
 
 missing=()

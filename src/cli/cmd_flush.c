@@ -8,6 +8,7 @@
  */
 #include "cli.h"
 #include "deliver.h"
+#include "metrics.h"
 #include "quota.h"
 #include "single.h"
 #include "log.h"
@@ -203,7 +204,7 @@ static int loop(struct cli *cli, struct pobox *pb, struct pobox_deliver_opts *o,
 	struct pobox_single_opts so;
 	char err[POBOX_ERRLEN];
 	int rc, code = EXIT_OK, lock = -1;
-	int64_t last_prune = 0, last_cut_seq = -1, checked_seq = -1, last_full = 0;
+	int64_t last_prune = 0, last_cut_seq = -1, checked_seq = -1, last_full = 0, last_metrics = 0;
 	int64_t due = 0, later = 0, next_due = -1, oldest = -1;
 
 	lock = delivery_lock(cli->cfg.db);
@@ -226,6 +227,10 @@ static int loop(struct cli *cli, struct pobox *pb, struct pobox_deliver_opts *o,
 		return cli_exit_code(rc);
 	}
 	catch_signals();
+	/* a pause for a bad token or client code is for the process that saw it:
+	 * this one may have been started with the fix */
+	if (d && pobox_store_lane_unpause_auth(pb->st) != 0)
+		pobox_log(POBOX_LOG_WARN, "unpause_failed", "reason=\"%s\"", pobox_errmsg(pb));
 	for (;;) {
 		struct pobox_step st = {.next_due_ms = -1}, ss = {.next_due_ms = -1};
 		int64_t now = pobox_clock_now_ms(&pb->clock), max_seq = 0, oldest_new = -1;
@@ -276,9 +281,8 @@ static int loop(struct cli *cli, struct pobox *pb, struct pobox_deliver_opts *o,
 			          blocked->pause_reason,
 			          strcmp(blocked->pause_class, "auth") == 0 ? "token" : "configuration");
 			if (mode == FLUSH_WAIT) {
-				/* a human is waiting: say it now instead of retrying for hours */
-				pobox_store_lane_pause(pb->st, "bulk", 0, NULL, NULL);
-				pobox_store_lane_pause(pb->st, "single", 0, NULL, NULL);
+				/* a human is waiting: say it now instead of retrying for hours;
+				 * the pause stays recorded, and the next run lifts it */
 				print_left(pb, "flush: left");
 				code = EXIT_UNAVAILABLE;
 				break;
@@ -322,6 +326,11 @@ static int loop(struct cli *cli, struct pobox *pb, struct pobox_deliver_opts *o,
 		if (mode == FLUSH_WAIT && !want_cut && unfinished == 0 && due == 0 && later == 0) {
 			print_left(pb, "flush: done");
 			break;
+		}
+		if (mode == RUN && cli->cfg.metrics_file && now - last_metrics >= cli->cfg.metrics_interval_ms) {
+			if (pobox_metrics_file(pb, &so.quota, cli->cfg.metrics_file) != 0)
+				pobox_log(POBOX_LOG_WARN, "metrics_failed", "reason=\"%s\"", pobox_errmsg(pb));
+			last_metrics = now;
 		}
 		if (mode == RUN && now - last_prune > 600000) {
 			int64_t pruned = 0;

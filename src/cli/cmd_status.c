@@ -4,6 +4,7 @@
 #include "alloc.h"
 #include "cli.h"
 #include "outbox.h"
+#include "metrics.h"
 #include "quota.h"
 
 #include <getopt.h>
@@ -13,17 +14,20 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"json", no_argument, NULL, 'j'},
+		{"prometheus", no_argument, NULL, 'p'},
 		{NULL, 0, NULL, 0},
 	};
 	struct pobox_status s;
 	struct pobox *pb;
-	int json = 0, c, rc, code;
+	int json = 0, prom = 0, c, rc, code;
 	char a[32], b[32];
 
 	optind = 0;
 	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
 		if (c == 'j')
 			json = 1;
+		else if (c == 'p')
+			prom = 1;
 		else {
 			cli_usage(cli_find("status"), stderr);
 			return EXIT_USAGE;
@@ -35,6 +39,14 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 	}
 	if (!(pb = cli_open(cli, 1, &code)))
 		return code;
+	if (prom) {
+		struct pobox_quota_opts po = {cli->cfg.single_budget, cli->cfg.fleet_share,
+		                              cli->cfg.urgent_reserve};
+		if ((rc = pobox_metrics_write(pb, &po, stdout)) != 0)
+			goto fail;
+		pobox_close(pb);
+		return EXIT_OK;
+	}
 	if ((rc = pobox_store_status(pb->st, &s)) != 0)
 		goto fail;
 	int64_t now = pobox_clock_now_ms(&pb->clock);

@@ -67,6 +67,7 @@ int cli_deliver_opts(struct cli *cli, struct pobox_deliver_opts *o, char **token
 	o->stuck_wait_ms = c->stuck_wait_ms;
 	o->stuck_resubmits = c->stuck_resubmits;
 	o->calls_per_minute = c->bulk_calls_per_minute;
+	o->max_in_flight = c->bulk_max_in_flight;
 	o->connect_timeout_ms = c->connect_timeout_ms;
 	o->request_timeout_ms = c->request_timeout_ms;
 	o->verify_tls = c->verify_tls;

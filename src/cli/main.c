@@ -62,11 +62,15 @@ const struct command cli_commands[] = {
 	 "exit: 0 all rows imported, 65 some rows rejected (the rest imported) or a bad\n"
 	 "      header (nothing imported), 66 FILE not found, 75 outbox busy or full\n"},
 	{"status", cmd_status, "show counts by state, the oldest pending update, the file size",
-	 "usage: pobox status [--json]\n"
+	 "usage: pobox status [--json | --prometheus]\n"
 	 "\n"
 	 "Shows how many updates are in each state (pending, batched, delivered,\n"
 	 "superseded, dead), the age of the oldest pending update, and the outbox's\n"
-	 "size on disk (including its write-ahead log).  --json prints one JSON object.\n"},
+	 "size on disk (including its write-ahead log), and the single-call budget:\n"
+	 "used and remaining in the last 24 hours, the urgent reserve, and when it\n"
+	 "would run out at the last hour's rate.  --json prints one JSON object;\n"
+	 "--prometheus prints the Prometheus text format (the same metrics `pobox run`\n"
+	 "writes to metrics_file).\n"},
 	{"flush", cmd_flush, "cut batches now; with --wait, deliver them and wait",
 	 "usage: pobox flush [--wait [--timeout DURATION]]\n"
 	 "\n"
@@ -113,6 +117,13 @@ const struct command cli_commands[] = {
 	 "\n"
 	 "Shows every recorded field of a batch.  --payload prints the batch file\n"
 	 "exactly as it is (or was) sent, after checking its stored checksum.\n"},
+	{"quota", cmd_quota, "the single-call budget: last 24 hours per hour, remaining, reserve",
+	 "usage: pobox quota [--json]\n"
+	 "\n"
+	 "Shows single calls per hour over the last 24 hours as a chart, the budget\n"
+	 "(single_budget x fleet_share), what is used and remaining, the urgent\n"
+	 "reserve, and when the budget would run out at the last hour's rate.\n"
+	 "--json gives the same numbers.\n"},
 	{"dead", cmd_dead, "list dead updates with their reason",
 	 "usage: pobox dead [--json] [--id SEQ,...] [--reason TEXT] [--since DURATION]\n"
 	 "\n"
@@ -139,6 +150,18 @@ const struct command cli_commands[] = {
 	 "value sent per profile attribute is kept for --changed-only and\n"
 	 "carry-forward).  Asks for confirmation on a terminal; otherwise needs\n"
 	 "--yes.  --dry-run counts and changes nothing.\n"},
+	{"doctor", cmd_doctor, "check the outbox and pobox's invariants; --repair fixes the safe ones",
+	 "usage: pobox doctor [--repair]\n"
+	 "\n"
+	 "Runs SQLite's integrity check and checks pobox's own invariants: every\n"
+	 "update in a batch belongs to a live batch, no unfinished batch is empty,\n"
+	 "delivery watermarks are sane, every update names an existing profile and\n"
+	 "attribute, the quota ledger's counts are possible, no quota reservation is\n"
+	 "left by a process that is gone, every unfinished batch's stored bytes match\n"
+	 "their checksum.  Each problem is reported with how to fix it; --repair\n"
+	 "fixes those that are safe (nothing accepted is lost; at worst an update is\n"
+	 "sent again).  A damaged outbox is never deleted or recreated.\n"
+	 "exit: 0 healthy (or everything repaired), 65 problems remain, 74 cannot be read\n"},
 	{NULL, NULL, NULL, NULL},
 };
 
