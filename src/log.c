@@ -22,7 +22,14 @@ void pobox_log(enum pobox_log_level l, const char *event, const char *fmt, ...)
 	va_list ap;
 	if (l > level)
 		return;
-	if (!getenv("JOURNAL_STREAM")) {
+	if (getenv("JOURNAL_STREAM")) {
+		/* journald reads a "<N>" syslog priority prefix (sd-daemon(3)) and
+		 * stamps the time itself */
+		static const char prio[] = {'3', '4', '6', '7'};
+		line[o++] = '<';
+		line[o++] = prio[l];
+		line[o++] = '>';
+	} else {
 		struct timespec ts;
 		struct tm tm;
 		clock_gettime(CLOCK_REALTIME, &ts);

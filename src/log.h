@@ -4,8 +4,10 @@
  *   2026-11-23T16:40:01.123Z info batch_sent batch=3 profiles=120 bytes=40213
  *
  * key=value fields after the event name, values with spaces quoted.  Under
- * systemd (JOURNAL_STREAM set) the timestamp is left out: the journal has
- * its own.  Never pass a token or other secret to these functions.
+ * systemd (JOURNAL_STREAM set) the timestamp is left out (the journal has
+ * its own) and the line starts with a "<N>" syslog priority, which journald
+ * records as the entry's priority (journalctl -p warning works).  Never
+ * pass a token or other secret to these functions.
  */
 #ifndef POBOX_LOG_H
 #define POBOX_LOG_H

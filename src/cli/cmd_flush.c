@@ -136,7 +136,9 @@ static int cut(struct pobox *pb, const struct pobox_sched_opts *so, int quiet)
 		cli_error("cutting batches: %s", pobox_errmsg(pb));
 		return rc;
 	}
-	if (sum.batches || !quiet) {
+	/* quiet 0: always print; 1: only when batches were cut; 2: never (run
+	 * reports through its log) */
+	if (quiet < 2 && (sum.batches || !quiet)) {
 		printf("flush: cut %s batches (%s profiles, %s updates, %s bytes)", cli_num(a, sizeof a, sum.batches),
 		       cli_num(b, sizeof b, sum.profiles), cli_num(c, sizeof c, sum.updates),
 		       cli_num(d, sizeof d, sum.bytes));
@@ -314,7 +316,7 @@ static int loop(struct cli *cli, struct pobox *pb, struct pobox_deliver_opts *o,
 			                        oldest >= 0 && now - oldest >= 1000));
 		if (want_cut) {
 			routing(cli, pb, o, due);
-			if ((rc = cut(pb, &o->sched, 1)) != 0) {
+			if ((rc = cut(pb, &o->sched, mode == RUN ? 2 : 1)) != 0) {
 				code = cli_exit_code(rc);
 				break;
 			}
