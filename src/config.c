@@ -187,17 +187,7 @@ int pobox_config_set(struct pobox_config *c, const char *key, const char *value,
 		*(char **)field = dup;
 		return 0;
 	}
-	case K_INT: {
-		char *end;
-		errno = 0;
-		long long v = strtoll(value, &end, 10);
-		if (errno || end == value || *end || v < k->min || v > k->max)
-			return pobox_errf(err, errlen, POBOX_ECONFIG,
-			                  "%s = '%s': expected a whole number from %lld to %lld", key, value,
-			                  (long long)k->min, (long long)k->max);
-		*(int *)field = (int)v;
-		return 0;
-	}
+	case K_INT:
 	case K_INT64: {
 		char *end;
 		errno = 0;
@@ -206,7 +196,10 @@ int pobox_config_set(struct pobox_config *c, const char *key, const char *value,
 			return pobox_errf(err, errlen, POBOX_ECONFIG,
 			                  "%s = '%s': expected a whole number from %lld to %lld", key, value,
 			                  (long long)k->min, (long long)k->max);
-		*(int64_t *)field = v;
+		if (k->type == K_INT)
+			*(int *)field = (int)v;
+		else
+			*(int64_t *)field = v;
 		return 0;
 	}
 	case K_SHARE: {

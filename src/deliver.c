@@ -37,6 +37,22 @@ struct pobox_deliverer {
 	int64_t in_flight_limit;
 };
 
+char *pobox_deliver_base_url(const struct pobox_deliver_opts *o)
+{
+	char *url;
+	if (o->base_url && *o->base_url) {
+		url = pobox_strdup(o->base_url);
+	} else {
+		size_t n = strlen(o->client) + 32;
+		if ((url = pobox_malloc(n)))
+			snprintf(url, n, "https://%s.tt.omtrdc.net", o->client);
+	}
+	size_t l = url ? strlen(url) : 0;
+	while (l && url[l - 1] == '/')
+		url[--l] = '\0';
+	return url;
+}
+
 int pobox_deliverer_new(struct pobox_deliverer **out, struct pobox *pb,
                         const struct pobox_deliver_opts *o, char *err, size_t errlen)
 {
@@ -56,21 +72,11 @@ int pobox_deliverer_new(struct pobox_deliverer **out, struct pobox *pb,
 	d->o = *o;
 	d->in_flight_limit = o->max_in_flight > 0 ? o->max_in_flight : 1;
 	d->client = pobox_strdup(o->client);
-	if (o->base_url && *o->base_url) {
-		d->base_url = pobox_strdup(o->base_url);
-	} else {
-		size_t n = strlen(o->client) + 32;
-		d->base_url = pobox_malloc(n);
-		if (d->base_url)
-			snprintf(d->base_url, n, "https://%s.tt.omtrdc.net", o->client);
-	}
+	d->base_url = pobox_deliver_base_url(o);
 	if (!d->client || !d->base_url) {
 		rc = pobox_errf(err, errlen, POBOX_ENOMEM, "out of memory");
 		goto fail;
 	}
-	size_t bl = strlen(d->base_url);
-	while (bl && d->base_url[bl - 1] == '/')
-		d->base_url[--bl] = '\0';
 	d->o.client = d->client;
 	d->o.base_url = d->base_url;
 	d->o.token = NULL; /* the http handle keeps its own copy */

@@ -43,6 +43,11 @@ struct pobox_deliver_opts {
 
 struct pobox_deliverer;
 
+/* The Target edge URL the options name: base_url without trailing slashes,
+ * or https://<client>.tt.omtrdc.net.  Caller frees (pobox_free); NULL when
+ * out of memory. */
+char *pobox_deliver_base_url(const struct pobox_deliver_opts *o);
+
 int pobox_deliverer_new(struct pobox_deliverer **out, struct pobox *pb,
                         const struct pobox_deliver_opts *o, char *err, size_t errlen);
 void pobox_deliverer_free(struct pobox_deliverer *d);

@@ -165,20 +165,11 @@ int pobox_singler_new(struct pobox_singler **out, struct pobox *pb,
 	s->down_since_ms = -1;
 	s->recovered_at_ms = -1;
 	s->client = pobox_strdup(d->client);
-	if (d->base_url && *d->base_url) {
-		s->base_url = pobox_strdup(d->base_url);
-	} else if (s->client) {
-		size_t n = strlen(d->client) + 32;
-		if ((s->base_url = pobox_malloc(n)))
-			snprintf(s->base_url, n, "https://%s.tt.omtrdc.net", d->client);
-	}
+	s->base_url = pobox_deliver_base_url(d);
 	if (!s->client || !s->base_url) {
 		rc = pobox_errf(err, errlen, POBOX_ENOMEM, "out of memory");
 		goto fail;
 	}
-	size_t bl = strlen(s->base_url);
-	while (bl && s->base_url[bl - 1] == '/')
-		s->base_url[--bl] = '\0';
 	s->d.token = NULL;
 	pobox_http_config_init(&hc);
 	hc.connect_timeout_ms = d->connect_timeout_ms;

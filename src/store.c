@@ -231,17 +231,11 @@ int pobox_store_query_int64(struct pobox_store *st, const char *sql, int64_t *ou
 
 int pobox_store_query_int(struct pobox_store *st, const char *sql, int *out)
 {
-	sqlite3_stmt *s = NULL;
-	int rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
-	if (rc == SQLITE_OK) {
-		rc = sqlite3_step(s);
-		if (rc == SQLITE_ROW) {
-			*out = sqlite3_column_int(s, 0);
-			rc = SQLITE_OK;
-		}
-	}
-	sqlite3_finalize(s);
-	return rc == SQLITE_OK || rc == SQLITE_DONE ? 0 : pobox_store_fail(st, rc, sql);
+	int64_t v = *out;
+	int rc = pobox_store_query_int64(st, sql, &v);
+	if (rc == 0)
+		*out = (int)v;
+	return rc;
 }
 
 int pobox_store_exec_sql(struct pobox_store *st, const char *sql, const char *what)

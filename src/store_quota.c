@@ -196,10 +196,6 @@ int pobox_store_profile_release(struct pobox_store *st, int64_t profile, int rou
 		"UPDATE profiles SET batch = NULL, route_bulk = max(route_bulk, ?2),"
 		" attempts = attempts + ?3, next_attempt_at_ms = ?4, last_error = coalesce(?5, last_error) "
 		"WHERE id = ?1 RETURNING attempts, done_seq, batch_seq";
-	static const char kill[] =
-		"UPDATE updates SET state = 'dead', attempts = ?4, last_error = ?5,"
-		" dead_at_ms = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) "
-		"WHERE state = 'live' AND profile = ?1 AND seq > ?2 AND seq <= ?3";
 	sqlite3_stmt *s = pobox_store_prep(st, sql);
 	int64_t attempts = 0, done = 0, upto = 0;
 	if (!s)
@@ -224,15 +220,8 @@ int pobox_store_profile_release(struct pobox_store *st, int64_t profile, int rou
 		return pobox_store_fail(st, rc, "releasing a profile");
 	if (!charge || attempts < max_attempts)
 		return 0;
-	if (!(s = pobox_store_prep(st, kill)))
-		return POBOX_EIO;
-	sqlite3_bind_int64(s, 1, profile);
-	sqlite3_bind_int64(s, 2, done);
-	sqlite3_bind_int64(s, 3, upto);
-	sqlite3_bind_int64(s, 4, attempts);
-	sqlite3_bind_text(s, 5, reason ? reason : "gave up", -1, SQLITE_STATIC);
 	*killed = 1;
-	return step_done(st, s, "dead-lettering updates");
+	return pobox_store_kill_rows(st, profile, done, upto, reason ? reason : "gave up", attempts);
 }
 
 int pobox_store_single_batch_new(struct pobox_store *st, enum pobox_id_type t, int64_t now_ms,
