@@ -216,6 +216,23 @@ void pobox_singler_free(struct pobox_singler *s)
 
 /* ---- building calls ------------------------------------------------- */
 
+/* Only the profile ids (to hand a group to the bulk lane). */
+static int on_profile_id(void *ctx, const struct pobox_prow *p)
+{
+	struct pobox_singler *s = ctx;
+	if (s->ncalls == s->capcalls) {
+		size_t cap = s->capcalls ? s->capcalls * 2 : 64;
+		struct call *nc = pobox_realloc(s->calls, cap * sizeof *nc);
+		if (!nc)
+			return POBOX_ENOMEM;
+		s->calls = nc;
+		s->capcalls = cap;
+	}
+	memset(&s->calls[s->ncalls], 0, sizeof s->calls[0]);
+	s->calls[s->ncalls++].profile = p->profile;
+	return 0;
+}
+
 static int on_profile(void *ctx, const struct pobox_prow *p)
 {
 	struct pobox_singler *s = ctx;
@@ -406,6 +423,35 @@ static int single_batch(struct pobox_singler *s, struct pobox_step *out, int *di
 		return rc;
 	if (id == 0)
 		return 0;
+	if (until > now && strcmp(out->pause_class, "budget") == 0) {
+		/* the budget is spent until `until`: these updates go bulk instead
+		 * of waiting (no attempt counted, no unit used) */
+		int killed;
+		struct pobox_batch b;
+		*did = 1;
+		calls_clear(s);
+		if ((rc = pobox_store_scan_batch(pb->st, id, on_profile_id, s)) != 0)
+			return rc;
+		if ((rc = pobox_begin(pb)) != 0)
+			return rc;
+		for (size_t i = 0; i < s->ncalls && rc == 0; i++)
+			rc = pobox_store_profile_release(pb->st, s->calls[i].profile, 1, 0, 0,
+			                                 "single-call budget spent; sent by bulk", 0, &killed);
+		if (rc == 0 && (rc = pobox_store_batch_get(pb->st, id, 0, &b)) == 0) {
+			b.state = POBOX_B_DONE;
+			b.finished_at_ms = now;
+			rc = pobox_store_batch_save(pb->st, &b);
+			pobox_batch_free(&b);
+		}
+		if (rc == 0)
+			pobox_log(POBOX_LOG_WARN, "budget_low", "lane=single routed_to_bulk=%zu reason=\"%s\"",
+			          s->ncalls, out->pause_reason);
+		rc = rc ? (pobox_rollback(pb), rc) : pobox_commit(pb);
+		calls_clear(s);
+		out->paused = 1;
+		out->paused_until_ms = until;
+		return rc;
+	}
 	if (until > now) {
 		out->paused = 1;
 		out->paused_until_ms = until;

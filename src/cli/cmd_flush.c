@@ -71,7 +71,11 @@ static void routing(const struct cli *cli, struct pobox *pb, struct pobox_delive
 	if (!c->single_lane)
 		return;
 	single_opts(c, &so);
-	if (pobox_quota_read(pb, &so.quota, pobox_clock_now_ms(&pb->clock), &q) != 0)
+	int64_t now = pobox_clock_now_ms(&pb->clock), until = 0;
+	if (pobox_quota_read(pb, &so.quota, now, &q) != 0)
+		return;
+	/* a parked single lane (budget spent, auth) takes nothing new */
+	if (pobox_store_lane_get(pb->st, "single", &until, NULL, 0, NULL, 0) != 0 || until > now)
 		return;
 	o->sched.single_enabled = 1;
 	o->sched.assume_profiles_exist = c->assume_profiles_exist;
