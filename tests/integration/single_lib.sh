@@ -73,7 +73,7 @@ for kv in sys.argv[3:]:
 # non-zero exit.
 put_ok() {
 	local name=$1; shift
-	put_u "$@" || fail "$name: put $*" "exit $PUT_RC: $(cat "$T/put.err")"
+	put_u "$@" || fail "$name: put $(printf '%s' "$*" | cut -c1-120)" "exit $PUT_RC: $(cut -c1-300 "$T/put.err")"
 }
 
 # preload_pc FILE N [PREFIX] [ATTR]: a preload CSV of N pcIds PREFIX1..N
