@@ -95,6 +95,7 @@ CREATE TABLE profile_state (
 	attr       INTEGER NOT NULL,
 	value      TEXT NOT NULL,
 	sent_at_ms INTEGER NOT NULL,
+	seq        INTEGER NOT NULL,               -- the pruned update it came from
 	PRIMARY KEY (profile, attr)
 ) STRICT, WITHOUT ROWID;
 

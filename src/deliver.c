@@ -196,15 +196,16 @@ static void call(struct pobox_deliverer *d, enum pobox_call what, enum pobox_htt
 /* Dead-letters the batch's updates with reason. */
 static int kill_batch(struct pobox_deliverer *d, struct pobox_batch *b, const char *reason)
 {
-	int rc = pobox_store_batch_kill(d->pb->st, b->id, reason);
-	if (rc)
-		return rc;
 	b->state = POBOX_B_DEAD;
 	b->finished_at_ms = now_ms(d);
 	set_error(b, 0, "", reason);
+	/* saved first: the dead rows take this attempt count and HTTP status */
+	int rc = pobox_store_batch_save(d->pb->st, b);
+	if (rc)
+		return rc;
 	pobox_log(POBOX_LOG_ERROR, "batch_dead", "batch=%lld updates=%lld reason=\"%s\"",
 	          (long long)b->id, (long long)b->updates, reason);
-	return pobox_store_batch_save(d->pb->st, b);
+	return pobox_store_batch_kill(d->pb->st, b->id, reason);
 }
 
 static int pause_lane(struct pobox_deliverer *d, const char *cls, int64_t until, const char *why)
@@ -269,6 +270,9 @@ static int split(struct pobox_deliverer *d, struct pobox_batch *b, const struct 
 	int rc;
 	snprintf(why, sizeof why, "Target refused the batch (HTTP %ld): %s", x->resp.status,
 	         x->msg[0] ? x->msg : x->v.reason);
+	if (x->v.charge_attempt)
+		b->attempts++;
+	b->last_http_status = x->resp.status;
 	if (b->profiles <= 1)
 		return kill_batch(d, b, why);
 	if ((rc = pobox_store_batch_median(pb->st, b->id, &median)) != 0 ||
@@ -418,6 +422,8 @@ static int submit(struct pobox_deliverer *d, struct pobox_batch *b, struct pobox
 		char why[600];
 		snprintf(why, sizeof why, "Target refused the batch (HTTP %ld): %s", x.resp.status,
 		         x.msg[0] ? x.msg : x.v.reason);
+		b->attempts++;
+		b->last_http_status = x.resp.status;
 		rc = kill_batch(d, b, why);
 		break;
 	}

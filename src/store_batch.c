@@ -823,13 +823,14 @@ int pobox_store_prune(struct pobox_store *st, int64_t cutoff_ms, int64_t limit, 
 		" ON u.profile = p.id AND u.state = 'live' AND u.seq <= p.done_seq"
 		" WHERE p.done_at_ms < ?1 LIMIT ?2";
 	static const char fold[] =
-		"INSERT INTO profile_state (profile, attr, value, sent_at_ms) "
-		"SELECT profile, attr, value, sent FROM ("
-		"  SELECT u.profile, u.attr, u.value, p.done_at_ms AS sent,"
+		"INSERT INTO profile_state (profile, attr, value, sent_at_ms, seq) "
+		"SELECT profile, attr, value, sent, seq FROM ("
+		"  SELECT u.profile, u.attr, u.value, p.done_at_ms AS sent, u.seq,"
 		"         row_number() OVER (PARTITION BY u.profile, u.attr ORDER BY u.seq DESC) AS rn"
 		"  FROM profiles p JOIN updates u ON u.profile = p.id AND u.state = 'live' AND u.seq <= p.done_seq"
 		"  WHERE p.id IN (SELECT id FROM temp.prune_set)) WHERE rn = 1 "
-		"ON CONFLICT (profile, attr) DO UPDATE SET value = excluded.value, sent_at_ms = excluded.sent_at_ms";
+		"ON CONFLICT (profile, attr) DO UPDATE SET value = excluded.value, sent_at_ms = excluded.sent_at_ms,"
+		" seq = excluded.seq WHERE excluded.seq > profile_state.seq";
 	static const char del_delivered[] =
 		"DELETE FROM updates WHERE seq IN (SELECT u.seq FROM profiles p JOIN updates u"
 		" ON u.profile = p.id AND u.state = 'live' AND u.seq <= p.done_seq"

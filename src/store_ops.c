@@ -45,14 +45,20 @@ int pobox_store_dead_requeue(struct pobox_store *st, int64_t now_ms, int64_t *re
                              int64_t *superseded)
 {
 	int rc;
-	/* 1. replaced by a newer live value (pending, batched or delivered) */
+	/* 1. replaced by a newer value: a live one (pending, batched or
+	 * delivered), or a delivered one housekeeping has already folded into
+	 * profile_state (its seq is kept there) */
 	static const char stale[] =
-		"UPDATE updates SET state = 'superseded', superseded_by = ("
-		"  SELECT max(n.seq) FROM updates n WHERE n.profile = updates.profile"
-		"  AND n.attr = updates.attr AND n.state = 'live' AND n.seq > updates.seq) "
-		"WHERE seq IN (SELECT seq FROM temp.dead_sel) AND EXISTS ("
+		"UPDATE updates SET state = 'superseded', superseded_by = max("
+		"  coalesce((SELECT max(n.seq) FROM updates n WHERE n.profile = updates.profile"
+		"   AND n.attr = updates.attr AND n.state = 'live' AND n.seq > updates.seq), 0),"
+		"  coalesce((SELECT ps.seq FROM profile_state ps WHERE ps.profile = updates.profile"
+		"   AND ps.attr = updates.attr AND ps.seq > updates.seq), 0)) "
+		"WHERE seq IN (SELECT seq FROM temp.dead_sel) AND (EXISTS ("
 		"  SELECT 1 FROM updates n WHERE n.profile = updates.profile AND n.attr = updates.attr"
-		"  AND n.state = 'live' AND n.seq > updates.seq)";
+		"  AND n.state = 'live' AND n.seq > updates.seq) OR EXISTS ("
+		"  SELECT 1 FROM profile_state ps WHERE ps.profile = updates.profile"
+		"  AND ps.attr = updates.attr AND ps.seq > updates.seq))";
 	/* 2. the newest selected value per profile+attribute goes in again */
 	static const char again[] =
 		"INSERT INTO updates (profile, attr, value, enqueued_at_ms, source, urgent) "
@@ -180,7 +186,9 @@ int pobox_store_doctor(struct pobox_store *st, int repair, int64_t now_ms,
 	}
 	sqlite3_finalize(s);
 	if (rc != SQLITE_DONE)
-		return pobox_store_fail(st, rc, "running SQLite's integrity check");
+		return pobox_errf(st->err, st->errlen, pobox_store_code(rc),
+		                  "outbox %s: SQLite's integrity check cannot even run: %s", st->path,
+		                  sqlite3_errmsg(st->db));
 	char advice[600];
 	snprintf(advice, sizeof advice,
 	         "SQLite reports damage (%s); stop pobox, copy the outbox aside, and recover it with "

@@ -26,8 +26,9 @@ struct sel {
 
 /* Parses the shared options; returns -1 to go on, or an exit code. */
 static int parse(const char *cmd, int argc, char **argv, struct sel *s, int allow_json,
-                 int allow_delivered)
+                 int allow_delivered, int need_selection)
 {
+	int dead_flag = 0;
 	static const struct option opts[] = {
 		{"id", required_argument, NULL, 'i'},
 		{"reason", required_argument, NULL, 'r'},
@@ -79,7 +80,11 @@ static int parse(const char *cmd, int argc, char **argv, struct sel *s, int allo
 				goto usage;
 			s->delivered = 1;
 			break;
-		case 'd': break;
+		case 'd':
+			if (!allow_delivered)
+				goto usage;
+			dead_flag = 1;
+			break;
 		case 'b':
 			if (!allow_delivered || pobox_parse_duration_ms(optarg, &s->before_ms) != 0) {
 				cli_error("%s: --before takes a duration like 7d", cmd);
@@ -92,6 +97,21 @@ static int parse(const char *cmd, int argc, char **argv, struct sel *s, int allo
 	}
 	if (optind < argc) {
 		cli_error("%s: unexpected argument '%s'", cmd, argv[optind]);
+		return EXIT_USAGE;
+	}
+	int selected = s->f.ids || s->f.reason || s->f.since_ms || s->f.all;
+	if (s->delivered && (selected || dead_flag)) {
+		cli_error("%s: --delivered takes only --before (and --dry-run, --yes); "
+		          "--id, --reason, --since, --all and --dead select dead updates", cmd);
+		return EXIT_USAGE;
+	}
+	if (s->before_ms && !s->delivered) {
+		cli_error("%s: --before goes with --delivered", cmd);
+		return EXIT_USAGE;
+	}
+	if (need_selection && !s->delivered && !selected) {
+		cli_error("%s: no selection: say which dead updates with --id SEQ,..., --reason TEXT, --since DURATION "
+		          "or --all", cmd);
 		return EXIT_USAGE;
 	}
 	return -1;
@@ -134,7 +154,7 @@ int cmd_dead(struct cli *cli, int argc, char **argv)
 	struct pobox *pb;
 	int code, rc, rows = 0;
 	char sql[1200];
-	if ((code = parse("dead", argc, argv, &s, 1, 0)) >= 0)
+	if ((code = parse("dead", argc, argv, &s, 1, 0, 0)) >= 0)
 		return code;
 	if (!(pb = cli_open(cli, 1, &code)))
 		return code;
@@ -178,7 +198,7 @@ int cmd_requeue(struct cli *cli, int argc, char **argv)
 	struct pobox *pb;
 	int code, rc;
 	int64_t n = 0, requeued = 0, superseded = 0;
-	if ((code = parse("requeue", argc, argv, &s, 0, 0)) >= 0)
+	if ((code = parse("requeue", argc, argv, &s, 0, 0, 1)) >= 0)
 		return code;
 	if (!(pb = cli_open(cli, 1, &code)))
 		return code;
@@ -212,7 +232,7 @@ int cmd_purge(struct cli *cli, int argc, char **argv)
 	struct pobox *pb;
 	int code, rc;
 	int64_t n = 0;
-	if ((code = parse("purge", argc, argv, &s, 0, 1)) >= 0)
+	if ((code = parse("purge", argc, argv, &s, 0, 1, 1)) >= 0)
 		return code;
 	if (!s.dry_run && !s.yes) {
 		if (!isatty(STDIN_FILENO)) {

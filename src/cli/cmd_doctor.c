@@ -147,6 +147,10 @@ int cmd_doctor(struct cli *cli, int argc, char **argv)
 	return left ? EXIT_DATAERR : EXIT_OK;
 fail:
 	cli_error("doctor: %s", pobox_errmsg(pb));
+	if (rc == POBOX_ECORRUPT)
+		fprintf(stderr, "pobox: doctor: SQLite cannot read parts of the outbox; it was not "
+		        "changed. Stop pobox, copy the outbox aside, and recover it with `sqlite3 %s "
+		        ".recover | sqlite3 recovered.db`, or restore a backup.\n", cli->cfg.db);
 	pobox_rollback(pb);
 	pobox_close(pb);
 	return cli_exit_code(rc);
