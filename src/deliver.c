@@ -162,7 +162,7 @@ static void call(struct pobox_deliverer *d, enum pobox_call what, enum pobox_htt
 	memset(x, 0, sizeof *x);
 	x->ans.success = -1;
 	int rc = pobox_http_request(d->http, &req, &x->resp, err, sizeof err);
-	if (rc == 0 && x->resp.fail == POBOX_HTTP_FAIL_NONE) {
+	if (x->resp.fail == POBOX_HTTP_FAIL_NONE && rc == 0) {
 		const char *b = x->resp.body ? x->resp.body : "";
 		if (x->resp.status >= 200 && x->resp.status < 300) {
 			answer_rc = pobox_response_parse(kind, &x->ans, b, x->resp.body_len, on_row, ctx,
@@ -180,7 +180,8 @@ static void call(struct pobox_deliverer *d, enum pobox_call what, enum pobox_htt
 	}
 	struct pobox_outcome oc = {
 		.call = what,
-		.fail = rc == 0 ? x->resp.fail : POBOX_HTTP_FAIL_OTHER,
+		.fail = x->resp.fail != POBOX_HTTP_FAIL_NONE ? x->resp.fail
+		        : rc != 0 ? POBOX_HTTP_FAIL_OTHER : POBOX_HTTP_FAIL_NONE,
 		.http_status = x->resp.status,
 		.answer_rc = answer_rc,
 		.success = x->ans.success,

@@ -27,7 +27,7 @@ int pobox_check_room(struct pobox *pb)
 {
 	const char *path = pobox_store_path(pb->st);
 	if (pb->opts.max_outbox_bytes > 0) {
-		int64_t size = pobox_store_file_bytes(pb->st);
+		int64_t size = pobox_store_used_bytes(pb->st);
 		if (size >= pb->opts.max_outbox_bytes)
 			return pobox_errf(pb->err, sizeof pb->err, POBOX_EFULL,
 			                  "outbox %s is full: %lld bytes, max_outbox_size is %lld; new updates "
@@ -186,7 +186,8 @@ int pobox_put(struct pobox *pb, const struct pobox_update *u)
 	                               sizeof pb->err)) != 0)
 		return rc; /* POBOX_SKIPPED for an empty value */
 	if ((rc = pobox_check_room(pb)) != 0) {
-		/* full: only an update replacing a pending value may still come in */
+		/* full: only an update replacing a value not yet delivered (pending,
+		 * or in a batch that is retrying) may still come in */
 		int exists = 0;
 		char keep[POBOX_ERRLEN];
 		memcpy(keep, pb->err, sizeof keep);

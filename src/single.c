@@ -74,7 +74,10 @@ static void on_done(void *ctx, void *user, int rc, struct pobox_http_resp *resp)
 	c->st = C_DONE;
 	c->http = resp->status;
 	c->retry_after_ms = resp->retry_after_ms;
-	enum pobox_http_fail fail = rc == 0 ? resp->fail : POBOX_HTTP_FAIL_OTHER;
+	/* the client reports transport failures both ways: an error code and
+	 * the precise category, which is what classification needs */
+	enum pobox_http_fail fail = resp->fail != POBOX_HTTP_FAIL_NONE ? resp->fail
+	                            : rc != 0 ? POBOX_HTTP_FAIL_OTHER : POBOX_HTTP_FAIL_NONE;
 	/* a refused or unresolved connection never reached Target */
 	c->reached = !(fail == POBOX_HTTP_FAIL_CONNECT || fail == POBOX_HTTP_FAIL_RESOLVE);
 	if (fail == POBOX_HTTP_FAIL_NONE) {
@@ -298,7 +301,8 @@ static int on_profile(void *ctx, const struct pobox_prow *p)
 static int settle(struct pobox_singler *s, int64_t batch, int final, int64_t counts[3])
 {
 	struct pobox *pb = s->pb;
-	int64_t now = now_ms(s);
+	int64_t now = now_ms(s), retries = 0, first_retry_ms = -1;
+	char retry_why[240] = "";
 	int rc;
 	if ((rc = pobox_begin(pb)) != 0)
 		return rc;
@@ -356,6 +360,11 @@ static int settle(struct pobox_singler *s, int64_t batch, int final, int64_t cou
 			rc = pobox_store_profile_release(pb->st, c->profile, 0, c->charge, now + delay, why,
 			                                 s->d.max_attempts, &killed);
 			counts[2]++;
+			if (!killed) {
+				if (retries++ == 0 || delay < first_retry_ms)
+					first_retry_ms = delay;
+				snprintf(retry_why, sizeof retry_why, "%s", why);
+			}
 			break;
 		}
 		}
@@ -364,6 +373,12 @@ static int settle(struct pobox_singler *s, int64_t batch, int final, int64_t cou
 			          (long long)c->profile, c->msg);
 		c->st = C_SETTLED;
 	}
+	if (rc == 0 && retries)
+		/* one line per settle, not per call: an outage must not flood the log */
+		pobox_log(POBOX_LOG_WARN, "retry_scheduled",
+		          "lane=single profiles=%lld first_in_ms=%lld attempt_counted=%s reason=\"%s\"",
+		          (long long)retries, (long long)first_retry_ms,
+		          s->down_since_ms >= 0 ? "no" : "yes", retry_why);
 	if (rc == 0 && final) {
 		if (s->stop) {
 			int64_t wait = s->stop_v.retry_after_ms > 0 ? s->stop_v.retry_after_ms : 60000;

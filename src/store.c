@@ -387,6 +387,11 @@ int pobox_store_open(struct pobox_store **out, const char *path,
 	}
 	if ((rc = pobox_store_exec_sql(st, sync_pragma[o->synchronous], "setting synchronous")) != 0)
 		goto out;
+	/* After a checkpoint the WAL file is cut back to 64 MB: without this, a
+	 * WAL swollen by a big import keeps its size on disk forever. */
+	if ((rc = pobox_store_exec_sql(st, "PRAGMA journal_size_limit = 67108864",
+	                               "limiting the WAL")) != 0)
+		goto out;
 	if (version < pobox_store_known_version() && (rc = migrate(st)) != 0)
 		goto out;
 	if ((rc = sync_settings(st, o)) != 0)

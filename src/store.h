@@ -300,7 +300,10 @@ int pobox_store_newest(struct pobox_store *st, int64_t after_seq, int64_t *max_s
                        int *urgent_after, int64_t *oldest_after_ms);
 /* The outbox's size on disk (main file + WAL), in bytes. */
 int64_t pobox_store_file_bytes(struct pobox_store *st);
-/* Whether a pending (not batched) live update exists for profile+attr. */
+/* The bytes the outbox holds: pages in use (not the WAL's high-water mark). */
+int64_t pobox_store_used_bytes(struct pobox_store *st);
+/* Whether an update not yet delivered (pending or batched) exists for
+ * profile+attr. */
 int pobox_store_pending_exists(struct pobox_store *st, enum pobox_id_type t, const char *id,
                                size_t id_len, const char *attr, size_t attr_len, int *exists);
 

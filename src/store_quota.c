@@ -318,6 +318,19 @@ int pobox_store_newest(struct pobox_store *st, int64_t after_seq, int64_t *max_s
 	return rc == SQLITE_ROW ? 0 : pobox_store_fail(st, rc, "checking for new updates");
 }
 
+int64_t pobox_store_used_bytes(struct pobox_store *st)
+{
+	/* pages in use, wherever they are (main file or WAL): the WAL file keeps
+	 * its high-water size while any reader holds an old snapshot, so file
+	 * sizes overstate what the outbox holds */
+	int64_t pages = 0, free_pages = 0, size = 0;
+	if (pobox_store_query_int64(st, "PRAGMA page_count", &pages) != 0 ||
+	    pobox_store_query_int64(st, "PRAGMA freelist_count", &free_pages) != 0 ||
+	    pobox_store_query_int64(st, "PRAGMA page_size", &size) != 0)
+		return pobox_store_file_bytes(st);
+	return (pages - free_pages) * size;
+}
+
 int64_t pobox_store_file_bytes(struct pobox_store *st)
 {
 	char buf[4096];
@@ -337,7 +350,7 @@ int pobox_store_pending_exists(struct pobox_store *st, enum pobox_id_type t, con
 	static const char sql[] =
 		"SELECT EXISTS (SELECT 1 FROM profiles p JOIN attributes a ON a.name = ?3 "
 		" JOIN updates u ON u.profile = p.id AND u.attr = a.id AND u.state = 'live'"
-		"  AND u.seq > p.done_seq AND NOT (p.batch IS NOT NULL AND u.seq <= p.batch_seq)"
+		"  AND u.seq > p.done_seq"
 		" WHERE p.id_type = ?1 AND p.profile_id = ?2)";
 	sqlite3_stmt *s = pobox_store_prep(st, sql);
 	if (!s)
