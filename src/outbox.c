@@ -186,8 +186,8 @@ int pobox_put(struct pobox *pb, const struct pobox_update *u)
 	                               sizeof pb->err)) != 0)
 		return rc; /* POBOX_SKIPPED for an empty value */
 	if ((rc = pobox_check_room(pb)) != 0) {
-		/* full: only an update replacing a value not yet delivered (pending,
-		 * or in a batch that is retrying) may still come in */
+		/* full: only an update replacing a value still pending may come in
+		 * (one in a batch cannot be replaced: the batch's bytes are fixed) */
 		int exists = 0;
 		char keep[POBOX_ERRLEN];
 		memcpy(keep, pb->err, sizeof keep);

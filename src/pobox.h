@@ -133,8 +133,8 @@ struct pobox_update {
  *   POBOX_EINVALID  the update breaks a rule; pobox_errmsg says which
  *   POBOX_EFULL     the outbox reached max_outbox_bytes or the disk its
  *                   min_free_bytes floor; an update that only replaces a
- *                   value not yet delivered for the same profile and
- *                   attribute is accepted anyway (it adds almost nothing)
+ *                   value still pending (not yet in a batch) for the same
+ *                   profile and attribute is accepted anyway
  *   POBOX_EBUSY, POBOX_EIO, ...  storage failures
  * A failed put inside a transaction leaves the transaction open and usable:
  * earlier puts in it are kept. */

@@ -302,7 +302,7 @@ int pobox_store_newest(struct pobox_store *st, int64_t after_seq, int64_t *max_s
 int64_t pobox_store_file_bytes(struct pobox_store *st);
 /* The bytes the outbox holds: pages in use (not the WAL's high-water mark). */
 int64_t pobox_store_used_bytes(struct pobox_store *st);
-/* Whether an update not yet delivered (pending or batched) exists for
+/* Whether a pending update (not delivered, not in a batch) exists for
  * profile+attr. */
 int pobox_store_pending_exists(struct pobox_store *st, enum pobox_id_type t, const char *id,
                                size_t id_len, const char *attr, size_t attr_len, int *exists);

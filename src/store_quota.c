@@ -350,7 +350,7 @@ int pobox_store_pending_exists(struct pobox_store *st, enum pobox_id_type t, con
 	static const char sql[] =
 		"SELECT EXISTS (SELECT 1 FROM profiles p JOIN attributes a ON a.name = ?3 "
 		" JOIN updates u ON u.profile = p.id AND u.attr = a.id AND u.state = 'live'"
-		"  AND u.seq > p.done_seq"
+		"  AND u.seq > p.done_seq AND NOT (p.batch IS NOT NULL AND u.seq <= p.batch_seq)"
 		" WHERE p.id_type = ?1 AND p.profile_id = ?2)";
 	sqlite3_stmt *s = pobox_store_prep(st, sql);
 	if (!s)
