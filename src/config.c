@@ -114,7 +114,7 @@ void pobox_config_init(struct pobox_config *c)
 	c->single_max_pending = 1000;
 	c->single_min_budget_share = 0.5;
 	c->single_concurrency = 16;
-	c->single_group = 500;
+	c->single_group = 2000;
 	c->max_get_bytes = 8192;
 	c->max_post_bytes = 61440;
 	c->recovery_ramp_ms = 60000;

@@ -92,7 +92,7 @@ void pobox_sched_opts_init(struct pobox_sched_opts *o)
 	o->carry_window_ms = 24 * 3600000LL;
 	o->profile_cap_bytes = POBOX_PROFILE_CAP_BYTES;
 	o->single_enabled = 0;
-	o->single_group = 500;
+	o->single_group = 2000;
 	o->max_get_bytes = 8192;
 	o->max_post_bytes = 61440;
 }

@@ -303,27 +303,66 @@ static int settle(struct pobox_singler *s, int64_t batch, int final, int64_t cou
 	struct pobox *pb = s->pb;
 	int64_t now = now_ms(s), retries = 0, first_retry_ms = -1;
 	char retry_why[240] = "";
+	/* Quota and call counters are summed here and written once per settle:
+	 * per call, only the profile's own outcome is a statement. */
+	struct qsum {
+		int64_t minute, used, urgent_used, released, urgent_released;
+	} q[4];
+	struct csum {
+		long http;
+		int64_t calls, errors;
+	} cc[16];
+	int nq = 0, ncc = 0;
 	int rc;
 	if ((rc = pobox_begin(pb)) != 0)
 		return rc;
 	for (size_t i = 0; i < s->ncalls && rc == 0; i++) {
 		struct call *c = &s->calls[i];
-		int killed = 0;
+		int killed = 0, used = 0, k;
 		if (c->st == C_QUEUED && final) {
-			/* never sent: the lane stopped; the unit goes back */
-			rc = pobox_store_quota_settle(pb->st, pobox_quota_owner(), c->minute, 0, 0, 1, c->urgent);
+			used = 0; /* never sent: the lane stopped; the unit goes back */
+		} else if (c->st != C_DONE) {
+			continue;
+		} else {
+			used = c->reached && c->cls != POBOX_CLASS_BUDGET;
+			for (k = 0; k < ncc && cc[k].http != c->http; k++)
+				;
+			if (k == ncc && ncc < 16) {
+				cc[ncc].http = c->http;
+				cc[ncc].calls = cc[ncc].errors = 0;
+				ncc++;
+			}
+			if (k < ncc) {
+				cc[k].calls++;
+				cc[k].errors += c->cls != POBOX_CLASS_OK;
+			} else if ((rc = pobox_store_count_call(pb->st, "single", c->http,
+			                                        c->cls != POBOX_CLASS_OK)) != 0) {
+				break;
+			}
+		}
+		for (k = 0; k < nq && q[k].minute != c->minute; k++)
+			;
+		if (k == nq) {
+			if (nq == 4) { /* more minutes than slots: write what is summed */
+				for (int j = 0; j < nq && rc == 0; j++)
+					rc = pobox_store_quota_settle(pb->st, pobox_quota_owner(), q[j].minute, q[j].used,
+					                              q[j].urgent_used, q[j].released,
+					                              q[j].urgent_released);
+				nq = k = 0;
+			}
+			memset(&q[nq], 0, sizeof q[0]);
+			q[nq++].minute = c->minute;
+		}
+		q[k].used += used;
+		q[k].urgent_used += used && c->urgent;
+		q[k].released += !used;
+		q[k].urgent_released += !used && c->urgent;
+		if (c->st == C_QUEUED) {
 			if (rc == 0)
 				rc = pobox_store_profile_release(pb->st, c->profile, 0, 0, 0, NULL, 0, &killed);
 			c->st = C_SETTLED;
 			continue;
 		}
-		if (c->st != C_DONE)
-			continue;
-		int used = c->reached && c->cls != POBOX_CLASS_BUDGET;
-		rc = pobox_store_count_call(pb->st, "single", c->http, c->cls != POBOX_CLASS_OK);
-		if (rc == 0)
-			rc = pobox_store_quota_settle(pb->st, pobox_quota_owner(), c->minute, used,
-		                              used && c->urgent, !used, !used && c->urgent);
 		if (rc)
 			break;
 		switch (c->cls) {
@@ -373,6 +412,11 @@ static int settle(struct pobox_singler *s, int64_t batch, int final, int64_t cou
 			          (long long)c->profile, c->msg);
 		c->st = C_SETTLED;
 	}
+	for (int j = 0; j < nq && rc == 0; j++)
+		rc = pobox_store_quota_settle(pb->st, pobox_quota_owner(), q[j].minute, q[j].used,
+		                              q[j].urgent_used, q[j].released, q[j].urgent_released);
+	for (int j = 0; j < ncc && rc == 0; j++)
+		rc = pobox_store_count_calls(pb->st, "single", cc[j].http, cc[j].calls, cc[j].errors);
 	if (rc == 0 && retries)
 		/* one line per settle, not per call: an outage must not flood the log */
 		pobox_log(POBOX_LOG_WARN, "retry_scheduled",

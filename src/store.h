@@ -275,6 +275,8 @@ int pobox_store_quota_minutes(struct pobox_store *st, int64_t now_ms,
 
 /* Counts one call for metrics (lane bulk or single; 0 = no answer). */
 int pobox_store_count_call(struct pobox_store *st, const char *lane, long http_status, int error);
+int pobox_store_count_calls(struct pobox_store *st, const char *lane, long http_status,
+                            int64_t calls, int64_t errors);
 
 /* Profile outcomes of single calls. */
 int pobox_store_profile_delivered(struct pobox_store *st, int64_t profile, int64_t now_ms);

@@ -364,16 +364,23 @@ int pobox_store_pending_exists(struct pobox_store *st, enum pobox_id_type t, con
 	return rc == SQLITE_ROW ? 0 : pobox_store_fail(st, rc, "checking pending updates");
 }
 
-int pobox_store_count_call(struct pobox_store *st, const char *lane, long http_status, int error)
+int pobox_store_count_calls(struct pobox_store *st, const char *lane, long http_status,
+                            int64_t calls, int64_t errors)
 {
 	static const char sql[] =
-		"INSERT INTO call_counts (lane, http_status, calls, errors) VALUES (?1, ?2, 1, ?3) "
-		"ON CONFLICT (lane, http_status) DO UPDATE SET calls = calls + 1, errors = errors + ?3";
+		"INSERT INTO call_counts (lane, http_status, calls, errors) VALUES (?1, ?2, ?3, ?4) "
+		"ON CONFLICT (lane, http_status) DO UPDATE SET calls = calls + ?3, errors = errors + ?4";
 	sqlite3_stmt *s = pobox_store_prep(st, sql);
 	if (!s)
 		return POBOX_EIO;
 	sqlite3_bind_text(s, 1, lane, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, http_status);
-	sqlite3_bind_int(s, 3, error ? 1 : 0);
-	return step_done(st, s, "counting a call");
+	sqlite3_bind_int64(s, 3, calls);
+	sqlite3_bind_int64(s, 4, errors);
+	return step_done(st, s, "counting calls");
+}
+
+int pobox_store_count_call(struct pobox_store *st, const char *lane, long http_status, int error)
+{
+	return pobox_store_count_calls(st, lane, http_status, 1, error ? 1 : 0);
 }

@@ -367,7 +367,11 @@ static int loop(struct cli *cli, struct pobox *pb, struct pobox_deliver_opts *o,
 			wake = next_due;
 		if (deadline_ms > 0 && deadline_ms < wake)
 			wake = deadline_ms;
-		sleep_ms(wake - now < 5 ? 5 : wake - now);
+		/* measured again: the steps above may have taken a while, and
+		 * sleeping from the iteration's start time would add that again */
+		int64_t after = pobox_clock_now_ms(&pb->clock);
+		if (wake > after)
+			sleep_ms(wake - after < 5 ? 5 : wake - after);
 	}
 	pobox_deliverer_free(d);
 	pobox_singler_free(sg);

@@ -32,6 +32,9 @@ refused=0 accepted=0 i=0
 while [ $refused -lt 3 ] && [ $i -lt 3000 ]; do
 	i=$((i + 1))
 	id=pc$(( i % 20 + 1 )); at=a$(( i % 3 ))
+	# every 10th put names a new attribute: once full, that is always
+	# refused (a put replacing a still-pending value is accepted, by design)
+	[ $(( i % 10 )) = 0 ] && at=n$i
 	u=; [ $((i % 4)) = 0 ] && u=--urgent
 	if put_u pcId "$id" "$at=v$i-$pad" $u; then
 		accepted=$((accepted + 1))

@@ -47,10 +47,9 @@ GROUP=${GROUP:-}
 KEEP=${KEEP:-0}
 
 command -v wrk >/dev/null || { echo "single_bench: wrk is not installed" >&2; exit 69; }
-if [ ! -x "$BUILD_DIR/src/pobox" ] || [ ! -x "$BUILD_DIR/tools/sim/pobox-target-sim" ]; then
-	[ -f "$BUILD_DIR/CMakeCache.txt" ] || cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >/dev/null
-	cmake --build "$BUILD_DIR" -j"$(nproc)" --target pobox_cli pobox-target-sim >/dev/null
-fi
+# always build (incremental): a stale binary would measure old code
+[ -f "$BUILD_DIR/CMakeCache.txt" ] || cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$BUILD_DIR" -j"$(nproc)" --target pobox_cli pobox-target-sim >/dev/null
 POBOX=$BUILD_DIR/src/pobox
 SIM=$BUILD_DIR/tools/sim/pobox-target-sim
 
