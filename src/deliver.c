@@ -323,10 +323,28 @@ static int resubmit(struct pobox_deliverer *d, struct pobox_batch *b, const char
 
 /* ---- actions ----------------------------------------------------------- */
 
-static int reserve_call(struct pobox_deliverer *d, int64_t *retry_at)
+/* Reserves one bulk call in the per-minute ledger, in its own transaction,
+ * marking b sending in the same one when b is given.  Returns 0, 1 when
+ * this minute's calls are used up (st->next_due_ms says when one frees),
+ * or an error. */
+static int reserve_call(struct pobox_deliverer *d, struct pobox_batch *b, struct pobox_step *st)
 {
-	int rc = pobox_store_bulk_call(d->pb->st, now_ms(d), d->o.calls_per_minute, retry_at);
-	return rc;
+	struct pobox *pb = d->pb;
+	int64_t retry_at = 0;
+	int rc;
+	if ((rc = pobox_begin(pb)) != 0)
+		return rc;
+	rc = pobox_store_bulk_call(pb->st, now_ms(d), d->o.calls_per_minute, &retry_at);
+	if (rc == POBOX_EBUSY) {
+		pobox_rollback(pb);
+		st->next_due_ms = retry_at;
+		return 1;
+	}
+	if (rc == 0 && b) {
+		b->state = POBOX_B_SENDING;
+		rc = pobox_store_batch_save(pb->st, b);
+	}
+	return finish_tx(pb, rc);
 }
 
 static int submit(struct pobox_deliverer *d, struct pobox_batch *b, struct pobox_step *st)
@@ -335,24 +353,11 @@ static int submit(struct pobox_deliverer *d, struct pobox_batch *b, struct pobox
 	struct exchange x;
 	char *body = NULL, url[1024];
 	size_t body_len = 0;
-	int64_t retry_at;
 	int rc;
 
 	/* 1. reserve a call and mark the batch sending, together */
-	if ((rc = pobox_begin(pb)) != 0)
-		return rc;
-	rc = reserve_call(d, &retry_at);
-	if (rc == POBOX_EBUSY) {
-		pobox_rollback(pb);
-		st->next_due_ms = retry_at;
-		return 1; /* the minute's calls are used: stop this step */
-	}
-	if (rc == 0) {
-		b->state = POBOX_B_SENDING;
-		rc = pobox_store_batch_save(pb->st, b);
-	}
-	if ((rc = finish_tx(pb, rc)) != 0)
-		return rc;
+	if ((rc = reserve_call(d, b, st)) != 0)
+		return rc; /* 1: the minute's calls are used: stop this step */
 
 	/* 2. the exact bytes stored at cut time */
 	rc = pobox_zpayload_inflate(b->payload, b->payload_len, (size_t)b->bytes, &body, &body_len);
@@ -483,19 +488,10 @@ static int complete(struct pobox_deliverer *d, struct pobox_batch *b, struct pob
 	struct failed_rows f = {0};
 	struct exchange x;
 	char *url;
-	int64_t retry_at;
 	int rc;
 
-	if ((rc = pobox_begin(pb)) != 0)
-		return rc;
-	rc = reserve_call(d, &retry_at);
-	if (rc == POBOX_EBUSY) {
-		pobox_rollback(pb);
-		st->next_due_ms = retry_at;
-		return 1; /* still submitted and due: polled again when calls free up */
-	}
-	if ((rc = finish_tx(pb, rc)) != 0)
-		return rc;
+	if ((rc = reserve_call(d, NULL, st)) != 0)
+		return rc; /* 1: still submitted and due: polled when calls free up */
 	size_t n = strlen(b->status_url) + 24;
 	if (!(url = pobox_malloc(n)))
 		return POBOX_ENOMEM;
@@ -568,18 +564,9 @@ static int poll_status(struct pobox_deliverer *d, struct pobox_batch *b, struct 
 {
 	struct pobox *pb = d->pb;
 	struct exchange x;
-	int64_t retry_at;
 	int rc;
 
-	if ((rc = pobox_begin(pb)) != 0)
-		return rc;
-	rc = reserve_call(d, &retry_at);
-	if (rc == POBOX_EBUSY) {
-		pobox_rollback(pb);
-		st->next_due_ms = retry_at;
-		return 1;
-	}
-	if ((rc = finish_tx(pb, rc)) != 0)
+	if ((rc = reserve_call(d, NULL, st)) != 0)
 		return rc;
 	/* verbatim: the URL Target gave, on whatever host it named */
 	call(d, POBOX_CALL_BULK_STATUS, POBOX_HTTP_GET, b->status_url, NULL, 0, POBOX_ANSWER_STATUS,
