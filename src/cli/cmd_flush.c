@@ -225,6 +225,8 @@ static int loop(struct cli *cli, struct pobox *pb, struct pobox_deliver_opts *o,
 		fprintf(stderr, "pobox: flush: another process (pobox run) is delivering; waiting for "
 		        "it to deliver these updates\n");
 	single_opts(&cli->cfg, &so);
+	if (mode == RUN) /* only once the lock is ours: a refused second run starts nothing */
+		pobox_log(POBOX_LOG_INFO, "started", "outbox=%s client=%s", cli->cfg.db, o->client);
 	if (lock >= 0 && ((rc = pobox_deliverer_new(&d, pb, o, err, sizeof err)) != 0 ||
 	                  (rc = pobox_singler_new(&sg, pb, o, &so, err, sizeof err)) != 0)) {
 		cli_error("%s", err);
@@ -465,7 +467,6 @@ int cmd_run(struct cli *cli, int argc, char **argv)
 		return code;
 	if (!(pb = cli_open(cli, 0, &code)))
 		goto out;
-	pobox_log(POBOX_LOG_INFO, "started", "outbox=%s client=%s", cli->cfg.db, o.client);
 	code = loop(cli, pb, &o, &token, RUN, 0, once);
 out:
 	pobox_close(pb);

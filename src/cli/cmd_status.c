@@ -83,7 +83,9 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 		char c3[32];
 		printf(" of %s, %s", cli_num(b, sizeof b, q.budget), cli_num(a, sizeof a, q.remaining));
 		printf(" remaining (%s kept for urgent updates)", cli_num(c3, sizeof c3, q.reserve));
-		if (q.exhausted_at_ms >= 0)
+		if (q.remaining == 0)
+			printf("; spent: single calls resume as the oldest leave the 24-hour window");
+		else if (q.exhausted_at_ms >= 0)
 			printf("; at the last hour's rate the budget runs out in %s",
 			       cli_duration(a, sizeof a, q.exhausted_at_ms - now));
 		putchar('\n');
