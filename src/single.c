@@ -581,8 +581,12 @@ static int single_batch(struct pobox_singler *s, struct pobox_step *out, int *di
 		                      : full;
 		if (s->down_since_ms >= 0)
 			allowed = 1; /* probing an outage: one call at a time */
+		/* Queue up to twice the calls allowed in flight: the multi client
+		 * starts a queued call the moment a slot frees, so the pipeline never
+		 * drains while this loop refills. */
+		int64_t depth = s->down_since_ms >= 0 || s->recovered_at_ms >= 0 ? allowed : 2 * allowed;
 		while (!s->stop && next < s->ncalls &&
-		       (int64_t)pobox_http_multi_pending(s->multi) < allowed) {
+		       (int64_t)pobox_http_multi_pending(s->multi) < depth) {
 			struct call *c = &s->calls[next];
 			if (c->st != C_QUEUED) {
 				next++;
@@ -604,7 +608,10 @@ static int single_batch(struct pobox_singler *s, struct pobox_step *out, int *di
 		}
 		if (pobox_http_multi_pending(s->multi) == 0)
 			break;
-		if ((rc = pobox_http_multi_run(s->multi, 50, err, sizeof err)) != 0) {
+		/* short while there is more to queue (come back to refill), longer
+		 * when only answers are awaited */
+		int64_t wait_ms = !s->stop && next < s->ncalls ? 2 : 50;
+		if ((rc = pobox_http_multi_run(s->multi, wait_ms, err, sizeof err)) != 0) {
 			pobox_errf(pb->err, sizeof pb->err, rc, "%s", err);
 			return rc;
 		}
