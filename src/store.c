@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #define POBOX_APPLICATION_ID 0x504F4258 /* "POBX" */
 
@@ -255,18 +256,31 @@ int pobox_store_exec_sql(struct pobox_store *st, const char *sql, const char *wh
 /* Refuses files pobox must not touch.  Reads only. */
 static int check_identity(struct pobox_store *st, int *version)
 {
-	int app = 0, objects = 0, rc;
-	if ((rc = pobox_store_query_int(st, "PRAGMA user_version", version)) != 0)
-		return rc;
-	if ((rc = pobox_store_query_int(st, "PRAGMA application_id", &app)) != 0)
-		return rc;
-	if ((rc = pobox_store_query_int(st, "SELECT count(*) FROM sqlite_schema", &objects)) != 0)
-		return rc;
+	int rc;
+	int64_t app = 0, objects = 0, v = 0;
+	/* One statement, so one snapshot: read separately, another process's
+	 * first migration committing in between made a fresh outbox look like
+	 * "tables but no pobox id" and get refused. */
+	sqlite3_stmt *q = NULL;
+	rc = sqlite3_prepare_v2(st->db,
+	                        "SELECT (SELECT user_version FROM pragma_user_version),"
+	                        " (SELECT application_id FROM pragma_application_id),"
+	                        " (SELECT count(*) FROM sqlite_schema)", -1, &q, NULL);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+		v = sqlite3_column_int64(q, 0);
+		app = sqlite3_column_int64(q, 1);
+		objects = sqlite3_column_int64(q, 2);
+		rc = SQLITE_OK;
+	}
+	sqlite3_finalize(q);
+	if (rc != SQLITE_OK)
+		return pobox_store_fail(st, rc, "reading the outbox's header");
+	*version = (int)v;
 	if ((*version > 0 || objects > 0) && app != POBOX_APPLICATION_ID)
 		return pobox_errf(st->err, st->errlen, POBOX_ECORRUPT,
 		                  "%s is an SQLite database but not a pobox outbox (application_id "
-		                  "%d); point --db at a pobox outbox or at a new file",
-		                  st->path, app);
+		                  "%lld); point --db at a pobox outbox or at a new file",
+		                  st->path, (long long)app);
 	if (*version > pobox_store_known_version())
 		return pobox_errf(st->err, st->errlen, POBOX_ECONFIG,
 		                  "outbox %s has schema version %d, newer than this pobox %s knows "
@@ -367,13 +381,25 @@ int pobox_store_open(struct pobox_store **out, const char *path,
 	sqlite3_busy_timeout(st->db, o->busy_timeout_ms);
 	if ((rc = check_identity(st, &version)) != 0)
 		goto out;
-	/* WAL lets producers append while `pobox run` and operators read. */
+	/* WAL lets producers append while `pobox run` and operators read.
+	 * Switching a new file to WAL needs an exclusive lock, and SQLite says
+	 * SQLITE_BUSY at once instead of waiting when another process is
+	 * creating the same outbox: retry until busy_timeout_ms. */
 	{
 		sqlite3_stmt *s = NULL;
 		const char *mode = NULL;
-		int r = sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s, NULL);
-		if (r == SQLITE_OK && (r = sqlite3_step(s)) == SQLITE_ROW)
-			mode = (const char *)sqlite3_column_text(s, 0);
+		int r;
+		for (int waited = 0;; waited += 10) {
+			r = sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s, NULL);
+			if (r == SQLITE_OK && (r = sqlite3_step(s)) == SQLITE_ROW)
+				mode = (const char *)sqlite3_column_text(s, 0);
+			if ((r & 0xff) != SQLITE_BUSY || waited >= o->busy_timeout_ms)
+				break;
+			sqlite3_finalize(s);
+			s = NULL;
+			struct timespec ts = {0, 10 * 1000000L};
+			nanosleep(&ts, NULL);
+		}
 		if (!mode || strcmp(mode, "wal") != 0) {
 			rc = r == SQLITE_ROW ? pobox_errf(err, errlen, POBOX_EIO,
 			                                  "outbox %s: cannot use WAL mode (got %s); put the "

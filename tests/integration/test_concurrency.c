@@ -179,6 +179,48 @@ static void test_concurrent_producers(void **state)
 	free(csv1), free(csv2), free(out1), free(out2), free(rout);
 }
 
+/* Eight processes open the same brand-new outbox at once and put one
+ * update each, 25 times over: none may be refused (the first migration
+ * committing while another process checks the file's identity once made a
+ * fresh outbox look foreign) and every update must land. */
+static void test_concurrent_first_open(void **state)
+{
+	(void)state;
+	enum { PROCS = 8, ROUNDS = 25 };
+	for (int r = 0; r < ROUNDS; r++) {
+		char name[32], *path;
+		pid_t pid[PROCS];
+		snprintf(name, sizeof name, "fresh-%d.db", r);
+		path = tu_path(dir, name);
+		for (int k = 0; k < PROCS; k++) {
+			pid[k] = fork();
+			if (pid[k] == 0) {
+				struct pobox *pb = NULL;
+				char err[512], id[16];
+				if (pobox_open(&pb, path, NULL, err, sizeof err) != 0) {
+					fprintf(stderr, "round %d proc %d: %s\n", r, k, err);
+					_exit(1);
+				}
+				snprintf(id, sizeof id, "p%d", k);
+				struct pobox_update u = {POBOX_ID_THIRDPARTY, id, "a", "1", 0, NULL};
+				int rc = pobox_put(pb, &u);
+				if (rc != 0)
+					fprintf(stderr, "round %d proc %d: %s\n", r, k, pobox_errmsg(pb));
+				pobox_close(pb);
+				_exit(rc == 0 ? 0 : 2);
+			}
+		}
+		for (int k = 0; k < PROCS; k++) {
+			int st;
+			assert_int_equal(waitpid(pid[k], &st, 0), pid[k]);
+			if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+				fail_msg("round %d: process %d failed to open or put", r, k);
+		}
+		assert_int_equal(tu_query_int(path, "SELECT count(*) FROM updates"), PROCS);
+		free(path);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -190,6 +232,7 @@ int main(int argc, char **argv)
 	db = tu_path(dir, "o.db");
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_concurrent_producers),
+		cmocka_unit_test(test_concurrent_first_open),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	for (int k = 0; k < 5; k++) {
