@@ -53,44 +53,11 @@ die() { echo "pack_bench: $*" >&2; exit 1; }
 command -v sqlite3 >/dev/null || die "needs the sqlite3 shell"
 
 # --- build ------------------------------------------------------------------
-if [[ ! -f $BUILD_DIR/CMakeCache.txt ]]; then
-	echo "configuring $BUILD_DIR (Release)" >&2
-	cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >/dev/null ||
-		die "cmake configure failed for $BUILD_DIR"
-fi
-build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD_DIR/CMakeCache.txt")
-if [[ $build_type != Release ]]; then
-	echo "pack_bench: warning: $BUILD_DIR is a '$build_type' build," \
-	     "figures are only comparable for Release" >&2
-fi
-build_log=$(mktemp)
-if ! cmake --build "$BUILD_DIR" --target pobox-gen-crm pobox-peakrss \
-	>"$build_log" 2>&1; then
-	tail -n 20 "$build_log" >&2
-	rm -f "$build_log"
-	die "could not build the benchmark tools"
-fi
-
+. "$ROOT/tools/bench/lib.sh"
+bench_build pack_bench pobox-gen-crm pobox-peakrss
 BENCH_BIN=$BUILD_DIR/tools/bench
 GEN=$BENCH_BIN/pobox-gen-crm
 PEAKRSS=$BENCH_BIN/pobox-peakrss
-POBOX=$BUILD_DIR/src/pobox
-
-# The CLI's target is pobox_cli (OUTPUT_NAME pobox; the target `pobox` is the
-# shared library).
-if ! cmake --build "$BUILD_DIR" --target pobox_cli >"$build_log" 2>&1; then
-	if [[ -x $POBOX ]]; then
-		echo "pack_bench: warning: rebuilding pobox failed;" \
-		     "benchmarking the existing $POBOX" >&2
-	fi
-fi
-if [[ ! -x $POBOX ]]; then
-	tail -n 20 "$build_log" >&2
-	rm -f "$build_log"
-	die "the pobox CLI is not built yet (no $POBOX); build it with" \
-	    "'cmake --build $BUILD_DIR --target pobox_cli' and run again"
-fi
-rm -f "$build_log"
 # What was built: the commit, and whether src/ had uncommitted changes then.
 src_rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [[ -n $(git -C "$ROOT" status --porcelain -- src schema 2>/dev/null) ]]; then
