@@ -24,10 +24,7 @@ struct fx {
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof *f);
-	char err[512];
-	f->dir = tu_tmpdir();
-	f->db = tu_path(f->dir, "o.db");
-	if (pobox_open(&f->pb, f->db, NULL, err, sizeof err) != 0)
+	if (tu_outbox_open(&f->dir, &f->db, &f->pb) != 0)
 		return -1;
 	*state = f;
 	return 0;
@@ -36,10 +33,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fx *f = *state;
-	pobox_close(f->pb);
-	tu_rm_rf(f->dir);
-	free(f->db);
-	free(f->dir);
+	tu_outbox_close(f->dir, f->db, f->pb);
 	free(f);
 	return 0;
 }

@@ -31,10 +31,7 @@ struct fx {
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof *f);
-	char err[512];
-	f->dir = tu_tmpdir();
-	f->db = tu_path(f->dir, "o.db");
-	if (pobox_open(&f->pb, f->db, NULL, err, sizeof err) != 0)
+	if (tu_outbox_open(&f->dir, &f->db, &f->pb) != 0)
 		return -1;
 	f->now = 1790000000000;
 	pobox_set_clock(f->pb, (struct pobox_clock){pobox_clock_manual_ms, &f->now});
@@ -46,10 +43,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fx *f = *state;
-	pobox_close(f->pb);
-	tu_rm_rf(f->dir);
-	free(f->db);
-	free(f->dir);
+	tu_outbox_close(f->dir, f->db, f->pb);
 	free(f);
 	return 0;
 }

@@ -3,6 +3,7 @@
  */
 #define _XOPEN_SOURCE 700 /* nftw */
 #include "testutil.h"
+#include "pobox.h"
 
 #include <ftw.h>
 #include <sqlite3.h>
@@ -110,4 +111,24 @@ int tu_exec(const char *db, const char *sql, char *msg, size_t msglen)
 	sqlite3_free(m);
 	sqlite3_close(h);
 	return rc;
+}
+
+int tu_outbox_open(char **dir, char **db, struct pobox **pb)
+{
+	char err[512];
+	*dir = tu_tmpdir();
+	*db = tu_path(*dir, "o.db");
+	if (pobox_open(pb, *db, NULL, err, sizeof err) != 0) {
+		fprintf(stderr, "testutil: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+void tu_outbox_close(char *dir, char *db, struct pobox *pb)
+{
+	pobox_close(pb);
+	tu_rm_rf(dir);
+	free(db);
+	free(dir);
 }

@@ -18,6 +18,12 @@ void tu_write_file(const char *path, const char *content, size_t len);
 /* Removes a directory tree made by tu_tmpdir. */
 void tu_rm_rf(const char *dir);
 
+struct pobox;
+/* A fresh outbox "o.db" in a new temporary directory: 0 and the three out
+ * values, or -1 when it cannot be opened.  tu_outbox_close undoes it all. */
+int tu_outbox_open(char **dir, char **db, struct pobox **pb);
+void tu_outbox_close(char *dir, char *db, struct pobox *pb);
+
 /* First column of the first row of sql on the database at db; aborts the
  * test on an SQL error.  tu_query_text returns NULL for SQL NULL / no row. */
 int64_t tu_query_int(const char *db, const char *sql);
