@@ -325,9 +325,9 @@ int pobox_store_dead_select(struct pobox_store *st, const struct pobox_dead_filt
  * attribute has replaced becomes superseded by it; otherwise the newest
  * selected value per profile and attribute is enqueued again (a new update
  * with the same value), and older selected ones point at it.  Resets the
- * profiles' retry counters.  *requeued, *superseded as counted. */
-int pobox_store_dead_requeue(struct pobox_store *st, int64_t now_ms, int64_t *requeued,
-                             int64_t *superseded);
+ * profiles' retry counters.  *requeued = updates enqueued again (the rest of
+ * the selection is now superseded). */
+int pobox_store_dead_requeue(struct pobox_store *st, int64_t now_ms, int64_t *requeued);
 /* Deletes temp.dead_sel.  *n = deleted. */
 int pobox_store_dead_purge(struct pobox_store *st, int64_t *n);
 

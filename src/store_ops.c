@@ -41,8 +41,7 @@ int pobox_store_dead_select(struct pobox_store *st, const struct pobox_dead_filt
 	return 0;
 }
 
-int pobox_store_dead_requeue(struct pobox_store *st, int64_t now_ms, int64_t *requeued,
-                             int64_t *superseded)
+int pobox_store_dead_requeue(struct pobox_store *st, int64_t now_ms, int64_t *requeued)
 {
 	int rc;
 	/* 1. replaced by a newer value: a live one (pending, batched or
@@ -77,7 +76,6 @@ int pobox_store_dead_requeue(struct pobox_store *st, int64_t now_ms, int64_t *re
 		"(SELECT seq FROM temp.dead_sel))";
 	if ((rc = pobox_store_exec_sql(st, stale, "requeueing")) != 0)
 		return rc;
-	*superseded = sqlite3_changes(st->db);
 	sqlite3_stmt *s = pobox_store_prep(st, again);
 	if (!s)
 		return POBOX_EIO;

@@ -197,15 +197,14 @@ int cmd_requeue(struct cli *cli, int argc, char **argv)
 	struct sel s;
 	struct pobox *pb;
 	int code, rc;
-	int64_t n = 0, requeued = 0, superseded = 0;
+	int64_t n = 0, requeued = 0;
 	if ((code = parse("requeue", argc, argv, &s, 0, 0, 1)) >= 0)
 		return code;
 	if (!(pb = cli_open(cli, 1, &code)))
 		return code;
 	resolve_since(&s, pb);
 	if ((rc = pobox_begin(pb)) != 0 || (rc = pobox_store_dead_select(pb->st, &s.f, &n)) != 0 ||
-	    (rc = pobox_store_dead_requeue(pb->st, pobox_clock_now_ms(&pb->clock), &requeued,
-	                                   &superseded)) != 0)
+	    (rc = pobox_store_dead_requeue(pb->st, pobox_clock_now_ms(&pb->clock), &requeued)) != 0)
 		goto fail;
 	if (s.dry_run)
 		rc = pobox_rollback(pb);
@@ -216,7 +215,6 @@ int cmd_requeue(struct cli *cli, int argc, char **argv)
 	printf("%s%lld dead updates selected: %lld requeued as pending, %lld superseded by newer "
 	       "values%s\n", s.dry_run ? "dry run: " : "", (long long)n, (long long)requeued,
 	       (long long)(n - requeued), s.dry_run ? " (nothing was changed)" : "");
-	(void)superseded;
 	pobox_close(pb);
 	return EXIT_OK;
 fail:
