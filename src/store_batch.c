@@ -34,7 +34,9 @@ static const char SQL_SCAN_PENDING[] =
 static const char SQL_SCAN_BATCH[] =
 	"SELECT p.id, p.id_type, p.profile_id, p.done_seq, coalesce(p.last_v2_at_ms, -1),"
 	"       u.seq, u.attr, u.value, u.urgent, u.enqueued_at_ms, p.route_bulk, p.done_at_ms IS NOT NULL "
-	"FROM profiles p JOIN updates u ON u.state = 'live' AND u.profile = p.id "
+	/* CROSS JOIN keeps profiles outside: without statistics SQLite would
+	 * otherwise walk every live update of the outbox for each batch */
+	"FROM profiles p CROSS JOIN updates u ON u.state = 'live' AND u.profile = p.id "
 	"     AND u.seq > p.done_seq AND u.seq <= p.batch_seq "
 	"WHERE p.batch = ?1 "
 	"ORDER BY p.id, u.attr, u.seq";
