@@ -277,7 +277,10 @@ static int loop(struct cli *cli, struct pobox *pb, struct pobox_deliver_opts *o,
 			code = cli_exit_code(rc);
 			break;
 		}
-		if (!d && (rc = pobox_store_unfinished(pb->st, &st.unfinished)) != 0) {
+		/* the bulk step counted unfinished batches before the single step
+		 * ended its groups: count again, or flush --wait would sleep a
+		 * whole round after its last call */
+		if ((!d || ss.actions) && (rc = pobox_store_unfinished(pb->st, &st.unfinished)) != 0) {
 			cli_error("%s", pobox_errmsg(pb));
 			code = cli_exit_code(rc);
 			break;
