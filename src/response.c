@@ -27,7 +27,9 @@
 
 #include <expat.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <sys/random.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -406,6 +408,59 @@ static const XML_Memory_Handling_Suite mem_suite = {
 	pobox_free,
 };
 
+/* The hash salt of every parser: secret and random, drawn once per process.
+ * Left to itself expat draws a fresh one from the kernel for each parser,
+ * one system call per answer -- a visible cost at thousands of single
+ * calls a second -- while one unknown salt protects the hash tables from
+ * crafted collisions just as well. */
+static unsigned long hash_salt;
+static pthread_once_t hash_salt_once = PTHREAD_ONCE_INIT;
+
+static void draw_hash_salt(void)
+{
+	unsigned long v = 0;
+	if (getrandom(&v, sizeof v, 0) != (ssize_t)sizeof v)
+		v = 0; /* 0: expat draws its own, per parser, as before */
+	hash_salt = v;
+}
+
+/* Handlers and settings of p->xp (after creation and after each reset). */
+static void expat_setup(struct pobox_response_parser *p)
+{
+	pthread_once(&hash_salt_once, draw_hash_salt);
+	if (hash_salt)
+		XML_SetHashSalt(p->xp, hash_salt);
+	XML_SetUserData(p->xp, p);
+	XML_SetElementHandler(p->xp, on_start, on_end);
+	XML_SetCharacterDataHandler(p->xp, on_text);
+	XML_SetStartDoctypeDeclHandler(p->xp, on_doctype);
+	XML_SetEntityDeclHandler(p->xp, on_entity);
+	XML_SetParamEntityParsing(p->xp, XML_PARAM_ENTITY_PARSING_NEVER);
+}
+
+int pobox_response_parser_reset(struct pobox_response_parser *p, enum pobox_answer_kind kind,
+                                pobox_profile_row_fn on_row, void *ctx, char *err, size_t errlen)
+{
+	/* keep expat's buffers and the text buffer; everything else anew */
+	if (XML_ParserReset(p->xp, "UTF-8") != XML_TRUE)
+		return pobox_errf(err, errlen, POBOX_ENOMEM, "cannot reset the XML parser");
+	XML_Parser xp = p->xp;
+	char *text = p->text;
+	size_t text_cap = p->text_cap;
+	pobox_free(p->error_text);
+	pobox_answer_free(&p->ans);
+	memset(p, 0, sizeof *p);
+	p->xp = xp;
+	p->text = text;
+	p->text_cap = text_cap;
+	p->kind = kind;
+	p->on_row = on_row;
+	p->ctx = ctx;
+	answer_init(&p->ans);
+	expat_setup(p);
+	return 0;
+}
+
 int pobox_response_parser_new(struct pobox_response_parser **out, enum pobox_answer_kind kind,
                               pobox_profile_row_fn on_row, void *ctx, char *err, size_t errlen)
 {
@@ -426,12 +481,7 @@ int pobox_response_parser_new(struct pobox_response_parser **out, enum pobox_ans
 		rc = pobox_errf(err, errlen, POBOX_ENOMEM, "out of memory creating an XML parser");
 		goto out;
 	}
-	XML_SetUserData(p->xp, p);
-	XML_SetElementHandler(p->xp, on_start, on_end);
-	XML_SetCharacterDataHandler(p->xp, on_text);
-	XML_SetStartDoctypeDeclHandler(p->xp, on_doctype);
-	XML_SetEntityDeclHandler(p->xp, on_entity);
-	XML_SetParamEntityParsing(p->xp, XML_PARAM_ENTITY_PARSING_NEVER);
+	expat_setup(p);
 out:
 	if (rc) {
 		pobox_response_parser_free(p);
@@ -534,6 +584,18 @@ out:
 	*out = p->ans;
 	answer_init(&p->ans);
 	return 0;
+}
+
+int pobox_response_parse_again(struct pobox_response_parser *p, enum pobox_answer_kind kind,
+                               struct pobox_answer *out, const char *body, size_t len, char *err,
+                               size_t errlen)
+{
+	int rc = pobox_response_parser_reset(p, kind, NULL, NULL, err, errlen);
+	if (rc == 0)
+		rc = pobox_response_parser_feed(p, body, len, err, errlen);
+	if (rc == 0)
+		rc = pobox_response_parser_finish(p, out, err, errlen);
+	return rc;
 }
 
 int pobox_response_parse(enum pobox_answer_kind kind, struct pobox_answer *out,

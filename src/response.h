@@ -111,6 +111,17 @@ int pobox_response_parser_finish(struct pobox_response_parser *p, struct pobox_a
                                  char *err, size_t errlen);
 void pobox_response_parser_free(struct pobox_response_parser *p);
 
+/* Makes p a fresh parser of `kind` again, keeping its buffers (expat's and
+ * its own): for a caller that parses many small answers one after another.
+ * Returns 0, or POBOX_ENOMEM (p is then only good for _free). */
+int pobox_response_parser_reset(struct pobox_response_parser *p, enum pobox_answer_kind kind,
+                                pobox_profile_row_fn on_row, void *ctx, char *err, size_t errlen);
+/* pobox_response_parse with a parser kept from call to call (reset first,
+ * rows not reported). */
+int pobox_response_parse_again(struct pobox_response_parser *p, enum pobox_answer_kind kind,
+                               struct pobox_answer *out, const char *body, size_t len, char *err,
+                               size_t errlen);
+
 /* Releases the strings of a filled answer and resets it.  NULL is a no-op. */
 void pobox_answer_free(struct pobox_answer *a);
 

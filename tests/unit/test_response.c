@@ -398,6 +398,84 @@ static void test_single(void **state)
 	pobox_answer_free(&a);
 }
 
+static void same_answer(const struct pobox_answer *a, const struct pobox_answer *b)
+{
+#define SAME_STR(f) \
+	do { \
+		if (a->f || b->f) { \
+			assert_non_null(a->f); \
+			assert_non_null(b->f); \
+			assert_string_equal(a->f, b->f); \
+		} \
+	} while (0)
+	assert_int_equal(a->success, b->success);
+	SAME_STR(message);
+	SAME_STR(status_url);
+	SAME_STR(pc_id);
+	SAME_STR(batch_id);
+	SAME_STR(status_text);
+#undef SAME_STR
+	assert_int_equal(a->status, b->status);
+	assert_int_equal(a->batch_size, b->batch_size);
+	assert_int_equal(a->consumed_count, b->consumed_count);
+	assert_int_equal(a->successful_updates, b->successful_updates);
+	assert_int_equal(a->profiles_not_found, b->profiles_not_found);
+	assert_int_equal(a->failed_updates, b->failed_updates);
+	assert_int_equal(a->profile_rows, b->profile_rows);
+}
+
+/* One parser reset between answers reads each exactly as a fresh parser
+ * does: nothing of an earlier answer (text, error, half-open element, a
+ * failure) leaks into the next. */
+static void test_parse_again(void **state)
+{
+	(void)state;
+	static const struct {
+		enum pobox_answer_kind kind;
+		const char *body;
+	} seq[] = {
+		{POBOX_ANSWER_SINGLE, "<response><success>true</success><pcId></pcId><message>Request "
+		                      "successfully submitted</message></response>"},
+		{POBOX_ANSWER_SINGLE, "<response><success>false</success><pcId>p-1</pcId>"
+		                      "<message>Profile not found</message></response>"},
+		{POBOX_ANSWER_SINGLE, "<response><success>true</success><message>cut"}, /* malformed */
+		{POBOX_ANSWER_SINGLE, "<response><success>true</success></response>"},
+		{POBOX_ANSWER_ANY, "<html><body><error>quota exceeded</error></body></html>"},
+		{POBOX_ANSWER_SINGLE, "<response><success>true</success><pcId>q</pcId></response>"},
+		{POBOX_ANSWER_SUBMIT, NULL}, /* submit_doc */
+		{POBOX_ANSWER_SINGLE, "<!DOCTYPE r [<!ENTITY a \"b\">]><response/>"}, /* refused */
+		{POBOX_ANSWER_SINGLE, "<response><success>false</success><message>second</message>"
+		                      "</response>"},
+		{POBOX_ANSWER_SINGLE, ""},
+		{POBOX_ANSWER_SINGLE, "<response><success>true</success><pcId></pcId><message>Request "
+		                      "successfully submitted</message></response>"},
+	};
+	struct pobox_response_parser *p = NULL;
+	char err[256] = "", err2[256] = "";
+	assert_int_equal(pobox_response_parser_new(&p, POBOX_ANSWER_SINGLE, NULL, NULL, err, sizeof err), 0);
+	for (int round = 0; round < 2; round++) {
+		for (size_t i = 0; i < sizeof seq / sizeof seq[0]; i++) {
+			const char *body = seq[i].body ? seq[i].body : submit_doc;
+			struct pobox_answer fresh, again;
+			memset(&fresh, 0, sizeof fresh);
+			memset(&again, 0, sizeof again);
+			int rc1 = pobox_response_parse(seq[i].kind, &fresh, body, strlen(body), NULL, NULL, err,
+			                               sizeof err);
+			int rc2 = pobox_response_parse_again(p, seq[i].kind, &again, body, strlen(body), err2,
+			                                     sizeof err2);
+			assert_int_equal(rc1, rc2);
+			if (rc1 == 0) {
+				same_answer(&fresh, &again);
+				pobox_answer_free(&fresh);
+				pobox_answer_free(&again);
+			} else {
+				assert_string_equal(err, err2);
+			}
+		}
+	}
+	pobox_response_parser_free(p);
+}
+
 static void test_unknown_elements_ignored(void **state)
 {
 	(void)state;
@@ -727,6 +805,7 @@ int main(void)
 		cmocka_unit_test(test_status_rows),
 		cmocka_unit_test(test_status_huge_row_list),
 		cmocka_unit_test(test_single),
+		cmocka_unit_test(test_parse_again),
 		cmocka_unit_test(test_unknown_elements_ignored),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_bounds),
