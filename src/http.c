@@ -78,7 +78,12 @@ struct settings {
 	size_t max_body;
 	const struct pobox_clock *clock;
 	char *ca_file;
+	/* the header lists of most requests, built once: GET, and POST of a
+	 * form (curl keeps a pointer, so they live as long as the handle) */
+	struct curl_slist *hdr_get, *hdr_form;
 };
+
+#define FORM_TYPE "application/x-www-form-urlencoded"
 
 static void wipe(char *s)
 {
@@ -89,8 +94,17 @@ static void wipe(char *s)
 		*p++ = '\0';
 }
 
+static void slist_wipe_free(struct curl_slist *l)
+{
+	for (struct curl_slist *i = l; i; i = i->next)
+		wipe(i->data);
+	curl_slist_free_all(l);
+}
+
 static void settings_free(struct settings *s)
 {
+	slist_wipe_free(s->hdr_get);
+	slist_wipe_free(s->hdr_form);
 	wipe(s->auth_header);
 	pobox_free(s->auth_header);
 	pobox_free(s->ca_file);
@@ -130,6 +144,17 @@ static int settings_init(struct settings *s, const struct pobox_http_config *cfg
 		if (!s->ca_file)
 			goto nomem;
 	}
+	if (s->auth_header && (!(s->hdr_get = curl_slist_append(NULL, s->auth_header)) ||
+	                       !(s->hdr_form = curl_slist_append(NULL, s->auth_header))))
+		goto nomem;
+	struct curl_slist *l = curl_slist_append(s->hdr_form, "Content-Type: " FORM_TYPE);
+	if (!l)
+		goto nomem;
+	s->hdr_form = l;
+	/* No "Expect: 100-continue" round trip before bodies. */
+	if (!(l = curl_slist_append(s->hdr_form, "Expect:")))
+		goto nomem;
+	s->hdr_form = l;
 	goto out;
 nomem:
 	rc = pobox_errf(err, errlen, POBOX_ENOMEM, "out of memory setting up the HTTP client");
@@ -141,7 +166,9 @@ out:
 
 struct xfer {
 	CURL *easy;
-	struct curl_slist *headers;
+	int shape;                        /* multi: the options on easy are for
+	                                   * SHAPE_GET / SHAPE_FORM requests (0: unknown) */
+	struct curl_slist *headers;       /* only for a POST of another content type */
 	struct pobox_http_resp *resp;
 	struct pobox_http_resp own_resp;  /* multi: the answer lives here */
 	const struct settings *s;
@@ -151,6 +178,7 @@ struct xfer {
 	pobox_http_body_fn on_body;
 	void *on_body_ctx;
 	int toobig, nomem, consumer_rc;
+	int done_rc;                      /* multi: finish()'s result, for the callback */
 	char errbuf[CURL_ERROR_SIZE];
 	/* multi only: copies of the request, and the caller's pointer */
 	char *url;
@@ -317,11 +345,22 @@ static void url_for_msg(char *buf, size_t buflen, const char *url)
 	snprintf(buf, buflen, "%.*s%.*s", (int)pre, url, (int)n, start);
 }
 
-/* Sets every option for one request on x->easy (already reset). */
-static int setup(struct xfer *x, const struct settings *s, const struct pobox_http_req *req,
-                 struct pobox_http_resp *resp)
+enum { SHAPE_OTHER = 0, SHAPE_GET, SHAPE_FORM };
+
+/* Requests of one shape differ only in URL and body, so an easy handle
+ * set up for one needs no reset and no full setup for the next. */
+static int shape_of(const struct pobox_http_req *req)
 {
-	CURL *e = x->easy;
+	if (req->method != POBOX_HTTP_POST)
+		return SHAPE_GET;
+	if (!req->content_type || strcmp(req->content_type, FORM_TYPE) == 0)
+		return SHAPE_FORM;
+	return SHAPE_OTHER;
+}
+
+static void setup_fields(struct xfer *x, const struct settings *s, const struct pobox_http_req *req,
+                         struct pobox_http_resp *resp)
+{
 	x->s = s;
 	x->resp = resp;
 	x->method = req->method;
@@ -332,30 +371,66 @@ static int setup(struct xfer *x, const struct settings *s, const struct pobox_ht
 	x->toobig = x->nomem = x->consumer_rc = 0;
 	x->errbuf[0] = '\0';
 	x->headers = NULL;
+}
 
-	if (s->auth_header && !(x->headers = curl_slist_append(x->headers, s->auth_header)))
+/* The options that change from request to request of one shape. */
+static CURLcode setup_target(CURL *e, const struct pobox_http_req *req)
+{
+	CURLcode cc = curl_easy_setopt(e, CURLOPT_URL, req->url);
+	if (cc == CURLE_OK && req->method == POBOX_HTTP_POST) {
+		cc = curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+		                      (curl_off_t)(req->body ? req->body_len : 0));
+		if (cc == CURLE_OK)
+			cc = curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+	}
+	return cc;
+}
+
+static int curl_rc(CURLcode cc)
+{
+	if (cc == CURLE_OUT_OF_MEMORY)
 		return POBOX_ENOMEM;
-	if (req->method == POBOX_HTTP_POST) {
+	return cc == CURLE_OK ? 0 : POBOX_EINVALID;
+}
+
+/* The next request of the shape x->easy is already set up for. */
+static int setup_again(struct xfer *x, const struct settings *s, const struct pobox_http_req *req,
+                       struct pobox_http_resp *resp)
+{
+	setup_fields(x, s, req, resp);
+	return curl_rc(setup_target(x->easy, req));
+}
+
+/* Sets every option for one request on x->easy (already reset). */
+static int setup(struct xfer *x, const struct settings *s, const struct pobox_http_req *req,
+                 struct pobox_http_resp *resp)
+{
+	CURL *e = x->easy;
+	const struct curl_slist *hl = req->method == POBOX_HTTP_POST ? s->hdr_form : s->hdr_get;
+	setup_fields(x, s, req, resp);
+	if (shape_of(req) == SHAPE_OTHER) {
 		char ct[256];
-		snprintf(ct, sizeof ct, "Content-Type: %s",
-		         req->content_type ? req->content_type : "application/x-www-form-urlencoded");
+		snprintf(ct, sizeof ct, "Content-Type: %s", req->content_type);
+		if (s->auth_header && !(x->headers = curl_slist_append(x->headers, s->auth_header)))
+			return POBOX_ENOMEM;
 		struct curl_slist *l = curl_slist_append(x->headers, ct);
 		if (!l)
 			return POBOX_ENOMEM;
 		x->headers = l;
-		/* No "Expect: 100-continue" round trip before bodies. */
 		if (!(l = curl_slist_append(x->headers, "Expect:")))
 			return POBOX_ENOMEM;
 		x->headers = l;
+		hl = x->headers;
 	}
 
-	CURLcode cc = CURLE_OK;
+	CURLcode cc = curl_easy_setopt(e, req->method == POBOX_HTTP_POST ? CURLOPT_POST : CURLOPT_HTTPGET, 1L);
+	if (cc == CURLE_OK)
+		cc = setup_target(e, req);
 #define SET(opt, val)                                   \
 	do {                                            \
 		if (cc == CURLE_OK)                     \
 			cc = curl_easy_setopt(e, opt, val); \
 	} while (0)
-	SET(CURLOPT_URL, req->url);
 	SET(CURLOPT_NOSIGNAL, 1L);
 	SET(CURLOPT_CONNECTTIMEOUT_MS, (long)s->connect_timeout_ms);
 	SET(CURLOPT_TIMEOUT_MS, (long)s->timeout_ms);
@@ -374,18 +449,10 @@ static int setup(struct xfer *x, const struct settings *s, const struct pobox_ht
 	SET(CURLOPT_HEADERFUNCTION, on_header);
 	SET(CURLOPT_HEADERDATA, x);
 	SET(CURLOPT_PRIVATE, x);
-	SET(CURLOPT_HTTPHEADER, x->headers);
-	if (req->method == POBOX_HTTP_POST) {
-		SET(CURLOPT_POST, 1L);
-		SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(req->body ? req->body_len : 0));
-		SET(CURLOPT_POSTFIELDS, req->body ? req->body : "");
-	} else {
-		SET(CURLOPT_HTTPGET, 1L);
-	}
+	/* curl does not change the list; the option just lacks const */
+	SET(CURLOPT_HTTPHEADER, (struct curl_slist *)(uintptr_t)hl);
 #undef SET
-	if (cc == CURLE_OUT_OF_MEMORY)
-		return POBOX_ENOMEM;
-	return cc == CURLE_OK ? 0 : POBOX_EINVALID;
+	return curl_rc(cc);
 }
 
 /* Turns the end of a transfer into our result; fills resp and err. */
@@ -399,9 +466,9 @@ static int finish(struct xfer *x, CURLcode cc, const char *url, char *err, size_
 
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
 	r->status = status;
-	url_for_msg(where, sizeof where, url);
 	if (cc == CURLE_OK)
 		goto out;
+	url_for_msg(where, sizeof where, url);
 	if (x->nomem) {
 		r->fail = POBOX_HTTP_FAIL_OTHER;
 		snprintf(r->errmsg, sizeof r->errmsg, "out of memory for the answer body");
@@ -701,8 +768,16 @@ static void start_queued(struct pobox_http_multi *m)
 			.on_body = x->on_body,
 			.on_body_ctx = x->on_body_ctx,
 		};
-		curl_easy_reset(x->easy);
-		int rc = setup(x, &m->s, &req, &x->own_resp);
+		int shape = shape_of(&req), rc;
+		if (shape != SHAPE_OTHER && x->shape == shape) {
+			rc = setup_again(x, &m->s, &req, &x->own_resp);
+		} else {
+			curl_easy_reset(x->easy);
+			x->shape = SHAPE_OTHER;
+			rc = setup(x, &m->s, &req, &x->own_resp);
+			if (rc == 0)
+				x->shape = shape;
+		}
 		if (rc == 0 && curl_multi_add_handle(m->cm, x->easy) != CURLM_OK)
 			rc = POBOX_ENOMEM;
 		if (rc) {
@@ -733,7 +808,12 @@ int pobox_http_multi_run(struct pobox_http_multi *m, int64_t timeout_ms, char *e
 			                "curl multi: %s", curl_multi_strerror(mc));
 			goto out;
 		}
+		/* The slots of finished transfers go to queued requests first, sent
+		 * by a second perform; the done callbacks (which read and judge the
+		 * answers) run after.  A free connection then never waits for the
+		 * answers of the others to be handled. */
 		int finished = 0;
+		struct xfer *fin = NULL, **tail = &fin;
 		CURLMsg *msg;
 		int left;
 		while ((msg = curl_multi_info_read(m->cm, &left))) {
@@ -745,10 +825,25 @@ int pobox_http_multi_run(struct pobox_http_multi *m, int64_t timeout_ms, char *e
 			curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
 			curl_multi_remove_handle(m->cm, easy);
 			unlink_running(m, x);
-			int xrc = finish(x, cc, x->url, NULL, 0);
-			complete(m, x, xrc);
+			x->done_rc = finish(x, cc, x->url, NULL, 0);
+			*tail = x;
+			tail = &x->next;
 			finished++;
 		}
+		if (finished && m->queued) {
+			start_queued(m);
+			mc = curl_multi_perform(m->cm, &still);
+			if (mc != CURLM_OK)
+				rc = pobox_errf(err, errlen, mc == CURLM_OUT_OF_MEMORY ? POBOX_ENOMEM : POBOX_EIO,
+				                "curl multi: %s", curl_multi_strerror(mc));
+		}
+		while (fin) {
+			struct xfer *x = fin;
+			fin = x->next;
+			complete(m, x, x->done_rc);
+		}
+		if (rc)
+			goto out;
 		if (!m->queued && !m->active)
 			break;
 		if (finished && m->queued)

@@ -131,8 +131,9 @@ static void *conn_main(void *arg)
 		if (n == 0)
 			break;
 		pthread_mutex_lock(&s->mu);
-		memcpy(s->last_req, buf, n < sizeof s->last_req ? n : sizeof s->last_req);
-		s->last_req_len = n < sizeof s->last_req ? n : sizeof s->last_req;
+		s->last_req_len = n < sizeof s->last_req - 1 ? n : sizeof s->last_req - 1;
+		memcpy(s->last_req, buf, s->last_req_len);
+		s->last_req[s->last_req_len] = '\0';
 		s->requests++;
 		if (++s->inflight > s->max_inflight)
 			s->max_inflight = s->inflight;
@@ -741,6 +742,70 @@ static void test_multi(void **state)
 	srv_stop(s);
 }
 
+/* One connection, one easy handle, reused across requests of different
+ * shapes (GET, form POST, POST of another type): each request must go out
+ * exactly as asked, whatever the handle was set up for before. */
+static void test_multi_shapes(void **state)
+{
+	(void)state;
+	struct srv *s = srv_start(M_ECHO, NULL, 0);
+	struct pobox_http_multi *m = NULL;
+	struct pobox_http_config cfg;
+	struct done_log d;
+	char u[128], err[256] = "";
+	static const struct {
+		enum pobox_http_method method;
+		const char *path, *body, *type;
+	} seq[] = {
+		{POBOX_HTTP_GET, "/g1", NULL, NULL},
+		{POBOX_HTTP_GET, "/g2?x=1", NULL, NULL},
+		{POBOX_HTTP_POST, "/p1", "a=1", NULL},
+		{POBOX_HTTP_POST, "/p2", "bb=22", NULL},
+		{POBOX_HTTP_GET, "/g3", NULL, NULL},
+		{POBOX_HTTP_POST, "/p3", "plain words", "text/plain"},
+		{POBOX_HTTP_POST, "/p4", "c=333", "application/x-www-form-urlencoded"},
+		{POBOX_HTTP_POST, "/p5", "d=4", NULL},
+		{POBOX_HTTP_GET, "/g4", NULL, NULL},
+	};
+	pobox_http_config_init(&cfg);
+	cfg.bearer_token = "tok";
+	assert_int_equal(pobox_http_multi_new(&m, &cfg, 1, on_done, &d, err, sizeof err), 0);
+	for (size_t i = 0; i < sizeof seq / sizeof seq[0]; i++) {
+		memset(&d, 0, sizeof d);
+		d.kept = (char *)1;
+		url(u, sizeof u, s, seq[i].path);
+		struct pobox_http_req req = {.method = seq[i].method, .url = u, .body = seq[i].body,
+		                             .body_len = seq[i].body ? strlen(seq[i].body) : 0,
+		                             .content_type = seq[i].type};
+		assert_int_equal(pobox_http_multi_add(m, &req, (void *)0, err, sizeof err), 0);
+		assert_int_equal(pobox_http_multi_run(m, 10000, err, sizeof err), 0);
+		assert_int_equal(d.n, 1);
+		assert_int_equal(d.status[0], 200);
+		assert_string_equal(d.body[0], seq[i].path);
+		char line[160];
+		snprintf(line, sizeof line, "%s %s HTTP/1.1\r\n",
+		         seq[i].method == POBOX_HTTP_POST ? "POST" : "GET", seq[i].path);
+		assert_memory_equal(s->last_req, line, strlen(line));
+		assert_non_null(strstr(s->last_req, "\r\nAuthorization: Bearer tok\r\n"));
+		const char *end = strstr(s->last_req, "\r\n\r\n");
+		assert_non_null(end);
+		if (seq[i].method == POBOX_HTTP_POST) {
+			char ct[160];
+			snprintf(ct, sizeof ct, "\r\nContent-Type: %s\r\n",
+			         seq[i].type ? seq[i].type : "application/x-www-form-urlencoded");
+			assert_non_null(strstr(s->last_req, ct));
+			assert_string_equal(end + 4, seq[i].body);
+		} else {
+			assert_null(ci_find(s->last_req, "\r\nContent-Type:"));
+			assert_null(ci_find(s->last_req, "\r\nContent-Length:"));
+			assert_string_equal(end + 4, "");
+		}
+	}
+	assert_int_equal(s->conns, 1);
+	pobox_http_multi_free(m);
+	srv_stop(s);
+}
+
 static void test_multi_concurrency_one(void **state)
 {
 	(void)state;
@@ -813,6 +878,7 @@ int main(void)
 		cmocka_unit_test(test_post_exact_bytes),
 		cmocka_unit_test(test_config),
 		cmocka_unit_test(test_multi),
+		cmocka_unit_test(test_multi_shapes),
 		cmocka_unit_test(test_multi_concurrency_one),
 		cmocka_unit_test(test_multi_alloc_failures),
 	};
