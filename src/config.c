@@ -69,6 +69,7 @@ static const struct key keys[] = {
 	{"single_min_budget_share", K_SHARE, OFF(single_min_budget_share), 0, 0, "non-urgent updates go single only while this share of the budget remains"},
 	{"assume_profiles_exist", K_BOOL, OFF(assume_profiles_exist), 0, 1, "send never-delivered thirdPartyId profiles by single calls too"},
 	{"single_concurrency", K_INT64, OFF(single_concurrency), 1, 1024, "single calls in flight at once"},
+	{"single_threads", K_INT64, OFF(single_threads), 1, 16, "threads sending single calls"},
 	{"single_group", K_INT64, OFF(single_group), 1, 100000, "profiles per single-lane batch (one transaction of outcomes)"},
 	{"max_get_bytes", K_INT64, OFF(max_get_bytes), 256, 8192, "longest single-call URL sent as GET"},
 	{"max_post_bytes", K_INT64, OFF(max_post_bytes), 256, 61440, "largest single call sent as POST; larger profiles go bulk"},
@@ -114,6 +115,7 @@ void pobox_config_init(struct pobox_config *c)
 	c->single_max_pending = 1000;
 	c->single_min_budget_share = 0.5;
 	c->single_concurrency = 16;
+	c->single_threads = 4;
 	c->single_group = 2000;
 	c->max_get_bytes = 8192;
 	c->max_post_bytes = 61440;

@@ -57,6 +57,7 @@ struct pobox_config {
 	double single_min_budget_share;
 	int assume_profiles_exist;
 	int64_t single_concurrency;
+	int64_t single_threads;
 	int64_t single_group;
 	int64_t max_get_bytes, max_post_bytes;
 	int64_t recovery_ramp_ms;

@@ -6,6 +6,18 @@
  * reservation and settlement of quota around the calls, and applying each
  * call's outcome to its profile.  HTTP is http.c's multi client, parsing
  * response.c's, verdicts classify.c's.
+ *
+ * Threads: during a step, `threads` sender threads each drive their own
+ * curl multi handle (their share of the connections) and take calls from
+ * the published groups, oldest first.  The calling thread meanwhile does
+ * all the database work: it prepares the next group (scan, URLs, quota
+ * reservation) while the current one is on the wire, settles answered
+ * calls every SETTLE_EVERY_MS, and ends a group as soon as its last answer
+ * is in -- so the connections never wait for the database.  At most two
+ * groups are in hand at once.  A sender touches a call from the moment it
+ * takes it until it puts it on its group's done list, and never after;
+ * everything else the threads share (the groups' counters and done lists,
+ * the stop and outage state) is under `mu`.
  */
 #include "single.h"
 #include "alloc.h"
@@ -19,8 +31,11 @@
 #include "store.h"
 #include "urlenc.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SETTLE_EVERY_MS 200
@@ -32,6 +47,8 @@ struct call {
 	char *url;               /* full URL (GET) or path only (POST) */
 	char *body;              /* POST form body, NULL for GET */
 	size_t body_len;
+	/* QUEUED -> FLYING (a sender took it) -> DONE (back on the done list)
+	 * -> SETTLED (outcome written); budget refusals go QUEUED -> SETTLED */
 	enum { C_QUEUED, C_FLYING, C_DONE, C_SETTLED } st;
 	enum pobox_class cls;
 	int charge, reached;
@@ -40,21 +57,60 @@ struct call {
 	char msg[160];
 };
 
+struct pobox_singler;
+
+/* One single-lane batch in hand: its calls and their progress. */
+struct group {
+	int64_t batch;
+	struct call *calls;
+	size_t ncalls, capcalls;
+	int64_t counts[3];        /* delivered, not found, failed (settler's) */
+	size_t *settling;         /* the settler's copy of done */
+	size_t capdone;
+	/* under mu */
+	int published;            /* its calls may be taken; the slot is in use */
+	uint64_t seq;             /* publication order: older groups go first */
+	size_t next;              /* next call to hand out */
+	size_t taken, answered;   /* handed to a multi handle / back from it */
+	size_t *done, ndone;      /* answered, not yet settled (capacity ncalls) */
+};
+
+struct sender {
+	struct pobox_singler *s;
+	struct pobox_http_multi *multi;  /* kept from step to step: live connections */
+	struct pobox_response_parser *parser; /* reset for each answer */
+	int64_t conc;                    /* its share of the connections */
+	int index;
+	pthread_t th;
+};
+
 struct pobox_singler {
 	struct pobox *pb;
 	struct pobox_deliver_opts d;
 	struct pobox_single_opts o;
-	struct pobox_http_multi *multi;
+	struct sender *senders;
+	int nsenders;
+	int broken;               /* an error mid-step: calls may still be in a multi
+	                           * handle, so no further step may run */
 	struct pobox_backoff backoff;
 	char *client, *base_url;
 	char **names;             /* attribute id -> name */
 	size_t nnames;
+	struct group g[2];
+	pthread_mutex_t mu;
+	pthread_cond_t cv;        /* to the settler: a group is answered, a sender ended */
+	pthread_cond_t work;      /* to the senders: calls published, or closing */
+	/* under mu */
+	uint64_t published;       /* groups published so far */
+	size_t sent;              /* calls handed to a multi handle this step */
+	int live_senders;
+	int closing;              /* no more groups this step: senders end when idle */
+	int failed_rc;            /* a sender's or the settler's error: stop sending */
+	char failed_err[POBOX_ERRLEN];
 	int64_t down_since_ms;    /* first unreachable call of an outage, -1 none */
 	int64_t recovered_at_ms;  /* last recovery, for the ramp */
-	/* the batch being sent */
-	struct call *calls;
-	size_t ncalls, capcalls;
 	int stop;                 /* budget, auth or config: send no more */
+	int pause_written;        /* the settler's: the lane pause for stop is recorded */
 	struct pobox_verdict stop_v;
 	char stop_msg[200];
 };
@@ -63,15 +119,17 @@ static int64_t now_ms(struct pobox_singler *s) { return pobox_clock_now_ms(&s->p
 
 static void on_done(void *ctx, void *user, int rc, struct pobox_http_resp *resp)
 {
-	struct pobox_singler *s = ctx;
-	struct call *c = &s->calls[(size_t)(uintptr_t)user];
+	struct sender *w = ctx;
+	struct pobox_singler *s = w->s;
+	struct group *g = &s->g[(uintptr_t)user & 1];
+	size_t idx = (size_t)((uintptr_t)user >> 1);
+	struct call *c = &g->calls[idx];
 	struct pobox_answer ans;
 	char err[256] = "";
 	int answer_rc = 0;
 
 	memset(&ans, 0, sizeof ans);
 	ans.success = -1;
-	c->st = C_DONE;
 	c->http = resp->status;
 	c->retry_after_ms = resp->retry_after_ms;
 	/* the client reports transport failures both ways: an error code and
@@ -84,7 +142,7 @@ static void on_done(void *ctx, void *user, int rc, struct pobox_http_resp *resp)
 		const char *b = resp->body ? resp->body : "";
 		enum pobox_answer_kind k = resp->status >= 200 && resp->status < 300 ? POBOX_ANSWER_SINGLE
 		                                                                   : POBOX_ANSWER_ANY;
-		answer_rc = pobox_response_parse(k, &ans, b, resp->body_len, NULL, NULL, err, sizeof err);
+		answer_rc = pobox_response_parse_again(w->parser, k, &ans, b, resp->body_len, err, sizeof err);
 		if (answer_rc && k == POBOX_ANSWER_ANY) {
 			answer_rc = 0;
 			pobox_response_error_text(c->msg, sizeof c->msg, b, resp->body_len);
@@ -114,6 +172,10 @@ static void on_done(void *ctx, void *user, int rc, struct pobox_http_resp *resp)
 		c->retry_after_ms = v.retry_after_ms;
 	if (!c->msg[0])
 		snprintf(c->msg, sizeof c->msg, "%s", v.reason);
+	pobox_answer_free(&ans);
+	int64_t now = now_ms(s), down_s = -1;
+
+	pthread_mutex_lock(&s->mu);
 	if ((v.cls == POBOX_CLASS_BUDGET || v.cls == POBOX_CLASS_AUTH || v.cls == POBOX_CLASS_CONFIG) &&
 	    !s->stop) {
 		s->stop = 1;
@@ -124,14 +186,20 @@ static void on_done(void *ctx, void *user, int rc, struct pobox_http_resp *resp)
 	/* outage bookkeeping for the ramp */
 	if (!c->reached) {
 		if (s->down_since_ms < 0)
-			s->down_since_ms = now_ms(s);
+			s->down_since_ms = now;
 	} else if (fail == POBOX_HTTP_FAIL_NONE && s->down_since_ms >= 0) {
-		pobox_log(POBOX_LOG_INFO, "network_back", "lane=single down_s=%lld",
-		          (long long)((now_ms(s) - s->down_since_ms) / 1000));
+		down_s = (now - s->down_since_ms) / 1000;
 		s->down_since_ms = -1;
-		s->recovered_at_ms = now_ms(s);
+		s->recovered_at_ms = now;
 	}
-	pobox_answer_free(&ans);
+	c->st = C_DONE;
+	g->done[g->ndone++] = idx;
+	g->answered++;
+	if (g->answered == g->taken)
+		pthread_cond_signal(&s->cv); /* perhaps the group's last answer */
+	pthread_mutex_unlock(&s->mu);
+	if (down_s >= 0)
+		pobox_log(POBOX_LOG_INFO, "network_back", "lane=single down_s=%lld", (long long)down_s);
 }
 
 static int load_name(void *ctx, int64_t id, const char *name)
@@ -167,6 +235,13 @@ int pobox_singler_new(struct pobox_singler **out, struct pobox *pb,
 	s->o = *o;
 	s->down_since_ms = -1;
 	s->recovered_at_ms = -1;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->cv, &ca);
+	pthread_cond_init(&s->work, &ca);
+	pthread_condattr_destroy(&ca);
 	s->client = pobox_strdup(d->client);
 	s->base_url = pobox_deliver_base_url(d);
 	if (!s->client || !s->base_url) {
@@ -180,9 +255,26 @@ int pobox_singler_new(struct pobox_singler **out, struct pobox *pb,
 	hc.verify_tls = d->verify_tls;
 	hc.bearer_token = d->token;
 	hc.clock = &pb->clock;
-	int conc = o->concurrency > 0 ? (int)o->concurrency : 1;
-	if ((rc = pobox_http_multi_new(&s->multi, &hc, conc, on_done, s, err, errlen)) != 0)
+	/* the connections are split between the senders; never a sender
+	 * without one */
+	int64_t conc = o->concurrency > 0 ? o->concurrency : 1;
+	int64_t nth = o->threads > 0 ? o->threads : 1;
+	if (nth > conc)
+		nth = conc;
+	if (!(s->senders = pobox_calloc((size_t)nth, sizeof *s->senders))) {
+		rc = pobox_errf(err, errlen, POBOX_ENOMEM, "out of memory");
 		goto fail;
+	}
+	for (int i = 0; i < (int)nth; i++) {
+		struct sender *w = &s->senders[i];
+		w->s = s;
+		w->index = i;
+		w->conc = conc / nth + (i < conc % nth);
+		s->nsenders++; /* counted first: a half-made sender is freed too */
+		if ((rc = pobox_http_multi_new(&w->multi, &hc, (int)w->conc, on_done, w, err, errlen)) != 0 ||
+		    (rc = pobox_response_parser_new(&w->parser, POBOX_ANSWER_SINGLE, NULL, NULL, err, errlen)) != 0)
+			goto fail;
+	}
 	pobox_backoff_init(&s->backoff, d->backoff_base_ms, d->backoff_cap_ms, 0,
 	                   (d->seed ? d->seed : (uint64_t)now_ms(s)) ^ ((uint64_t)getpid() << 20) ^ 0x5157);
 	*out = s;
@@ -192,23 +284,35 @@ fail:
 	return rc;
 }
 
-static void calls_clear(struct pobox_singler *s)
+static void group_clear(struct group *g)
 {
-	for (size_t i = 0; i < s->ncalls; i++) {
-		pobox_free(s->calls[i].url);
-		pobox_free(s->calls[i].body);
+	for (size_t i = 0; i < g->ncalls; i++) {
+		pobox_free(g->calls[i].url);
+		pobox_free(g->calls[i].body);
 	}
-	s->ncalls = 0;
-	s->stop = 0;
+	g->ncalls = 0;
+	g->batch = 0;
+	memset(g->counts, 0, sizeof g->counts);
 }
 
 void pobox_singler_free(struct pobox_singler *s)
 {
 	if (!s)
 		return;
-	calls_clear(s);
-	pobox_free(s->calls);
-	pobox_http_multi_free(s->multi);
+	for (int i = 0; i < 2; i++) {
+		group_clear(&s->g[i]);
+		pobox_free(s->g[i].calls);
+		pobox_free(s->g[i].done);
+		pobox_free(s->g[i].settling);
+	}
+	for (int i = 0; i < s->nsenders; i++) {
+		pobox_http_multi_free(s->senders[i].multi);
+		pobox_response_parser_free(s->senders[i].parser);
+	}
+	pobox_free(s->senders);
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->cv);
+	pthread_cond_destroy(&s->work);
 	for (size_t i = 0; i < s->nnames; i++)
 		pobox_free(s->names[i]);
 	pobox_free(s->names);
@@ -219,40 +323,50 @@ void pobox_singler_free(struct pobox_singler *s)
 
 /* ---- building calls ------------------------------------------------- */
 
+/* What the scan callbacks fill. */
+struct build {
+	struct pobox_singler *s;
+	struct group *g;
+};
+
+/* A new zeroed call at the end of g (not yet counted in ncalls). */
+static struct call *new_call(struct group *g)
+{
+	if (g->ncalls == g->capcalls) {
+		size_t cap = g->capcalls ? g->capcalls * 2 : 64;
+		struct call *nc = pobox_realloc(g->calls, cap * sizeof *nc);
+		if (!nc)
+			return NULL;
+		g->calls = nc;
+		g->capcalls = cap;
+	}
+	struct call *c = &g->calls[g->ncalls];
+	memset(c, 0, sizeof *c);
+	return c;
+}
+
 /* Only the profile ids (to hand a group to the bulk lane). */
 static int on_profile_id(void *ctx, const struct pobox_prow *p)
 {
-	struct pobox_singler *s = ctx;
-	if (s->ncalls == s->capcalls) {
-		size_t cap = s->capcalls ? s->capcalls * 2 : 64;
-		struct call *nc = pobox_realloc(s->calls, cap * sizeof *nc);
-		if (!nc)
-			return POBOX_ENOMEM;
-		s->calls = nc;
-		s->capcalls = cap;
-	}
-	memset(&s->calls[s->ncalls], 0, sizeof s->calls[0]);
-	s->calls[s->ncalls++].profile = p->profile;
+	struct build *bd = ctx;
+	struct call *c = new_call(bd->g);
+	if (!c)
+		return POBOX_ENOMEM;
+	c->profile = p->profile;
+	bd->g->ncalls++;
 	return 0;
 }
 
 static int on_profile(void *ctx, const struct pobox_prow *p)
 {
-	struct pobox_singler *s = ctx;
+	struct build *bd = ctx;
+	struct pobox_singler *s = bd->s;
 	struct call *c;
 	int64_t qlen;
 	size_t n;
 
-	if (s->ncalls == s->capcalls) {
-		size_t cap = s->capcalls ? s->capcalls * 2 : 64;
-		struct call *nc = pobox_realloc(s->calls, cap * sizeof *nc);
-		if (!nc)
-			return POBOX_ENOMEM;
-		s->calls = nc;
-		s->capcalls = cap;
-	}
-	c = &s->calls[s->ncalls];
-	memset(c, 0, sizeof *c);
+	if (!(c = new_call(bd->g)))
+		return POBOX_ENOMEM;
 	c->profile = p->profile;
 	/* the rows carried are already coalesced: one per attribute */
 	qlen = pobox_single_query_len(p->id_type, p->profile_id, p->profile_id_len, NULL, NULL, NULL, 0);
@@ -291,15 +405,17 @@ static int on_profile(void *ctx, const struct pobox_prow *p)
 		c->body = q;
 		c->body_len = n;
 	}
-	s->ncalls++;
+	bd->g->ncalls++;
 	return 0;
 }
 
 /* ---- settling ---------------------------------------------------------- */
 
-/* Applies finished calls' outcomes and quota in one transaction. */
-static int settle(struct pobox_singler *s, int64_t batch, int final, int64_t counts[3])
+/* Applies the outcomes and quota of the calls idx[0..n) in one transaction
+ * (final: also the unsent ones, and the batch's end). */
+static int settle(struct pobox_singler *s, struct group *g, const size_t *idx, size_t n, int final)
 {
+	int64_t batch = g->batch, *counts = g->counts;
 	struct pobox *pb = s->pb;
 	int64_t now = now_ms(s), retries = 0, first_retry_ms = -1;
 	char retry_why[240] = "";
@@ -316,8 +432,14 @@ static int settle(struct pobox_singler *s, int64_t batch, int final, int64_t cou
 	int rc;
 	if ((rc = pobox_begin(pb)) != 0)
 		return rc;
-	for (size_t i = 0; i < s->ncalls && rc == 0; i++) {
-		struct call *c = &s->calls[i];
+	pthread_mutex_lock(&s->mu);
+	int down = s->down_since_ms >= 0, stop = s->stop;
+	struct pobox_verdict stop_v = s->stop_v;
+	char stop_msg[sizeof s->stop_msg];
+	memcpy(stop_msg, s->stop_msg, sizeof stop_msg);
+	pthread_mutex_unlock(&s->mu);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		struct call *c = &g->calls[idx[i]];
 		int killed = 0, used = 0, k;
 		if (c->st == C_QUEUED && final) {
 			used = 0; /* never sent: the lane stopped; the unit goes back */
@@ -421,16 +543,16 @@ static int settle(struct pobox_singler *s, int64_t batch, int final, int64_t cou
 		/* one line per settle, not per call: an outage must not flood the log */
 		pobox_log(POBOX_LOG_WARN, "retry_scheduled",
 		          "lane=single profiles=%lld first_in_ms=%lld attempt_counted=%s reason=\"%s\"",
-		          (long long)retries, (long long)first_retry_ms,
-		          s->down_since_ms >= 0 ? "no" : "yes", retry_why);
+		          (long long)retries, (long long)first_retry_ms, down ? "no" : "yes", retry_why);
 	if (rc == 0 && final) {
-		if (s->stop) {
-			int64_t wait = s->stop_v.retry_after_ms > 0 ? s->stop_v.retry_after_ms : 60000;
-			const char *cls = s->stop_v.cls == POBOX_CLASS_BUDGET ? "budget"
-			                  : s->stop_v.cls == POBOX_CLASS_AUTH ? "auth" : "config";
+		if (stop && !s->pause_written) {
+			int64_t wait = stop_v.retry_after_ms > 0 ? stop_v.retry_after_ms : 60000;
+			const char *cls = stop_v.cls == POBOX_CLASS_BUDGET ? "budget"
+			                  : stop_v.cls == POBOX_CLASS_AUTH ? "auth" : "config";
 			pobox_log(POBOX_LOG_ERROR, "lane_paused", "lane=single class=%s until_s=%lld reason=\"%s\"",
-			          cls, (long long)(wait / 1000), s->stop_msg);
-			rc = pobox_store_lane_pause(pb->st, "single", now + wait, cls, s->stop_msg);
+			          cls, (long long)(wait / 1000), stop_msg);
+			rc = pobox_store_lane_pause(pb->st, "single", now + wait, cls, stop_msg);
+			s->pause_written = rc == 0; /* once per step, not once per group */
 		}
 		if (rc == 0)
 			rc = pobox_store_single_batch_finish(pb->st, batch, now, counts[0], counts[1], counts[2]);
@@ -444,41 +566,312 @@ static int settle(struct pobox_singler *s, int64_t batch, int final, int64_t cou
 	return rc;
 }
 
+/* ---- sending ----------------------------------------------------------- */
+
+/* How many calls sender w may have queued in its multi handle now (mu
+ * held): twice its connections normally, so a slot that frees is refilled
+ * at once; during an outage one call in all (the first sender's); while
+ * ramping up after one, its share of the ramp. */
+static int64_t sender_depth(struct pobox_singler *s, const struct sender *w, int64_t now)
+{
+	int64_t full = s->o.concurrency > 0 ? s->o.concurrency : 1;
+	if (s->down_since_ms >= 0)
+		return w->index == 0 ? 1 : 0;
+	if (s->recovered_at_ms >= 0 && now - s->recovered_at_ms < s->o.recovery_ramp_ms) {
+		int64_t allowed = pobox_backoff_ramp(now, s->recovered_at_ms, s->o.recovery_ramp_ms, full);
+		return allowed / s->nsenders + (w->index < allowed % s->nsenders);
+	}
+	return 2 * w->conc;
+}
+
+/* The oldest published group with calls left to hand out (mu held). */
+static struct group *group_to_take(struct pobox_singler *s)
+{
+	struct group *a = &s->g[0], *b = &s->g[1];
+	int ra = a->published && a->next < a->ncalls, rb = b->published && b->next < b->ncalls;
+	if (s->stop || s->failed_rc)
+		return NULL;
+	if (ra && rb)
+		return a->seq < b->seq ? a : b;
+	return ra ? a : rb ? b : NULL;
+}
+
+/* Whether g has all its answers (mu held): nothing more will be taken
+ * from it and everything taken is back. */
+static int group_answered(const struct pobox_singler *s, const struct group *g)
+{
+	return g->published && (g->next >= g->ncalls || s->stop || s->failed_rc) &&
+	       g->answered == g->taken;
+}
+
+static void sleep_ms(int64_t ms)
+{
+	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+/* A sender thread: takes calls from the published groups into its own
+ * multi handle and runs it; waits when there is nothing to take; ends when
+ * the step is closing and nothing of its own is in flight.  Answers reach
+ * on_done, which puts them on their group's done list. */
+static void *sender_main(void *arg)
+{
+	struct sender *w = arg;
+	struct pobox_singler *s = w->s;
+	char err[POBOX_ERRLEN] = "";
+	struct group *g;
+	int rc = 0;
+
+	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		int64_t depth = sender_depth(s, w, now_ms(s));
+		while ((int64_t)pobox_http_multi_pending(w->multi) < depth && (g = group_to_take(s))) {
+			size_t i = g->next++;
+			struct call *c = &g->calls[i];
+			if (c->st != C_QUEUED) {
+				/* the budget did not cover it; perhaps the group's end */
+				if (group_answered(s, g))
+					pthread_cond_signal(&s->cv);
+				continue;
+			}
+			c->st = C_FLYING;
+			g->taken++;
+			pthread_mutex_unlock(&s->mu);
+			struct pobox_http_req req = {
+				.method = c->body ? POBOX_HTTP_POST : POBOX_HTTP_GET,
+				.url = c->url,
+				.body = c->body,
+				.body_len = c->body_len,
+			};
+			rc = pobox_http_multi_add(w->multi, &req, (void *)(uintptr_t)(i << 1 | (size_t)(g - s->g)),
+			                          err, sizeof err);
+			pthread_mutex_lock(&s->mu);
+			if (rc) {
+				c->st = C_QUEUED; /* never sent: settled as such */
+				g->taken--;
+				break;
+			}
+			s->sent++;
+		}
+		size_t pending = pobox_http_multi_pending(w->multi);
+		if (rc || (pending == 0 && s->closing))
+			break;
+		if (pending == 0) {
+			if (depth > 0) {
+				pthread_cond_wait(&s->work, &s->mu); /* nothing to take yet */
+				continue;
+			}
+			pthread_mutex_unlock(&s->mu);
+			sleep_ms(10); /* another sender probes an outage */
+			pthread_mutex_lock(&s->mu);
+			continue;
+		}
+		int more = group_to_take(s) != NULL;
+		pthread_mutex_unlock(&s->mu);
+		/* short while there is more to queue (come back to refill),
+		 * longer when only answers are awaited */
+		rc = pobox_http_multi_run(w->multi, more ? 2 : 50, err, sizeof err);
+		pthread_mutex_lock(&s->mu);
+		if (rc)
+			break;
+	}
+	if (rc && !s->failed_rc) {
+		s->failed_rc = rc;
+		snprintf(s->failed_err, sizeof s->failed_err, "%s", err);
+	}
+	s->live_senders--;
+	pthread_cond_signal(&s->cv);
+	pthread_cond_broadcast(&s->work); /* a failure stops the others too */
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+/* Starts the senders (they take no signals: SIGTERM and SIGHUP stay the
+ * calling thread's).  Returns how many started. */
+static int start_senders(struct pobox_singler *s)
+{
+	sigset_t all, old;
+	int started = 0;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	pthread_mutex_lock(&s->mu);
+	for (int i = 0; i < s->nsenders; i++) {
+		if (pthread_create(&s->senders[i].th, NULL, sender_main, &s->senders[i]) != 0)
+			break;
+		started++;
+		s->live_senders++;
+	}
+	pthread_mutex_unlock(&s->mu);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return started;
+}
+
+/* Settles g's answered calls (mu held on entry and return; released while
+ * writing).  final: g has all its answers; its unsent calls and its end are
+ * written too, and the slot is freed. */
+static int settle_group(struct pobox_singler *s, struct group *g, int final)
+{
+	size_t n = g->ndone;
+	memcpy(g->settling, g->done, n * sizeof *g->done);
+	g->ndone = 0;
+	pthread_mutex_unlock(&s->mu);
+	int rc = 0;
+	if (final) {
+		for (size_t i = 0; i < g->ncalls; i++)
+			if (g->calls[i].st == C_QUEUED)
+				g->settling[n++] = i;
+		rc = settle(s, g, g->settling, n, 1);
+		if (rc == 0 && (g->counts[0] || g->counts[1] || g->counts[2]))
+			pobox_log(POBOX_LOG_INFO, "single_calls",
+			          "batch=%lld delivered=%lld not_found=%lld failed=%lld", (long long)g->batch,
+			          (long long)g->counts[0], (long long)g->counts[1], (long long)g->counts[2]);
+		group_clear(g);
+	} else if (n) {
+		rc = settle(s, g, g->settling, n, 0);
+	}
+	pthread_mutex_lock(&s->mu);
+	if (final)
+		g->published = 0;
+	return rc;
+}
+
 /* ---- one step ---------------------------------------------------------- */
 
-static int single_batch(struct pobox_singler *s, struct pobox_step *out, int *did);
+static int prepare(struct pobox_singler *s, struct group *g, struct pobox_step *out, int *did);
+
+/* Records a database error of the settler (mu held): the senders stop
+ * taking calls; pb->err is kept for the caller. */
+static void fail_step(struct pobox_singler *s, int rc)
+{
+	if (!s->failed_rc) {
+		s->failed_rc = rc;
+		snprintf(s->failed_err, sizeof s->failed_err, "%s", s->pb->err);
+	}
+	pthread_cond_broadcast(&s->work);
+}
 
 int pobox_single_step(struct pobox_singler *s, struct pobox_step *out)
 {
+	struct pobox *pb = s->pb;
+	int rc = 0, started = 0, groups = 0, more = 1;
+	int64_t last_settle = now_ms(s);
+
 	memset(out, 0, sizeof *out);
 	out->next_due_ms = -1;
-	/* every due group, a bounded number per step */
-	for (int i = 0; i < 16; i++) {
-		int did = 0;
-		int64_t actions = out->actions;
-		int rc = single_batch(s, out, &did);
-		out->actions += actions;
-		if (rc || !did || out->paused)
-			return rc;
+	if (s->broken)
+		return pobox_errf(pb->err, sizeof pb->err, POBOX_EIO, "single lane stopped by an earlier error");
+	s->stop = 0;
+	s->pause_written = 0;
+	s->failed_rc = 0;
+	s->closing = 0;
+	s->sent = 0;
+
+	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		/* the next due group, into a free slot, while the other one is sent;
+		 * a bounded number per step */
+		struct group *fr = !s->g[0].published ? &s->g[0] : !s->g[1].published ? &s->g[1] : NULL;
+		if (fr && more && groups < 16 && !s->stop && !s->failed_rc) {
+			int did = 0;
+			pthread_mutex_unlock(&s->mu);
+			int r = prepare(s, fr, out, &did);
+			pthread_mutex_lock(&s->mu);
+			if (r) {
+				rc = r;
+				fail_step(s, rc);
+				more = 0;
+			} else if (!did || out->paused) {
+				more = 0;
+			} else {
+				groups++;
+				fr->published = 1;
+				fr->seq = ++s->published;
+				fr->next = fr->taken = fr->answered = fr->ndone = 0;
+				pthread_cond_broadcast(&s->work);
+				if (!started) {
+					pthread_mutex_unlock(&s->mu);
+					started = start_senders(s);
+					pthread_mutex_lock(&s->mu);
+					if (!started) {
+						rc = pobox_errf(pb->err, sizeof pb->err, POBOX_EIO,
+						                "cannot start a sender thread");
+						fail_step(s, rc);
+						more = 0;
+					}
+				}
+				continue; /* perhaps the other slot can be filled too */
+			}
+		}
+		/* end any group with all its answers in (the older first) */
+		struct group *a = &s->g[0], *b = &s->g[1];
+		struct group *fin = group_answered(s, a) && (!group_answered(s, b) || a->seq < b->seq) ? a
+		                    : group_answered(s, b) ? b : NULL;
+		if (fin && !s->failed_rc) {
+			int r = settle_group(s, fin, 1);
+			if (r) {
+				rc = r;
+				fail_step(s, rc);
+			}
+			continue;
+		}
+		if (!s->g[0].published && !s->g[1].published)
+			break; /* nothing in hand and nothing more to prepare */
+		if (s->failed_rc)
+			break; /* the senders finish what is in flight and end */
+		/* wait for answers; settle what is in meanwhile */
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += SETTLE_EVERY_MS * 1000000L;
+		ts.tv_sec += ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+		if (!s->failed_rc && now_ms(s) - last_settle >= SETTLE_EVERY_MS) {
+			for (int i = 0; i < 2 && rc == 0; i++)
+				if (s->g[i].published && s->g[i].ndone && (rc = settle_group(s, &s->g[i], 0)) != 0)
+					fail_step(s, rc);
+			last_settle = now_ms(s);
+		}
 	}
-	out->next_due_ms = now_ms(s);
+	s->closing = 1;
+	pthread_cond_broadcast(&s->work);
+	pthread_mutex_unlock(&s->mu);
+	for (int i = 0; i < started; i++)
+		pthread_join(s->senders[i].th, NULL);
+	out->actions = (int64_t)s->sent;
+	if (s->failed_rc) {
+		/* calls may still sit in a multi handle: this singler is done */
+		s->broken = 1;
+		snprintf(pb->err, sizeof pb->err, "%s", s->failed_err);
+		return s->failed_rc;
+	}
+	if (s->stop) {
+		out->paused = 1;
+		snprintf(out->pause_class, sizeof out->pause_class, "%s",
+		         s->stop_v.cls == POBOX_CLASS_BUDGET ? "budget"
+		         : s->stop_v.cls == POBOX_CLASS_AUTH ? "auth" : "config");
+		snprintf(out->pause_reason, sizeof out->pause_reason, "%s", s->stop_msg);
+	} else if (groups == 16 && more) {
+		out->next_due_ms = now_ms(s); /* more may be due: come back at once */
+	}
 	return 0;
 }
 
-static int single_batch(struct pobox_singler *s, struct pobox_step *out, int *did)
+/* Readies the next due single-lane batch in g: its calls built and their
+ * quota reserved (what the budget cannot cover goes bulk), the batch marked
+ * sending.  *did = 0 when none is due; out says why (paused, next due). */
+static int prepare(struct pobox_singler *s, struct group *g, struct pobox_step *out, int *did)
 {
 	struct pobox *pb = s->pb;
+	struct build bd = {s, g};
 	int64_t id, at, until, now = now_ms(s);
-	int64_t counts[3] = {0, 0, 0};
-	char err[POBOX_ERRLEN];
 	int rc;
 
-	out->actions = 0;
 	if ((rc = pobox_store_lane_get(pb->st, "single", &until, out->pause_class,
 	                               sizeof out->pause_class, out->pause_reason,
 	                               sizeof out->pause_reason)) != 0)
 		return rc;
-	if ((rc = pobox_store_lane_next(pb->st, "single", &id, &at)) != 0)
+	/* not the batch in the other slot: it is being sent */
+	if ((rc = pobox_store_lane_next(pb->st, "single", s->g[g == s->g].batch, &id, &at)) != 0)
 		return rc;
 	if (id == 0)
 		return 0;
@@ -488,13 +881,13 @@ static int single_batch(struct pobox_singler *s, struct pobox_step *out, int *di
 		int killed;
 		struct pobox_batch b;
 		*did = 1;
-		calls_clear(s);
-		if ((rc = pobox_store_scan_batch(pb->st, id, on_profile_id, s)) != 0)
+		group_clear(g);
+		if ((rc = pobox_store_scan_batch(pb->st, id, on_profile_id, &bd)) != 0)
 			return rc;
 		if ((rc = pobox_begin(pb)) != 0)
 			return rc;
-		for (size_t i = 0; i < s->ncalls && rc == 0; i++)
-			rc = pobox_store_profile_release(pb->st, s->calls[i].profile, 1, 0, 0,
+		for (size_t i = 0; i < g->ncalls && rc == 0; i++)
+			rc = pobox_store_profile_release(pb->st, g->calls[i].profile, 1, 0, 0,
 			                                 "single-call budget spent; sent by bulk", 0, &killed);
 		if (rc == 0 && (rc = pobox_store_batch_get(pb->st, id, 0, &b)) == 0) {
 			b.state = POBOX_B_DONE;
@@ -504,9 +897,9 @@ static int single_batch(struct pobox_singler *s, struct pobox_step *out, int *di
 		}
 		if (rc == 0)
 			pobox_log(POBOX_LOG_WARN, "budget_low", "lane=single routed_to_bulk=%zu reason=\"%s\"",
-			          s->ncalls, out->pause_reason);
+			          g->ncalls, out->pause_reason);
 		rc = rc ? (pobox_rollback(pb), rc) : pobox_commit(pb);
-		calls_clear(s);
+		group_clear(g);
 		out->paused = 1;
 		out->paused_until_ms = until;
 		return rc;
@@ -522,10 +915,22 @@ static int single_batch(struct pobox_singler *s, struct pobox_step *out, int *di
 		return 0;
 	}
 	*did = 1;
-	calls_clear(s);
+	group_clear(g);
+	g->batch = id;
 	if ((rc = pobox_store_each_attr(pb->st, load_name, s)) != 0 ||
-	    (rc = pobox_store_scan_batch(pb->st, id, on_profile, s)) != 0)
+	    (rc = pobox_store_scan_batch(pb->st, id, on_profile, &bd)) != 0)
 		return rc;
+	if (g->capdone < g->ncalls) {
+		size_t *d = pobox_realloc(g->done, g->ncalls * sizeof *d);
+		if (d)
+			g->done = d;
+		size_t *t = d ? pobox_realloc(g->settling, g->ncalls * sizeof *t) : NULL;
+		if (t)
+			g->settling = t;
+		if (!d || !t)
+			return pobox_errf(pb->err, sizeof pb->err, POBOX_ENOMEM, "out of memory");
+		g->capdone = g->ncalls;
+	}
 
 	/* reserve before calling; what the budget cannot cover goes bulk */
 	struct pobox_quota q;
@@ -534,8 +939,8 @@ static int single_batch(struct pobox_singler *s, struct pobox_step *out, int *di
 		return rc;
 	if ((rc = pobox_quota_reap(pb, now)) == 0 && (rc = pobox_quota_read(pb, &s->o.quota, now, &q)) == 0) {
 		int64_t minute = now / 60000;
-		for (size_t i = 0; i < s->ncalls && rc == 0; i++) {
-			struct call *c = &s->calls[i];
+		for (size_t i = 0; i < g->ncalls && rc == 0; i++) {
+			struct call *c = &g->calls[i];
 			int ok = c->urgent ? granted < q.left_urgent : granted < q.left_normal;
 			if (!ok) {
 				int killed;
@@ -548,10 +953,10 @@ static int single_batch(struct pobox_singler *s, struct pobox_step *out, int *di
 			granted++;
 			granted_urgent += c->urgent;
 		}
-		if (rc == 0 && granted < (int64_t)s->ncalls)
+		if (rc == 0 && granted < (int64_t)g->ncalls)
 			pobox_log(POBOX_LOG_WARN, "budget_low",
 			          "lane=single routed_to_bulk=%lld remaining=%lld budget=%lld",
-			          (long long)((int64_t)s->ncalls - granted), (long long)q.remaining,
+			          (long long)((int64_t)g->ncalls - granted), (long long)q.remaining,
 			          (long long)q.budget);
 		if (rc == 0 && granted)
 			rc = pobox_store_quota_reserve(pb->st, pobox_quota_owner(), now, granted, granted_urgent);
@@ -568,71 +973,5 @@ static int single_batch(struct pobox_singler *s, struct pobox_step *out, int *di
 		rc = pobox_commit(pb);
 	else
 		pobox_rollback(pb);
-	if (rc)
-		return rc;
-
-	/* send, with at most `concurrency` in flight (fewer right after an outage) */
-	size_t next = 0;
-	int64_t last_settle = now_ms(s);
-	for (;;) {
-		int64_t full = s->o.concurrency > 0 ? s->o.concurrency : 1;
-		int64_t allowed = s->recovered_at_ms >= 0
-		                      ? pobox_backoff_ramp(now_ms(s), s->recovered_at_ms, s->o.recovery_ramp_ms, full)
-		                      : full;
-		if (s->down_since_ms >= 0)
-			allowed = 1; /* probing an outage: one call at a time */
-		/* Queue up to twice the calls allowed in flight: the multi client
-		 * starts a queued call the moment a slot frees, so the pipeline never
-		 * drains while this loop refills. */
-		int64_t depth = s->down_since_ms >= 0 || s->recovered_at_ms >= 0 ? allowed : 2 * allowed;
-		while (!s->stop && next < s->ncalls &&
-		       (int64_t)pobox_http_multi_pending(s->multi) < depth) {
-			struct call *c = &s->calls[next];
-			if (c->st != C_QUEUED) {
-				next++;
-				continue;
-			}
-			struct pobox_http_req req = {
-				.method = c->body ? POBOX_HTTP_POST : POBOX_HTTP_GET,
-				.url = c->url,
-				.body = c->body,
-				.body_len = c->body_len,
-			};
-			if ((rc = pobox_http_multi_add(s->multi, &req, (void *)(uintptr_t)next, err, sizeof err)) != 0) {
-				pobox_errf(pb->err, sizeof pb->err, rc, "%s", err);
-				return rc;
-			}
-			c->st = C_FLYING;
-			next++;
-			out->actions++;
-		}
-		if (pobox_http_multi_pending(s->multi) == 0)
-			break;
-		/* short while there is more to queue (come back to refill), longer
-		 * when only answers are awaited */
-		int64_t wait_ms = !s->stop && next < s->ncalls ? 2 : 50;
-		if ((rc = pobox_http_multi_run(s->multi, wait_ms, err, sizeof err)) != 0) {
-			pobox_errf(pb->err, sizeof pb->err, rc, "%s", err);
-			return rc;
-		}
-		if (now_ms(s) - last_settle >= SETTLE_EVERY_MS) {
-			if ((rc = settle(s, id, 0, counts)) != 0)
-				return rc;
-			last_settle = now_ms(s);
-		}
-	}
-	if ((rc = settle(s, id, 1, counts)) != 0)
-		return rc;
-	if (counts[0] || counts[1] || counts[2])
-		pobox_log(POBOX_LOG_INFO, "single_calls", "batch=%lld delivered=%lld not_found=%lld failed=%lld",
-		          (long long)id, (long long)counts[0], (long long)counts[1], (long long)counts[2]);
-	if (s->stop) {
-		out->paused = 1;
-		snprintf(out->pause_class, sizeof out->pause_class, "%s",
-		         s->stop_v.cls == POBOX_CLASS_BUDGET ? "budget"
-		         : s->stop_v.cls == POBOX_CLASS_AUTH ? "auth" : "config");
-		snprintf(out->pause_reason, sizeof out->pause_reason, "%s", s->stop_msg);
-	}
-	calls_clear(s);
-	return 0;
+	return rc;
 }

@@ -2,11 +2,12 @@
  * single.h - the single-call lane: one Single Profile Update call per
  * profile, many in flight over reused connections.
  *
- * A step takes the next due single-lane batch (a group of profiles the
- * scheduler routed here), reserves one quota unit per call before making it
- * (profiles the budget cannot cover go to the bulk lane instead), sends the
- * calls with at most `concurrency` in flight, and records outcomes in
- * transactions of many calls at once:
+ * A step takes the due single-lane batches (groups of profiles the
+ * scheduler routed here, up to 16, the next one prepared while the current
+ * one is sent), reserves one quota unit per call before making it (profiles
+ * the budget cannot cover go to the bulk lane instead), sends the calls
+ * from `threads` sender threads with at most `concurrency` in flight in
+ * all, and records outcomes in transactions of many calls at once:
  *
  *   success=true           the profile's updates are delivered
  *   'not found'            the profile goes to the bulk lane (v2 creates it)
@@ -30,7 +31,8 @@
 
 struct pobox_single_opts {
 	struct pobox_quota_opts quota;
-	int64_t concurrency;
+	int64_t concurrency;      /* calls in flight at once, split between the threads */
+	int64_t threads;          /* sender threads (each its own connections); < 1: 1 */
 	int64_t max_get_bytes, max_post_bytes;
 	int64_t recovery_ramp_ms;
 };
@@ -42,8 +44,10 @@ int pobox_singler_new(struct pobox_singler **out, struct pobox *pb,
                       char *err, size_t errlen);
 void pobox_singler_free(struct pobox_singler *s);
 
-/* Sends the due single-lane batch, if any.  out as for pobox_deliver_step
- * (for the single lane). */
+/* Sends the due single-lane batches, if any.  out as for pobox_deliver_step
+ * (for the single lane).  The sender threads live only inside the call.
+ * After an error the singler may still hold calls in its connections: free
+ * it (a further step only returns POBOX_EIO). */
 int pobox_single_step(struct pobox_singler *s, struct pobox_step *out);
 
 #endif

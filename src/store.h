@@ -294,8 +294,9 @@ int pobox_store_single_batch_new(struct pobox_store *st, enum pobox_id_type t, i
                                  int64_t *id);
 int pobox_store_single_batch_counts(struct pobox_store *st, int64_t id, int64_t profiles,
                                     int64_t updates, int64_t bytes);
-/* The unfinished batch of a lane due first (0 when none). */
-int pobox_store_lane_next(struct pobox_store *st, const char *lane, int64_t *id,
+/* The unfinished batch of a lane due first (0 when none), other than
+ * batch `except` (0: none excepted). */
+int pobox_store_lane_next(struct pobox_store *st, const char *lane, int64_t except, int64_t *id,
                           int64_t *next_at_ms);
 /* The highest seq, and whether any live urgent update is newer than after_seq. */
 int pobox_store_newest(struct pobox_store *st, int64_t after_seq, int64_t *max_seq,

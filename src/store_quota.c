@@ -277,16 +277,17 @@ int pobox_store_single_batch_finish(struct pobox_store *st, int64_t batch, int64
 	return step_done(st, s, "finishing a single-lane batch");
 }
 
-int pobox_store_lane_next(struct pobox_store *st, const char *lane, int64_t *id,
+int pobox_store_lane_next(struct pobox_store *st, const char *lane, int64_t except, int64_t *id,
                           int64_t *next_at_ms)
 {
 	static const char sql[] =
 		"SELECT id, next_at_ms FROM batches WHERE state IN ('ready', 'sending', 'submitted') "
-		"AND lane = ?1 ORDER BY next_at_ms, id LIMIT 1";
+		"AND lane = ?1 AND id <> ?2 ORDER BY next_at_ms, id LIMIT 1";
 	sqlite3_stmt *s = pobox_store_prep(st, sql);
 	if (!s)
 		return POBOX_EIO;
 	sqlite3_bind_text(s, 1, lane, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, except);
 	int rc = sqlite3_step(s);
 	*id = 0;
 	if (rc == SQLITE_ROW) {

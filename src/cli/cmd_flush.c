@@ -54,6 +54,7 @@ static void single_opts(const struct pobox_config *c, struct pobox_single_opts *
 	so->quota.fleet_share = c->fleet_share;
 	so->quota.urgent_reserve = c->urgent_reserve;
 	so->concurrency = c->single_concurrency;
+	so->threads = c->single_threads;
 	so->max_get_bytes = c->max_get_bytes;
 	so->max_post_bytes = c->max_post_bytes;
 	so->recovery_ramp_ms = c->recovery_ramp_ms;
