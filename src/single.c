@@ -429,6 +429,8 @@ static int settle(struct pobox_singler *s, struct group *g, const size_t *idx, s
 		int64_t calls, errors;
 	} cc[16];
 	int nq = 0, ncc = 0;
+	int64_t delivered[32];
+	size_t ndelivered = 0;
 	int rc;
 	if ((rc = pobox_begin(pb)) != 0)
 		return rc;
@@ -489,7 +491,12 @@ static int settle(struct pobox_singler *s, struct group *g, const size_t *idx, s
 			break;
 		switch (c->cls) {
 		case POBOX_CLASS_OK:
-			rc = pobox_store_profile_delivered(pb->st, c->profile, now);
+			/* written 32 at a time */
+			delivered[ndelivered++] = c->profile;
+			if (ndelivered == sizeof delivered / sizeof delivered[0]) {
+				rc = pobox_store_profiles_delivered(pb->st, delivered, ndelivered, now);
+				ndelivered = 0;
+			}
 			counts[0]++;
 			break;
 		case POBOX_CLASS_NOTFOUND:
@@ -534,6 +541,8 @@ static int settle(struct pobox_singler *s, struct group *g, const size_t *idx, s
 			          (long long)c->profile, c->msg);
 		c->st = C_SETTLED;
 	}
+	if (rc == 0 && ndelivered)
+		rc = pobox_store_profiles_delivered(pb->st, delivered, ndelivered, now);
 	for (int j = 0; j < nq && rc == 0; j++)
 		rc = pobox_store_quota_settle(pb->st, pobox_quota_owner(), q[j].minute, q[j].used,
 		                              q[j].urgent_used, q[j].released, q[j].urgent_released);

@@ -279,7 +279,8 @@ int pobox_store_count_calls(struct pobox_store *st, const char *lane, long http_
                             int64_t calls, int64_t errors);
 
 /* Profile outcomes of single calls. */
-int pobox_store_profile_delivered(struct pobox_store *st, int64_t profile, int64_t now_ms);
+int pobox_store_profiles_delivered(struct pobox_store *st, const int64_t *profiles, size_t n,
+                                   int64_t now_ms);
 /* The profile leaves its batch: to the bulk lane (route_bulk), after a
  * failure (charge: count an attempt; dead after max_attempts), or simply
  * back to pending. *killed = 1 when its rows were dead-lettered. */

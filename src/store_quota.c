@@ -175,17 +175,31 @@ int pobox_store_quota_minutes(struct pobox_store *st, int64_t now_ms,
 	return rc;
 }
 
-int pobox_store_profile_delivered(struct pobox_store *st, int64_t profile, int64_t now_ms)
+int pobox_store_profiles_delivered(struct pobox_store *st, const int64_t *profiles, size_t n,
+                                   int64_t now_ms)
 {
+	/* 32 profiles per statement: one statement per call was a third of
+	 * the settling cost.  Unused places stay NULL and match nothing. */
+#define Q4 "?,?,?,?"
+#define Q32 Q4 "," Q4 "," Q4 "," Q4 "," Q4 "," Q4 "," Q4 "," Q4
+	enum { CHUNK = 32 };
 	static const char sql[] =
-		"UPDATE profiles SET done_seq = batch_seq, done_at_ms = ?2, batch = NULL, attempts = 0,"
-		" next_attempt_at_ms = 0, last_error = NULL, route_bulk = 0 WHERE id = ?1";
-	sqlite3_stmt *s = pobox_store_prep(st, sql);
-	if (!s)
-		return POBOX_EIO;
-	sqlite3_bind_int64(s, 1, profile);
-	sqlite3_bind_int64(s, 2, now_ms);
-	return step_done(st, s, "recording a delivery");
+		"UPDATE profiles SET done_seq = batch_seq, done_at_ms = ?1, batch = NULL, attempts = 0,"
+		" next_attempt_at_ms = 0, last_error = NULL, route_bulk = 0 WHERE id IN (" Q32 ")";
+#undef Q32
+#undef Q4
+	for (size_t at = 0; at < n; at += CHUNK) {
+		sqlite3_stmt *s = pobox_store_prep(st, sql);
+		if (!s)
+			return POBOX_EIO;
+		sqlite3_bind_int64(s, 1, now_ms);
+		for (size_t i = 0; i < CHUNK && at + i < n; i++)
+			sqlite3_bind_int64(s, (int)i + 2, profiles[at + i]);
+		int rc = step_done(st, s, "recording deliveries");
+		if (rc)
+			return rc;
+	}
+	return 0;
 }
 
 int pobox_store_profile_release(struct pobox_store *st, int64_t profile, int route_bulk,
