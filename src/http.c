@@ -101,6 +101,26 @@ static void slist_wipe_free(struct curl_slist *l)
 	curl_slist_free_all(l);
 }
 
+/* The headers of a POST: the bearer token (if any), the content type, and
+ * no "Expect: 100-continue" round trip before the body.  0 or POBOX_ENOMEM
+ * (*out then holds what was built, for the caller to free). */
+static int post_headers(const char *auth_header, const char *content_type, struct curl_slist **out)
+{
+	char ct[256];
+	struct curl_slist *l;
+	snprintf(ct, sizeof ct, "Content-Type: %s", content_type);
+	*out = NULL;
+	if (auth_header && !(*out = curl_slist_append(NULL, auth_header)))
+		return POBOX_ENOMEM;
+	if (!(l = curl_slist_append(*out, ct)))
+		return POBOX_ENOMEM;
+	*out = l;
+	if (!(l = curl_slist_append(*out, "Expect:")))
+		return POBOX_ENOMEM;
+	*out = l;
+	return 0;
+}
+
 static void settings_free(struct settings *s)
 {
 	slist_wipe_free(s->hdr_get);
@@ -144,17 +164,9 @@ static int settings_init(struct settings *s, const struct pobox_http_config *cfg
 		if (!s->ca_file)
 			goto nomem;
 	}
-	if (s->auth_header && (!(s->hdr_get = curl_slist_append(NULL, s->auth_header)) ||
-	                       !(s->hdr_form = curl_slist_append(NULL, s->auth_header))))
+	if ((s->auth_header && !(s->hdr_get = curl_slist_append(NULL, s->auth_header))) ||
+	    post_headers(s->auth_header, FORM_TYPE, &s->hdr_form) != 0)
 		goto nomem;
-	struct curl_slist *l = curl_slist_append(s->hdr_form, "Content-Type: " FORM_TYPE);
-	if (!l)
-		goto nomem;
-	s->hdr_form = l;
-	/* No "Expect: 100-continue" round trip before bodies. */
-	if (!(l = curl_slist_append(s->hdr_form, "Expect:")))
-		goto nomem;
-	s->hdr_form = l;
 	goto out;
 nomem:
 	rc = pobox_errf(err, errlen, POBOX_ENOMEM, "out of memory setting up the HTTP client");
@@ -409,17 +421,8 @@ static int setup(struct xfer *x, const struct settings *s, const struct pobox_ht
 	const struct curl_slist *hl = req->method == POBOX_HTTP_POST ? s->hdr_form : s->hdr_get;
 	setup_fields(x, s, req, resp);
 	if (shape_of(req) == SHAPE_OTHER) {
-		char ct[256];
-		snprintf(ct, sizeof ct, "Content-Type: %s", req->content_type);
-		if (s->auth_header && !(x->headers = curl_slist_append(x->headers, s->auth_header)))
+		if (post_headers(s->auth_header, req->content_type, &x->headers) != 0)
 			return POBOX_ENOMEM;
-		struct curl_slist *l = curl_slist_append(x->headers, ct);
-		if (!l)
-			return POBOX_ENOMEM;
-		x->headers = l;
-		if (!(l = curl_slist_append(x->headers, "Expect:")))
-			return POBOX_ENOMEM;
-		x->headers = l;
 		hl = x->headers;
 	}
 

@@ -127,6 +127,7 @@ static void on_done(void *ctx, void *user, int rc, struct pobox_http_resp *resp)
 	struct pobox_answer ans;
 	char err[256] = "";
 	int answer_rc = 0;
+	int64_t now = now_ms(s), down_s = -1;
 
 	memset(&ans, 0, sizeof ans);
 	ans.success = -1;
@@ -162,7 +163,7 @@ static void on_done(void *ctx, void *user, int rc, struct pobox_http_resp *resp)
 		.success = ans.success,
 		.message = c->msg[0] ? c->msg : NULL,
 		.retry_after_ms = resp->retry_after_ms,
-		.now_ms = now_ms(s),
+		.now_ms = now,
 	};
 	struct pobox_verdict v;
 	pobox_classify(&v, &oc);
@@ -173,7 +174,6 @@ static void on_done(void *ctx, void *user, int rc, struct pobox_http_resp *resp)
 	if (!c->msg[0])
 		snprintf(c->msg, sizeof c->msg, "%s", v.reason);
 	pobox_answer_free(&ans);
-	int64_t now = now_ms(s), down_s = -1;
 
 	pthread_mutex_lock(&s->mu);
 	if ((v.cls == POBOX_CLASS_BUDGET || v.cls == POBOX_CLASS_AUTH || v.cls == POBOX_CLASS_CONFIG) &&

@@ -25,6 +25,14 @@ struct slot {
 	long n;
 };
 
+/* Points s at the update call for profile b<n>. */
+static void aim(struct slot *s, const char *base, const char *client, long n)
+{
+	snprintf(s->url, sizeof s->url, "%s/m2/%s/profile/update?mboxPC=b%ld&profile.a=v%ld", base, client,
+	         n, n);
+	curl_easy_setopt(s->easy, CURLOPT_URL, s->url);
+}
+
 static size_t drop(char *data, size_t size, size_t nmemb, void *ud)
 {
 	(void)data;
@@ -64,10 +72,7 @@ int main(int argc, char **argv)
 		curl_easy_setopt(sl[i].easy, CURLOPT_WRITEFUNCTION, drop);
 		curl_easy_setopt(sl[i].easy, CURLOPT_PRIVATE, &sl[i]);
 		curl_easy_setopt(sl[i].easy, CURLOPT_NOSIGNAL, 1L);
-		snprintf(sl[i].url, sizeof sl[i].url, "%s/m2/%s/profile/update?mboxPC=b%ld&profile.a=v%ld", base,
-		         client, next, next);
-		next++;
-		curl_easy_setopt(sl[i].easy, CURLOPT_URL, sl[i].url);
+		aim(&sl[i], base, client, next++);
 		curl_multi_add_handle(m, sl[i].easy);
 	}
 	while (done < n) {
@@ -86,10 +91,7 @@ int main(int argc, char **argv)
 			done++;
 			curl_multi_remove_handle(m, s->easy);
 			if (next <= n) {
-				snprintf(s->url, sizeof s->url, "%s/m2/%s/profile/update?mboxPC=b%ld&profile.a=v%ld",
-				         base, client, next, next);
-				next++;
-				curl_easy_setopt(s->easy, CURLOPT_URL, s->url);
+				aim(s, base, client, next++);
 				curl_multi_add_handle(m, s->easy);
 			}
 		}
