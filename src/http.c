@@ -582,6 +582,7 @@ struct pobox_http_multi {
 	struct settings s;
 	int max_concurrent;
 	pobox_http_done_fn on_done;
+	pobox_http_gate_fn gate;              /* may queued requests start? */
 	void *ctx;
 	struct xfer *queue_head, *queue_tail; /* waiting to start */
 	struct xfer *running;                 /* inside cm */
@@ -673,6 +674,30 @@ size_t pobox_http_multi_pending(const struct pobox_http_multi *m)
 	return m->queued + m->active;
 }
 
+void pobox_http_multi_set_gate(struct pobox_http_multi *m, pobox_http_gate_fn gate)
+{
+	m->gate = gate;
+}
+
+size_t pobox_http_multi_cancel_queued(struct pobox_http_multi *m, pobox_http_cancel_fn fn)
+{
+	size_t n = 0;
+	while (m->queue_head) {
+		struct xfer *x = m->queue_head;
+		m->queue_head = x->next;
+		m->queued--;
+		void *user = x->user;
+		xfer_clear(x);
+		x->next = m->idle;
+		m->idle = x;
+		if (fn)
+			fn(m->ctx, user);
+		n++;
+	}
+	m->queue_tail = NULL;
+	return n;
+}
+
 int pobox_http_multi_add(struct pobox_http_multi *m, const struct pobox_http_req *req, void *user,
                          char *err, size_t errlen)
 {
@@ -750,9 +775,18 @@ static void unlink_running(struct pobox_http_multi *m, struct xfer *x)
 	m->active--;
 }
 
-/* Moves queued requests into curl while there are free slots. */
+/* Whether the gate holds queued requests back. */
+static int held(struct pobox_http_multi *m)
+{
+	return m->gate && m->queue_head && !m->gate(m->ctx);
+}
+
+/* Moves queued requests into curl while there are free slots and the gate
+ * lets them. */
 static void start_queued(struct pobox_http_multi *m)
 {
+	if (held(m))
+		return;
 	while (m->queue_head && m->active < (size_t)m->max_concurrent) {
 		struct xfer *x = m->queue_head;
 		m->queue_head = x->next;
@@ -814,8 +848,10 @@ int pobox_http_multi_run(struct pobox_http_multi *m, int64_t timeout_ms, char *e
 		/* The slots of finished transfers go to queued requests first, sent
 		 * by a second perform; the done callbacks (which read and judge the
 		 * answers) run after.  A free connection then never waits for the
-		 * answers of the others to be handled. */
-		int finished = 0;
+		 * answers of the others to be handled.  Not when an answer is other
+		 * than 2xx: the callback may close the gate (a 429 says "no more
+		 * calls"), and what it holds back must not be on the wire already. */
+		int finished = 0, all_2xx = 1;
 		struct xfer *fin = NULL, **tail = &fin;
 		CURLMsg *msg;
 		int left;
@@ -829,11 +865,13 @@ int pobox_http_multi_run(struct pobox_http_multi *m, int64_t timeout_ms, char *e
 			curl_multi_remove_handle(m->cm, easy);
 			unlink_running(m, x);
 			x->done_rc = finish(x, cc, x->url, NULL, 0);
+			if (x->done_rc || x->own_resp.status < 200 || x->own_resp.status > 299)
+				all_2xx = 0;
 			*tail = x;
 			tail = &x->next;
 			finished++;
 		}
-		if (finished && m->queued) {
+		if (finished && m->queued && all_2xx) {
 			start_queued(m);
 			mc = curl_multi_perform(m->cm, &still);
 			if (mc != CURLM_OK)
@@ -847,9 +885,9 @@ int pobox_http_multi_run(struct pobox_http_multi *m, int64_t timeout_ms, char *e
 		}
 		if (rc)
 			goto out;
-		if (!m->queued && !m->active)
+		if (!m->active && (!m->queued || held(m)))
 			break;
-		if (finished && m->queued)
+		if (finished && m->queued && !held(m))
 			continue; /* free slots: start more before waiting */
 		int64_t left_ms = deadline - mono_ms();
 		if (left_ms <= 0)

@@ -166,4 +166,18 @@ int pobox_http_multi_run(struct pobox_http_multi *m, int64_t timeout_ms, char *e
 /* Requests queued or in flight. */
 size_t pobox_http_multi_pending(const struct pobox_http_multi *m);
 
+/* Optional gate, asked (with the multi's ctx) before queued requests start:
+ * while it answers 0 none starts, those in flight go on, and _run returns
+ * once nothing is in flight.  The done callback may close it: after an
+ * answer other than 2xx no queued request starts before the callback has
+ * run.  It may be called from _run at any time, so it must be cheap. */
+typedef int (*pobox_http_gate_fn)(void *ctx);
+void pobox_http_multi_set_gate(struct pobox_http_multi *m, pobox_http_gate_fn gate);
+
+/* Takes back every request queued but not started (never sent), in queue
+ * order, calling fn (if not NULL) with the multi's ctx and each one's user
+ * pointer.  Returns how many. */
+typedef void (*pobox_http_cancel_fn)(void *ctx, void *user);
+size_t pobox_http_multi_cancel_queued(struct pobox_http_multi *m, pobox_http_cancel_fn fn);
+
 #endif

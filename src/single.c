@@ -33,6 +33,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -110,6 +111,8 @@ struct pobox_singler {
 	int64_t down_since_ms;    /* first unreachable call of an outage, -1 none */
 	int64_t recovered_at_ms;  /* last recovery, for the ramp */
 	int stop;                 /* budget, auth or config: send no more */
+	atomic_int halt;          /* stop || failed_rc, readable without mu (the
+	                           * multi handles' gate) */
 	int pause_written;        /* the settler's: the lane pause for stop is recorded */
 	struct pobox_verdict stop_v;
 	char stop_msg[200];
@@ -179,6 +182,7 @@ static void on_done(void *ctx, void *user, int rc, struct pobox_http_resp *resp)
 	if ((v.cls == POBOX_CLASS_BUDGET || v.cls == POBOX_CLASS_AUTH || v.cls == POBOX_CLASS_CONFIG) &&
 	    !s->stop) {
 		s->stop = 1;
+		atomic_store(&s->halt, 1);
 		s->stop_v = v;
 		s->stop_v.retry_after_ms = c->retry_after_ms;
 		snprintf(s->stop_msg, sizeof s->stop_msg, "HTTP %ld: %s", c->http, c->msg);
@@ -200,6 +204,23 @@ static void on_done(void *ctx, void *user, int rc, struct pobox_http_resp *resp)
 	pthread_mutex_unlock(&s->mu);
 	if (down_s >= 0)
 		pobox_log(POBOX_LOG_INFO, "network_back", "lane=single down_s=%lld", (long long)down_s);
+}
+
+/* The multi handles' gate: queued calls start only while the lane goes on. */
+static int may_send(void *ctx)
+{
+	const struct sender *w = ctx;
+	return !atomic_load_explicit(&w->s->halt, memory_order_relaxed);
+}
+
+/* A call queued in a multi handle but never started, taken back after the
+ * lane stopped (mu held): it is settled as never sent. */
+static void unsent(void *ctx, void *user)
+{
+	struct sender *w = ctx;
+	struct group *g = &w->s->g[(uintptr_t)user & 1];
+	g->calls[(size_t)((uintptr_t)user >> 1)].st = C_QUEUED;
+	g->taken--;
 }
 
 static int load_name(void *ctx, int64_t id, const char *name)
@@ -274,6 +295,7 @@ int pobox_singler_new(struct pobox_singler **out, struct pobox *pb,
 		if ((rc = pobox_http_multi_new(&w->multi, &hc, (int)w->conc, on_done, w, err, errlen)) != 0 ||
 		    (rc = pobox_response_parser_new(&w->parser, POBOX_ANSWER_SINGLE, NULL, NULL, err, errlen)) != 0)
 			goto fail;
+		pobox_http_multi_set_gate(w->multi, may_send);
 	}
 	pobox_backoff_init(&s->backoff, d->backoff_base_ms, d->backoff_cap_ms, 0,
 	                   (d->seed ? d->seed : (uint64_t)now_ms(s)) ^ ((uint64_t)getpid() << 20) ^ 0x5157);
@@ -633,6 +655,8 @@ static void *sender_main(void *arg)
 
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
+		if ((s->stop || s->failed_rc) && pobox_http_multi_cancel_queued(w->multi, unsent) > 0)
+			pthread_cond_signal(&s->cv); /* perhaps a group's last answer */
 		int64_t depth = sender_depth(s, w, now_ms(s));
 		while ((int64_t)pobox_http_multi_pending(w->multi) < depth && (g = group_to_take(s))) {
 			size_t i = g->next++;
@@ -686,6 +710,7 @@ static void *sender_main(void *arg)
 	}
 	if (rc && !s->failed_rc) {
 		s->failed_rc = rc;
+		atomic_store(&s->halt, 1);
 		snprintf(s->failed_err, sizeof s->failed_err, "%s", err);
 	}
 	s->live_senders--;
@@ -754,6 +779,7 @@ static void fail_step(struct pobox_singler *s, int rc)
 {
 	if (!s->failed_rc) {
 		s->failed_rc = rc;
+		atomic_store(&s->halt, 1);
 		snprintf(s->failed_err, sizeof s->failed_err, "%s", s->pb->err);
 	}
 	pthread_cond_broadcast(&s->work);
@@ -772,6 +798,7 @@ int pobox_single_step(struct pobox_singler *s, struct pobox_step *out)
 	s->stop = 0;
 	s->pause_written = 0;
 	s->failed_rc = 0;
+	atomic_store(&s->halt, 0);
 	s->closing = 0;
 	s->sent = 0;
 

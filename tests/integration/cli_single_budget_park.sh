@@ -10,10 +10,11 @@
 
 preload_pc "$T/pre.csv" 40 pc a
 sim_start --preload "$T/pre.csv" --single-budget 5
-# One call at a time, so "no call after the 429" is exactly "one 429" (with
-# more in flight, the calls already on the wire when the first 429 comes
-# back are answered 429 too; groups of 3 still leave a prepared, reserved
-# group behind the parked one, which must go bulk)
+# One connection, so "no call after the 429" is exactly "one 429": the call
+# queued behind it (a sender keeps two per connection) must be held back and
+# never sent.  With more connections, calls already on the wire when the
+# first 429 comes back are answered 429 too.  Groups of 3 still leave a
+# prepared, reserved group behind the parked one, which must go bulk.
 write_conf "single_group = 3" "single_concurrency = 1"
 for i in $(seq 1 8); do put_ok C pcId "pc$i" "a=C$i" --urgent; done
 flush_wait C 0 20

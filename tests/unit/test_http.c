@@ -44,7 +44,8 @@ enum mode {
 	M_CANNED,  /* read a request, write `canned`, keep the connection */
 	M_CLOSE,   /* read a request, close without a word */
 	M_SLEEP,   /* read a request, sleep delay_ms, write `canned` */
-	M_ECHO,    /* answer 200 with the request path as body, after delay_ms */
+	M_ECHO,    /* answer 200 with the request path as body, after delay_ms;
+	            * a path /status/NNN is answered with status NNN */
 };
 
 #define MAX_CONN_THREADS 64
@@ -152,11 +153,14 @@ static void *conn_main(void *arg)
 				sleep_ms(s->delay_ms);
 			char path[256] = "";
 			sscanf(buf, "%*s %255s", path);
+			int status = 200;
+			if (strncmp(path, "/status/", 8) == 0)
+				status = atoi(path + 8);
 			char out[512];
 			int k = snprintf(out, sizeof out,
-			                 "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n"
+			                 "HTTP/1.1 %d X\r\nContent-Length: %zu\r\n"
 			                 "Content-Type: text/plain\r\n\r\n%s",
-			                 strlen(path), path);
+			                 status, strlen(path), path);
 			write_all(c->fd, out, (size_t)k);
 		} else {
 			write_all(c->fd, s->canned, s->canned_len);
@@ -829,6 +833,92 @@ static void test_multi_concurrency_one(void **state)
 	srv_stop(s);
 }
 
+/* The gate: a done callback that closes it on a 429 holds back every
+ * queued request - none may be on the wire already (the slot freed by the
+ * 429 is not refilled before the callback has judged it) - and the held
+ * ones are taken back, never sent, in order. */
+struct gated {
+	struct done_log d;
+	int open;
+	intptr_t cancelled[16];
+	int ncancelled;
+};
+
+static void gated_done(void *ctx, void *user, int rc, struct pobox_http_resp *resp)
+{
+	struct gated *g = ctx;
+	on_done(&g->d, user, rc, resp);
+	if (resp->status == 429)
+		g->open = 0;
+}
+
+static int gated_gate(void *ctx)
+{
+	return ((struct gated *)ctx)->open;
+}
+
+static void gated_cancel(void *ctx, void *user)
+{
+	struct gated *g = ctx;
+	g->cancelled[g->ncancelled++] = (intptr_t)user;
+}
+
+static void test_multi_gate(void **state)
+{
+	(void)state;
+	static const char *paths[] = {"/status/200", "/status/200", "/status/429", "/a", "/b", "/c"};
+	{
+		struct srv *s = srv_start(M_ECHO, NULL, 0);
+		struct pobox_http_multi *m = NULL;
+		struct gated g;
+		char u[128], err[256] = "";
+		memset(&g, 0, sizeof g);
+		g.d.kept = (char *)1;
+		g.open = 1;
+		/* one connection: the old code started /a when the 429 came back,
+		 * before the callback saw it */
+		assert_int_equal(pobox_http_multi_new(&m, NULL, 1, gated_done, &g, err, sizeof err), 0);
+		pobox_http_multi_set_gate(m, gated_gate);
+		for (intptr_t i = 0; i < 6; i++) {
+			url(u, sizeof u, s, paths[i]);
+			struct pobox_http_req req = {.url = u};
+			assert_int_equal(pobox_http_multi_add(m, &req, (void *)i, err, sizeof err), 0);
+		}
+		assert_int_equal(pobox_http_multi_run(m, 10000, err, sizeof err), 0);
+		/* _run returned with nothing in flight, though requests wait */
+		assert_int_equal(g.d.n, 3);
+		assert_int_equal(g.d.status[2], 429);
+		assert_int_equal(pobox_http_multi_pending(m), 3);
+		pthread_mutex_lock(&s->mu);
+		int seen = s->requests;
+		pthread_mutex_unlock(&s->mu);
+		assert_int_equal(seen, 3);
+		/* still held on a second run */
+		assert_int_equal(pobox_http_multi_run(m, 100, err, sizeof err), 0);
+		assert_int_equal(g.d.n, 3);
+		assert_int_equal(pobox_http_multi_cancel_queued(m, gated_cancel), 3);
+		assert_int_equal(g.ncancelled, 3);
+		for (int i = 0; i < 3; i++)
+			assert_int_equal(g.cancelled[i], 3 + i);
+		assert_int_equal(pobox_http_multi_pending(m), 0);
+		assert_int_equal(pobox_http_multi_cancel_queued(m, gated_cancel), 0);
+		/* open again: the handle (and its reused easy handles) still works */
+		g.open = 1;
+		url(u, sizeof u, s, "/again");
+		struct pobox_http_req req = {.url = u};
+		assert_int_equal(pobox_http_multi_add(m, &req, (void *)9, err, sizeof err), 0);
+		assert_int_equal(pobox_http_multi_run(m, 10000, err, sizeof err), 0);
+		assert_int_equal(g.d.n, 4);
+		assert_string_equal(g.d.body[9], "/again");
+		pthread_mutex_lock(&s->mu);
+		seen = s->requests;
+		pthread_mutex_unlock(&s->mu);
+		assert_int_equal(seen, 4);
+		pobox_http_multi_free(m);
+		srv_stop(s);
+	}
+}
+
 static void test_multi_alloc_failures(void **state)
 {
 	(void)state;
@@ -880,6 +970,7 @@ int main(void)
 		cmocka_unit_test(test_multi),
 		cmocka_unit_test(test_multi_shapes),
 		cmocka_unit_test(test_multi_concurrency_one),
+		cmocka_unit_test(test_multi_gate),
 		cmocka_unit_test(test_multi_alloc_failures),
 	};
 	return cmocka_run_group_tests(tests, setup_global, NULL);
