@@ -24,6 +24,8 @@
 #include "pobox.h"
 
 #include <curl/curl.h>
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -579,6 +581,14 @@ int pobox_http_request(struct pobox_http *h, const struct pobox_http_req *req,
 
 struct pobox_http_multi {
 	CURLM *cm;
+	/* the sockets curl wants watched, as its socket callback says: kept
+	 * here in user space, so a change of interest costs no system call;
+	 * one poll() watches them all */
+	struct pollfd *pfds;
+	size_t npfds, cappfds;
+	struct pollfd *ready;                 /* a copy of the ready ones, cappfds */
+	int sock_nomem;                       /* the socket callback could not grow pfds */
+	int64_t timer_at;                     /* curl's timeout (monotonic ms), -1 none */
 	struct settings s;
 	int max_concurrent;
 	pobox_http_done_fn on_done;
@@ -589,6 +599,59 @@ struct pobox_http_multi {
 	struct xfer *idle;                    /* reusable */
 	size_t queued, active;
 };
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* CURLMOPT_SOCKETFUNCTION: what curl wants to know about socket fd. */
+static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+	struct pobox_http_multi *m = userp;
+	size_t i;
+	(void)easy;
+	(void)socketp;
+	for (i = 0; i < m->npfds && m->pfds[i].fd != fd; i++)
+		;
+	if (what == CURL_POLL_REMOVE) {
+		if (i < m->npfds)
+			m->pfds[i] = m->pfds[--m->npfds];
+		return 0;
+	}
+	if (i == m->npfds) {
+		if (m->npfds == m->cappfds) {
+			size_t n = m->cappfds ? 2 * m->cappfds : 16;
+			struct pollfd *p = pobox_realloc(m->pfds, n * sizeof *p), *r;
+			if (p)
+				m->pfds = p;
+			r = p ? pobox_realloc(m->ready, n * sizeof *r) : NULL;
+			if (!r) {
+				m->sock_nomem = 1;
+				return -1;
+			}
+			m->ready = r;
+			m->cappfds = n;
+		}
+		m->pfds[m->npfds++].fd = fd;
+	}
+	m->pfds[i].events = (short)((what & CURL_POLL_IN ? POLLIN : 0) | (what & CURL_POLL_OUT ? POLLOUT : 0));
+	m->pfds[i].revents = 0;
+	return 0;
+}
+
+/* CURLMOPT_TIMERFUNCTION: when curl wants CURL_SOCKET_TIMEOUT next. */
+static int on_timer(CURLM *cm, long timeout_ms, void *userp)
+{
+	struct pobox_http_multi *m = userp;
+	(void)cm;
+	/* a millisecond later than asked: mono_ms truncates, and a timeout
+	 * acted on before curl's own clock says it is due does nothing */
+	m->timer_at = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms + (timeout_ms > 0);
+	return 0;
+}
 
 static void xfer_clear(struct xfer *x)
 {
@@ -636,6 +699,20 @@ int pobox_http_multi_new(struct pobox_http_multi **out, const struct pobox_http_
 	curl_multi_setopt(m->cm, CURLMOPT_MAX_HOST_CONNECTIONS, (long)m->max_concurrent);
 	curl_multi_setopt(m->cm, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)m->max_concurrent);
 	curl_multi_setopt(m->cm, CURLMOPT_MAXCONNECTS, (long)m->max_concurrent);
+	m->timer_at = -1;
+	/* room for every connection and as many closing or opening: the
+	 * socket callback then never allocates */
+	m->cappfds = 2 * (size_t)m->max_concurrent + 4;
+	m->pfds = pobox_calloc(m->cappfds, sizeof *m->pfds);
+	m->ready = pobox_calloc(m->cappfds, sizeof *m->ready);
+	if (!m->pfds || !m->ready) {
+		rc = pobox_errf(err, errlen, POBOX_ENOMEM, "out of memory creating an HTTP client");
+		goto out;
+	}
+	curl_multi_setopt(m->cm, CURLMOPT_SOCKETFUNCTION, on_socket);
+	curl_multi_setopt(m->cm, CURLMOPT_SOCKETDATA, m);
+	curl_multi_setopt(m->cm, CURLMOPT_TIMERFUNCTION, on_timer);
+	curl_multi_setopt(m->cm, CURLMOPT_TIMERDATA, m);
 out:
 	if (rc) {
 		pobox_http_multi_free(m);
@@ -665,6 +742,8 @@ void pobox_http_multi_free(struct pobox_http_multi *m)
 	free_list(m, m->idle, 0);
 	if (m->cm)
 		curl_multi_cleanup(m->cm);
+	pobox_free(m->pfds);
+	pobox_free(m->ready);
 	settings_free(&m->s);
 	pobox_free(m);
 }
@@ -746,13 +825,6 @@ out:
 	return rc;
 }
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Hands a finished transfer to the callback and parks it as idle. */
 static void complete(struct pobox_http_multi *m, struct xfer *x, int rc)
 {
@@ -832,24 +904,69 @@ static void start_queued(struct pobox_http_multi *m)
 	}
 }
 
+/* Lets curl act on the nready sockets poll() found ready (in m->ready),
+ * then on its timeout if that is due.  0, or POBOX_ENOMEM / POBOX_EIO. */
+static int act(struct pobox_http_multi *m, size_t nready, char *err, size_t errlen)
+{
+	CURLMcode mc = CURLM_OK;
+	int still;
+	for (size_t i = 0; i < nready && mc == CURLM_OK; i++) {
+		short r = m->ready[i].revents;
+		int bits = (r & (POLLIN | POLLHUP) ? CURL_CSELECT_IN : 0) | (r & POLLOUT ? CURL_CSELECT_OUT : 0) |
+		           (r & (POLLERR | POLLNVAL) ? CURL_CSELECT_ERR : 0);
+		mc = curl_multi_socket_action(m->cm, m->ready[i].fd, bits, &still);
+	}
+	/* not reset here: curl calls on_timer again only when its next timeout
+	 * changes, and one due a moment later than we thought is still due */
+	if (mc == CURLM_OK && m->timer_at >= 0 && mono_ms() >= m->timer_at)
+		mc = curl_multi_socket_action(m->cm, CURL_SOCKET_TIMEOUT, 0, &still);
+	if (m->sock_nomem || mc == CURLM_OUT_OF_MEMORY)
+		return pobox_errf(err, errlen, POBOX_ENOMEM, "out of memory in the HTTP client");
+	if (mc != CURLM_OK)
+		return pobox_errf(err, errlen, POBOX_EIO, "curl multi: %s", curl_multi_strerror(mc));
+	return 0;
+}
+
+/* Waits up to wait_ms for curl's sockets, then lets curl act on the ready
+ * ones.  A socket that is no longer open is dropped from the set. */
+static int wait_and_act(struct pobox_http_multi *m, int64_t wait_ms, char *err, size_t errlen)
+{
+	int n = poll(m->pfds, (nfds_t)m->npfds, (int)wait_ms);
+	size_t nready = 0;
+	if (n < 0 && errno != EINTR)
+		return pobox_errf(err, errlen, POBOX_EIO, "poll: %s", strerror(errno));
+	for (size_t i = 0; n > 0 && i < m->npfds; i++) {
+		if (!m->pfds[i].revents)
+			continue;
+		m->ready[nready++] = m->pfds[i];
+		if (m->pfds[i].revents & POLLNVAL)
+			m->pfds[i--] = m->pfds[--m->npfds];
+		else
+			m->pfds[i].revents = 0;
+	}
+	return act(m, nready, err, errlen);
+}
+
+/* The event loop.  curl says which sockets it waits on (on_socket) and
+ * when it next needs the time (on_timer); one poll() watches the sockets,
+ * and curl_multi_socket_action runs only the transfers whose socket is
+ * ready, told what is ready - curl_multi_perform would look at every
+ * transfer and ask the kernel about each socket.  Per call that is a send,
+ * a receive, curl's liveness check of the reused connection and a share of
+ * one poll. */
 int pobox_http_multi_run(struct pobox_http_multi *m, int64_t timeout_ms, char *err, size_t errlen)
 {
 	int rc = 0;
 	int64_t deadline = mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 	for (;;) {
 		start_queued(m);
-		int still = 0;
-		CURLMcode mc = curl_multi_perform(m->cm, &still);
-		if (mc != CURLM_OK) {
-			rc = pobox_errf(err, errlen, mc == CURLM_OUT_OF_MEMORY ? POBOX_ENOMEM : POBOX_EIO,
-			                "curl multi: %s", curl_multi_strerror(mc));
+		if ((rc = act(m, 0, err, errlen)) != 0)
 			goto out;
-		}
 		/* The slots of finished transfers go to queued requests first, sent
-		 * by a second perform; the done callbacks (which read and judge the
-		 * answers) run after.  A free connection then never waits for the
-		 * answers of the others to be handled.  Not when an answer is other
-		 * than 2xx: the callback may close the gate (a 429 says "no more
+		 * at once; the done callbacks (which read and judge the answers)
+		 * run after.  A free connection then never waits for the answers
+		 * of the others to be handled.  Not when an answer is other than
+		 * 2xx: the callback may close the gate (a 429 says "no more
 		 * calls"), and what it holds back must not be on the wire already. */
 		int finished = 0, all_2xx = 1;
 		struct xfer *fin = NULL, **tail = &fin;
@@ -873,10 +990,7 @@ int pobox_http_multi_run(struct pobox_http_multi *m, int64_t timeout_ms, char *e
 		}
 		if (finished && m->queued && all_2xx) {
 			start_queued(m);
-			mc = curl_multi_perform(m->cm, &still);
-			if (mc != CURLM_OK)
-				rc = pobox_errf(err, errlen, mc == CURLM_OUT_OF_MEMORY ? POBOX_ENOMEM : POBOX_EIO,
-				                "curl multi: %s", curl_multi_strerror(mc));
+			rc = act(m, 0, err, errlen);
 		}
 		while (fin) {
 			struct xfer *x = fin;
@@ -889,14 +1003,15 @@ int pobox_http_multi_run(struct pobox_http_multi *m, int64_t timeout_ms, char *e
 			break;
 		if (finished && m->queued && !held(m))
 			continue; /* free slots: start more before waiting */
-		int64_t left_ms = deadline - mono_ms();
-		if (left_ms <= 0)
+		int64_t now = mono_ms(), wait = deadline - now;
+		if (wait <= 0)
 			break;
-		mc = curl_multi_poll(m->cm, NULL, 0, (int)(left_ms < 1000 ? left_ms : 1000), NULL);
-		if (mc != CURLM_OK) {
-			rc = pobox_errf(err, errlen, POBOX_EIO, "curl multi: %s", curl_multi_strerror(mc));
+		if (wait > 1000)
+			wait = 1000;
+		if (m->timer_at >= 0 && m->timer_at - now < wait)
+			wait = m->timer_at > now ? m->timer_at - now : 0;
+		if ((rc = wait_and_act(m, wait, err, errlen)) != 0)
 			goto out;
-		}
 	}
 out:
 	return rc;
