@@ -67,6 +67,7 @@ void pobox_http_config_init(struct pobox_http_config *c)
 	c->timeout_ms = 60000;
 	c->verify_tls = 1;
 	c->max_body_bytes = POBOX_HTTP_DEFAULT_MAX_BODY;
+	c->compressed_answers = 1;
 }
 
 static const struct pobox_clock real_clock = {pobox_clock_real_ms, NULL};
@@ -80,12 +81,16 @@ struct settings {
 	size_t max_body;
 	const struct pobox_clock *clock;
 	char *ca_file;
+	int compressed;
 	/* the header lists of most requests, built once: GET, and POST of a
 	 * form (curl keeps a pointer, so they live as long as the handle) */
 	struct curl_slist *hdr_get, *hdr_form;
 };
 
 #define FORM_TYPE "application/x-www-form-urlencoded"
+/* in the header lists rather than CURLOPT_USERAGENT, which curl formats
+ * into a new string for every request */
+#define USER_AGENT "User-Agent: pobox/" POBOX_VERSION
 
 static void wipe(char *s)
 {
@@ -103,23 +108,28 @@ static void slist_wipe_free(struct curl_slist *l)
 	curl_slist_free_all(l);
 }
 
-/* The headers of a POST: the bearer token (if any), the content type, and
- * no "Expect: 100-continue" round trip before the body.  0 or POBOX_ENOMEM
- * (*out then holds what was built, for the caller to free). */
+/* Appends line to *l: 0, or POBOX_ENOMEM with *l unchanged. */
+static int append(struct curl_slist **l, const char *line)
+{
+	struct curl_slist *n = curl_slist_append(*l, line);
+	if (!n)
+		return POBOX_ENOMEM;
+	*l = n;
+	return 0;
+}
+
+/* The headers of a POST: the user agent, the bearer token (if any), the
+ * content type, and no "Expect: 100-continue" round trip before the body.
+ * 0 or POBOX_ENOMEM (*out then holds what was built, for the caller to
+ * free). */
 static int post_headers(const char *auth_header, const char *content_type, struct curl_slist **out)
 {
 	char ct[256];
-	struct curl_slist *l;
 	snprintf(ct, sizeof ct, "Content-Type: %s", content_type);
 	*out = NULL;
-	if (auth_header && !(*out = curl_slist_append(NULL, auth_header)))
+	if (append(out, USER_AGENT) || (auth_header && append(out, auth_header)) || append(out, ct) ||
+	    append(out, "Expect:"))
 		return POBOX_ENOMEM;
-	if (!(l = curl_slist_append(*out, ct)))
-		return POBOX_ENOMEM;
-	*out = l;
-	if (!(l = curl_slist_append(*out, "Expect:")))
-		return POBOX_ENOMEM;
-	*out = l;
 	return 0;
 }
 
@@ -148,6 +158,7 @@ static int settings_init(struct settings *s, const struct pobox_http_config *cfg
 	s->verify_tls = cfg->verify_tls != 0;
 	s->max_body = cfg->max_body_bytes ? cfg->max_body_bytes : POBOX_HTTP_DEFAULT_MAX_BODY;
 	s->clock = cfg->clock ? cfg->clock : &real_clock;
+	s->compressed = cfg->compressed_answers != 0;
 	if (cfg->bearer_token && cfg->bearer_token[0]) {
 		const char *t = cfg->bearer_token;
 		/* A token with a line break would inject headers. */
@@ -166,7 +177,7 @@ static int settings_init(struct settings *s, const struct pobox_http_config *cfg
 		if (!s->ca_file)
 			goto nomem;
 	}
-	if ((s->auth_header && !(s->hdr_get = curl_slist_append(NULL, s->auth_header))) ||
+	if (append(&s->hdr_get, USER_AGENT) || (s->auth_header && append(&s->hdr_get, s->auth_header)) ||
 	    post_headers(s->auth_header, FORM_TYPE, &s->hdr_form) != 0)
 		goto nomem;
 	goto out;
@@ -443,8 +454,8 @@ static int setup(struct xfer *x, const struct settings *s, const struct pobox_ht
 	SET(CURLOPT_SSL_VERIFYHOST, s->verify_tls ? 2L : 0L);
 	if (s->ca_file)
 		SET(CURLOPT_CAINFO, s->ca_file);
-	SET(CURLOPT_USERAGENT, "pobox/" POBOX_VERSION);
-	SET(CURLOPT_ACCEPT_ENCODING, "");
+	if (s->compressed)
+		SET(CURLOPT_ACCEPT_ENCODING, "");
 	SET(CURLOPT_FOLLOWLOCATION, 0L);
 	SET(CURLOPT_PROTOCOLS_STR, "http,https");
 	SET(CURLOPT_TCP_KEEPALIVE, 1L);

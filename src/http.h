@@ -62,6 +62,8 @@ struct pobox_http_config {
 	const struct pobox_clock *clock; /* for HTTP-date Retry-After; NULL: real clock.
 	                                  * Borrowed: must outlive the handle. */
 	const char *ca_file;         /* extra CA bundle (tests, private CAs); NULL: system */
+	int compressed_answers;      /* default 1: offer gzip/deflate (Accept-Encoding);
+	                              * 0 for small answers, where it only costs */
 };
 
 /* Fills c with the defaults above. */

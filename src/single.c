@@ -275,6 +275,7 @@ int pobox_singler_new(struct pobox_singler **out, struct pobox *pb,
 	hc.timeout_ms = d->request_timeout_ms;
 	hc.verify_tls = d->verify_tls;
 	hc.bearer_token = d->token;
+	hc.compressed_answers = 0; /* a single call's answer is a few hundred bytes */
 	hc.clock = &pb->clock;
 	/* the connections are split between the senders; never a sender
 	 * without one */

@@ -773,6 +773,7 @@ static void test_multi_shapes(void **state)
 	};
 	pobox_http_config_init(&cfg);
 	cfg.bearer_token = "tok";
+	cfg.compressed_answers = 0;
 	assert_int_equal(pobox_http_multi_new(&m, &cfg, 1, on_done, &d, err, sizeof err), 0);
 	for (size_t i = 0; i < sizeof seq / sizeof seq[0]; i++) {
 		memset(&d, 0, sizeof d);
@@ -791,6 +792,9 @@ static void test_multi_shapes(void **state)
 		         seq[i].method == POBOX_HTTP_POST ? "POST" : "GET", seq[i].path);
 		assert_memory_equal(s->last_req, line, strlen(line));
 		assert_non_null(strstr(s->last_req, "\r\nAuthorization: Bearer tok\r\n"));
+		assert_non_null(strstr(s->last_req, "\r\nUser-Agent: pobox/" POBOX_VERSION "\r\n"));
+		/* compressed_answers = 0: nothing offered */
+		assert_null(ci_find(s->last_req, "\r\nAccept-Encoding:"));
 		const char *end = strstr(s->last_req, "\r\n\r\n");
 		assert_non_null(end);
 		if (seq[i].method == POBOX_HTTP_POST) {
