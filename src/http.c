@@ -712,7 +712,7 @@ int pobox_http_multi_new(struct pobox_http_multi **out, const struct pobox_http_
 	curl_multi_setopt(m->cm, CURLMOPT_MAXCONNECTS, (long)m->max_concurrent);
 	m->timer_at = -1;
 	/* room for every connection and as many closing or opening: the
-	 * socket callback then never allocates */
+	 * socket callback then hardly ever allocates */
 	m->cappfds = 2 * (size_t)m->max_concurrent + 4;
 	m->pfds = pobox_calloc(m->cappfds, sizeof *m->pfds);
 	m->ready = pobox_calloc(m->cappfds, sizeof *m->ready);

@@ -120,12 +120,26 @@ struct pobox_singler {
 
 static int64_t now_ms(struct pobox_singler *s) { return pobox_clock_now_ms(&s->pb->clock); }
 
+/* A call's tag in a multi handle: its index in its group, and which of
+ * the two groups. */
+static void *call_tag(const struct pobox_singler *s, const struct group *g, size_t i)
+{
+	return (void *)(uintptr_t)(i << 1 | (size_t)(g - s->g));
+}
+
+/* The group and index a tag names. */
+static struct group *call_of(struct pobox_singler *s, void *tag, size_t *idx)
+{
+	*idx = (size_t)((uintptr_t)tag >> 1);
+	return &s->g[(uintptr_t)tag & 1];
+}
+
 static void on_done(void *ctx, void *user, int rc, struct pobox_http_resp *resp)
 {
 	struct sender *w = ctx;
 	struct pobox_singler *s = w->s;
-	struct group *g = &s->g[(uintptr_t)user & 1];
-	size_t idx = (size_t)((uintptr_t)user >> 1);
+	size_t idx;
+	struct group *g = call_of(s, user, &idx);
 	struct call *c = &g->calls[idx];
 	struct pobox_answer ans;
 	char err[256] = "";
@@ -218,8 +232,9 @@ static int may_send(void *ctx)
 static void unsent(void *ctx, void *user)
 {
 	struct sender *w = ctx;
-	struct group *g = &w->s->g[(uintptr_t)user & 1];
-	g->calls[(size_t)((uintptr_t)user >> 1)].st = C_QUEUED;
+	size_t idx;
+	struct group *g = call_of(w->s, user, &idx);
+	g->calls[idx].st = C_QUEUED;
 	g->taken--;
 }
 
@@ -677,7 +692,7 @@ static void *sender_main(void *arg)
 				.body = c->body,
 				.body_len = c->body_len,
 			};
-			rc = pobox_http_multi_add(w->multi, &req, (void *)(uintptr_t)(i << 1 | (size_t)(g - s->g)),
+			rc = pobox_http_multi_add(w->multi, &req, call_tag(s, g, i),
 			                          err, sizeof err);
 			pthread_mutex_lock(&s->mu);
 			if (rc) {
