@@ -92,7 +92,7 @@ int pobox_store_exec(struct pobox_store *st, const char *sql);
 /* The path the store was opened with (borrowed). */
 const char *pobox_store_path(const struct pobox_store *st);
 
-/* ---- delivery (store_batch.c) ------------------------------------------ */
+/* ---- delivery (store/batch.c) ------------------------------------------ */
 
 /* One profile's live, not yet delivered updates, as the scheduler sees them:
  * sorted by attribute, then enqueue order.  Arrays are borrowed for the
@@ -245,7 +245,7 @@ int pobox_store_each_row(struct pobox_store *st, const char *sql, int has_arg, i
  * *pruned = rows deleted. */
 int pobox_store_prune(struct pobox_store *st, int64_t cutoff_ms, int64_t limit, int64_t *pruned);
 
-/* ---- single lane and quota (store_quota.c) ---------------------------- */
+/* ---- single lane and quota (store/quota.c) ---------------------------- */
 
 /* Single calls in the rolling 24 hours ending at now_ms: used (settled) and
  * reserved (in flight), all processes together. */
@@ -311,7 +311,7 @@ int64_t pobox_store_used_bytes(struct pobox_store *st);
 int pobox_store_pending_exists(struct pobox_store *st, enum pobox_id_type t, const char *id,
                                size_t id_len, const char *attr, size_t attr_len, int *exists);
 
-/* ---- operations (store_ops.c) ----------------------------------------- */
+/* ---- operations (store/ops.c) ----------------------------------------- */
 
 /* Which dead updates an operator means.  All set criteria must hold. */
 struct pobox_dead_filter {

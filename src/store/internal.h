@@ -1,6 +1,6 @@
 /*
- * store_internal.h - what the store's own files (store.c, store_batch.c)
- * share: the handle, the statement cache, error mapping.  Not for any other
+ * internal.h - what the files of the store (src/store/) share:
+ * the handle, the statement cache, error mapping.  Not for any other
  * module: everything else goes through store.h.
  */
 #ifndef POBOX_STORE_INTERNAL_H

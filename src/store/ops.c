@@ -5,7 +5,7 @@
  * it back).
  */
 #include "error.h"
-#include "store_internal.h"
+#include "internal.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -25,7 +25,7 @@
 #include "alloc.h"
 #include "error.h"
 #include "migrations.h"
-#include "store_internal.h"
+#include "internal.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
