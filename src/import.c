@@ -3,12 +3,14 @@
  *
  * Owns header interpretation, per-row validation and the reject file.  CSV
  * parsing is csvio.c's, rules are validate.c's, storage is the store's.
- * Per row, the id is validated and interned once and each cell appended, so
- * the cost per update is one INSERT into `updates` (attribute ids come from
- * the header, interned once).
+ * A row is one write: its values packed as one JSON array (cells.h) in the
+ * header's shape (attribute ids interned once, from the header), so a row
+ * costs one INSERT, however many columns it has; its profile is found with
+ * the store's stable-order lookup (store/keys.c).
  */
 #include "import.h"
 #include "alloc.h"
+#include "cells.h"
 #include "csvio.h"
 #include "error.h"
 #include "outbox.h"
@@ -36,6 +38,9 @@ struct import {
 	enum pobox_id_type id_type;
 	struct column *cols;
 	int64_t source;
+	int64_t shape;              /* the attribute columns, in order */
+	size_t width;
+	struct pobox_cells_buf cells_json;
 	int64_t rows_in_tx;
 	char **orig_header;         /* header as read, for the reject file */
 	size_t *orig_header_lens;
@@ -160,6 +165,19 @@ static int header(struct import *im, const struct pobox_csv_row *row)
 		return pobox_errf(err, errlen, POBOX_EINVALID,
 		                  "%s:%lld: the header names no attribute columns, only the id column",
 		                  im->name, (long long)row->line);
+	{
+		int64_t *attrs = pobox_malloc(im->ncols * sizeof *attrs);
+		if (!attrs)
+			return pobox_errf(err, errlen, POBOX_ENOMEM, "%s: out of memory", im->name);
+		im->width = 0;
+		for (size_t i = 0; i < im->ncols; i++)
+			if (i != im->id_col)
+				attrs[im->width++] = im->cols[i].id;
+		rc = pobox_store_shape_id(pb->st, attrs, im->width, &im->shape);
+		pobox_free(attrs);
+		if (rc)
+			return rc;
+	}
 	if (im->o->reject) {
 		/* The reject file is a CSV an operator can fix and import again:
 		 * line,reason,<the original columns>. */
@@ -281,22 +299,44 @@ static int on_delivered(void *ctx, int64_t attr, const char *v, size_t len)
 }
 
 /* --changed-only: marks the cells whose value Target already has. */
-static int mark_unchanged(struct import *im, const char *id, size_t id_len, int64_t *nonempty)
+static int mark_unchanged(struct import *im, const struct pobox_profile_ref *ref, int64_t *nonempty)
 {
-	int64_t profile, done_seq;
-	int found, rc;
 	memset(im->same, 0, im->ncols);
-	if ((rc = pobox_store_profile_find(im->pb->st, im->id_type, id, id_len, &profile, &done_seq,
-	                                   &found)) != 0 || !found)
-		return rc;
+	if (!ref->id || ref->done_seq == 0)
+		return 0; /* nothing of it delivered yet */
 	struct same_ctx sc = {im, nonempty};
-	return pobox_store_last_delivered(im->pb->st, profile, done_seq, on_delivered, &sc);
+	return pobox_store_last_delivered(im->pb->st, ref->id, ref->done_seq, ref->sent_seq,
+	                                  on_delivered, &sc);
+}
+
+/* The row's values as one JSON array in the header's shape: null for an
+ * empty cell and for one Target already has. */
+static int pack(struct import *im, const char **out, size_t *len)
+{
+	struct pobox_cells_buf *b = &im->cells_json;
+	pobox_cells_buf_reset(b);
+	pobox_cells_open(b);
+	for (size_t i = 0; i < im->ncols; i++) {
+		if (i == im->id_col)
+			continue;
+		if (im->cell_len[i] == 0 || im->same[i])
+			pobox_cells_null(b);
+		else
+			pobox_cells_str(b, im->cell[i], im->cell_len[i]);
+	}
+	pobox_cells_close(b);
+	if (b->nomem)
+		return pobox_errf(im->pb->err, sizeof im->pb->err, POBOX_ENOMEM, "%s: out of memory",
+		                  im->name);
+	*out = b->s;
+	*len = b->len;
+	return 0;
 }
 
 static int data_row(struct import *im, const struct pobox_csv_row *row)
 {
 	struct pobox *pb = im->pb;
-	int64_t profile, empty = 0, nonempty = 0;
+	int64_t empty = 0, nonempty = 0;
 	int rc;
 
 	im->sum.rows++;
@@ -336,20 +376,22 @@ static int data_row(struct import *im, const struct pobox_csv_row *row)
 	im->sum.empty += empty;
 	if (nonempty == 0)
 		return 0;
-	if (im->o->changed_only && (rc = mark_unchanged(im, id, id_len, &nonempty)) != 0)
+	struct pobox_profile_ref ref;
+	if ((rc = pobox_store_profile_find(pb->st, im->id_type, id, id_len, &ref)) != 0)
+		return rc;
+	memset(im->same, 0, im->ncols);
+	if (im->o->changed_only && (rc = mark_unchanged(im, &ref, &nonempty)) != 0)
 		return rc;
 	if (nonempty == 0)
 		return 0;
-	if ((rc = pobox_store_profile(pb->st, im->id_type, id, id_len, &profile)) != 0)
+	const char *cells = NULL;
+	size_t cells_len = 0;
+	if ((rc = pack(im, &cells, &cells_len)) != 0 ||
+	    (rc = pobox_store_write(pb->st, im->id_type, id, id_len, &ref, im->shape, im->width, cells,
+	                            cells_len, nonempty, pobox_clock_now_ms(&pb->clock), im->source,
+	                            im->o->urgent, NULL)) != 0)
 		return rc;
-	for (size_t i = 0; i < im->ncols; i++) {
-		if (i == im->id_col || im->cell_len[i] == 0 || im->same[i])
-			continue;
-		if ((rc = pobox_put_interned(pb, profile, im->cols[i].id, im->cell[i], im->cell_len[i],
-		                             im->o->urgent, im->source)) != 0)
-			return rc;
-		im->sum.updates++;
-	}
+	im->sum.updates += nonempty;
 	return 0;
 }
 
@@ -425,6 +467,7 @@ int pobox_import(struct pobox *pb, FILE *in, const char *name, const struct pobo
 	pobox_free(im.cell);
 	pobox_free(im.cell_len);
 	pobox_free(im.same);
+	pobox_cells_buf_free(&im.cells_json);
 	*summary = im.sum;
 	return rc;
 }

@@ -60,8 +60,6 @@ struct single_group {
 struct cut {
 	struct pobox *pb;
 	int64_t max_seq;         /* newest update when the cut began: every row it takes is <= */
-	struct builder *run_b;   /* the batch the current run of profiles goes to */
-	int64_t run_lo, run_hi;  /* ids of that run (consecutive scanned profiles) */
 	struct single_group single[2];      /* [id type - 1]: open single-lane batch */
 	int64_t single_assigned, single_assigned_urgent;
 	const struct pobox_sched_opts *o;
@@ -403,20 +401,9 @@ static int write_row(struct cut *c, struct builder *b, const struct pobox_prow *
 	return 0;
 }
 
-/* Fences the current run of profiles (one UPDATE for many profiles). */
-static int flush_run(struct cut *c)
-{
-	int rc = 0;
-	if (c->run_b)
-		rc = pobox_store_fence_range(c->pb->st, c->run_lo, c->run_hi, c->run_b->id, c->max_seq,
-		                             c->now_ms);
-	c->run_b = NULL;
-	return rc;
-}
-
 /* Puts the profile in the single lane when it belongs there: returns 0
  * when it did, 1 when the profile should go bulk, <0 on error. */
-static int route_single(struct cut *c, const struct pobox_prow *p, size_t own, int64_t upto)
+static int route_single(struct cut *c, const struct pobox_prow *p, size_t own)
 {
 	const struct pobox_sched_opts *o = c->o;
 	int urgent = 0, rc;
@@ -439,12 +426,10 @@ static int route_single(struct cut *c, const struct pobox_prow *p, size_t own, i
 		     (int64_t)pobox_urlencoded_len(c->cells[i].value, c->cells[i].len);
 	if (o->single_url_base + q > o->max_post_bytes)
 		return 1; /* too big for one call: bulk */
-	if ((rc = flush_run(c)) != 0)
-		return rc;
 	struct single_group *g = &c->single[p->id_type == POBOX_ID_PCID ? 0 : 1];
 	if (g->id == 0 && (rc = pobox_store_single_batch_new(c->pb->st, p->id_type, c->now_ms, &g->id)) != 0)
 		return rc;
-	if ((rc = pobox_store_fence(c->pb->st, p->profile, g->id, upto)) != 0)
+	if ((rc = pobox_store_fence(c->pb->st, p, g->id, c->max_seq, (int64_t)own)) != 0)
 		return rc;
 	g->n++;
 	g->updates += (int64_t)own;
@@ -495,7 +480,7 @@ static int on_profile(void *ctx, const struct pobox_prow *p)
 	}
 	int64_t updates = (int64_t)own;
 	if (c->fixed_batch == 0 && c->o->single_enabled) {
-		int rc2 = route_single(c, p, own, upto);
+		int rc2 = route_single(c, p, own);
 		if (rc2 != 1)
 			return rc2; /* 0: sent to the single lane; <0: error */
 	}
@@ -506,7 +491,8 @@ static int on_profile(void *ctx, const struct pobox_prow *p)
 	if (api == 2 && c->o->carry_window_ms > 0 && p->last_v2_at_ms >= 0 &&
 	    c->now_ms - p->last_v2_at_ms <= c->o->carry_window_ms) {
 		struct carry_ctx cc = {c, own};
-		if ((rc = pobox_store_last_delivered(pb->st, p->profile, p->done_seq, on_delivered, &cc)) != 0)
+		if ((rc = pobox_store_last_delivered(pb->st, p->profile, p->done_seq, p->sent_seq,
+		                                     on_delivered, &cc)) != 0)
 			return rc;
 		for (size_t i = own; i < c->ncells; i++)
 			c->cells[i].value = c->carry_text + (uintptr_t)c->cells[i].value;
@@ -550,8 +536,6 @@ static int on_profile(void *ctx, const struct pobox_prow *p)
 				for (int i = 1; i < MAX_OPEN; i++)
 					if (c->open[ti][i]->last_used < c->open[ti][slot]->last_used)
 						slot = i;
-				if (c->run_b == c->open[ti][slot] && (rc = flush_run(c)) != 0)
-					return rc;
 				rc = builder_close(c, c->open[ti][slot]);
 				builder_free(c->open[ti][slot]);
 				c->open[ti][slot] = NULL;
@@ -577,16 +561,8 @@ static int on_profile(void *ctx, const struct pobox_prow *p)
 	c->sum->profiles++;
 	c->sum->updates += updates;
 	c->sum->carried += (int64_t)(c->ncells - own);
-	if (c->fixed_batch == 0) {
-		/* consecutive profiles going to the same batch are fenced together */
-		if (c->run_b != best) {
-			if ((rc = flush_run(c)) != 0)
-				return rc;
-			c->run_b = best;
-			c->run_lo = p->profile;
-		}
-		c->run_hi = p->profile;
-	}
+	if (c->fixed_batch == 0)
+		return pobox_store_fence(pb->st, p, best->id, c->max_seq, updates);
 	return 0;
 }
 
@@ -594,15 +570,13 @@ static int run_cut(struct cut *c)
 {
 	int rc = pobox_store_each_attr(c->pb->st, load_name, c);
 	if (rc == 0)
-		rc = pobox_store_query_int64(c->pb->st, "SELECT coalesce(max(seq), 0) FROM updates", &c->max_seq);
+		rc = pobox_store_query_int64(c->pb->st, "SELECT next_seq - 1 FROM tallies", &c->max_seq);
 	if (rc == 0) {
 		if (c->fixed_batch > 0)
 			rc = pobox_store_scan_batch(c->pb->st, c->fixed_batch, on_profile, c);
 		else
 			rc = pobox_store_scan_pending(c->pb->st, c->now_ms, on_profile, c);
 	}
-	if (rc == 0)
-		rc = flush_run(c);
 	for (int t = 0; t < 2; t++)
 		if (rc == 0)
 			rc = close_single(c, &c->single[t]);
@@ -632,8 +606,10 @@ int pobox_sched_cut(struct pobox *pb, const struct pobox_sched_opts *o,
 	if ((rc = pobox_begin(pb)) != 0)
 		return rc;
 	c.now_ms = pobox_clock_now_ms(&pb->clock);
-	int64_t first = 0;
-	if (o->dry_run)
+	int64_t first = 0, staged = 0;
+	/* sqlite3 producers' rows first: their seqs are older than later writes' */
+	rc = pobox_store_ingest(pb->st, &staged);
+	if (rc == 0 && o->dry_run)
 		rc = pobox_store_query_int64(pb->st, "SELECT coalesce(max(id), 0) + 1 FROM batches", &first);
 	if (rc == 0)
 		rc = run_cut(&c);

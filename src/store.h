@@ -42,19 +42,41 @@ int pobox_store_commit(struct pobox_store *st);
 int pobox_store_rollback(struct pobox_store *st);
 int pobox_store_in_tx(struct pobox_store *st);
 
-/* Interning: the row id of a profile / attribute / source name, created on
+/* Interning of names: the row id of an attribute / source, created on
  * first use.  Call inside a write transaction. */
-int pobox_store_profile(struct pobox_store *st, enum pobox_id_type t, const char *id, size_t len,
-                        int64_t *out);
 int pobox_store_attr(struct pobox_store *st, const char *name, size_t len, int64_t *out);
-/* Looks a profile up without creating it: *found = 0 when unknown. */
-int pobox_store_profile_find(struct pobox_store *st, enum pobox_id_type t, const char *id,
-                             size_t len, int64_t *profile, int64_t *done_seq, int *found);
 int pobox_store_source(struct pobox_store *st, const char *name, int64_t *out);
+/* The id of the shape (attribute ids in order) of a write, created on
+ * first use.  Inside a write transaction. */
+int pobox_store_shape_id(struct pobox_store *st, const int64_t *attrs, size_t n, int64_t *out);
 
-/* Appends one pending update.  Inside a write transaction. */
-int pobox_store_append(struct pobox_store *st, int64_t profile, int64_t attr, const char *value,
-                       size_t len, int64_t enqueued_at_ms, int64_t source, int urgent);
+/* A profile as a producer sees it.  id 0: not in the outbox yet. */
+struct pobox_profile_ref {
+	int64_t id;
+	int64_t done_seq;      /* delivered updates are <= this */
+	int64_t sent_seq;      /* delivered updates <= this are folded into sent */
+	int pending;           /* it has pending updates already */
+};
+
+/* Looks a profile up by key (store/keys.c: the last one found's successor
+ * first, as exports come in a stable order, then the key tables).  Sets
+ * ref->id = 0 when unknown. */
+int pobox_store_profile_find(struct pobox_store *st, enum pobox_id_type t, const char *id,
+                             size_t len, struct pobox_profile_ref *ref);
+
+/* Appends one write: the values `cells` (JSON text, see cells.h) for the
+ * `width` positions of `shape`, n of them set.  ref comes from
+ * pobox_store_profile_find for the same key (the profile is created when
+ * ref->id is 0); on return it names the profile.  *first_seq (may be NULL)
+ * = the seq of position 0.  Inside a write transaction. */
+int pobox_store_write(struct pobox_store *st, enum pobox_id_type t, const char *id, size_t len,
+                      struct pobox_profile_ref *ref, int64_t shape, size_t width,
+                      const char *cells, size_t cells_len, int64_t n, int64_t enqueued_at_ms,
+                      int64_t source, int urgent, int64_t *first_seq);
+
+/* Moves updates staged by sqlite3 producers into writes (their seqs kept).
+ * Inside a write transaction; *moved = how many. */
+int pobox_store_ingest(struct pobox_store *st, int64_t *moved);
 
 enum pobox_update_state {
 	POBOX_ST_PENDING,
@@ -72,6 +94,8 @@ struct pobox_status {
 	int64_t profiles;
 	int64_t attributes;
 	int64_t file_bytes;         /* main file + WAL */
+	int64_t used_bytes;         /* pages in use */
+	int64_t last_delivery_ms;   /* 0: never */
 	int schema_version;
 };
 
@@ -92,7 +116,7 @@ int pobox_store_exec(struct pobox_store *st, const char *sql);
 /* The path the store was opened with (borrowed). */
 const char *pobox_store_path(const struct pobox_store *st);
 
-/* ---- delivery (store/batch.c) ------------------------------------------ */
+/* ---- the pending set and the cut (store/writes.c) ---------------------- */
 
 /* One profile's live, not yet delivered updates, as the scheduler sees them:
  * sorted by attribute, then enqueue order.  Arrays are borrowed for the
@@ -103,6 +127,7 @@ struct pobox_prow {
 	const char *profile_id;
 	size_t profile_id_len;
 	int64_t done_seq;
+	int64_t sent_seq;        /* delivered updates <= this are folded into sent */
 	int64_t last_v2_at_ms;   /* -1: never */
 	int route_bulk;          /* a single call did not find it: bulk only */
 	int delivered_once;      /* Target has had an update of it confirmed */
@@ -118,30 +143,44 @@ typedef int (*pobox_prow_fn)(void *ctx, const struct pobox_prow *p);
 
 /* Calls fn for every profile that has pending updates, is not fenced and is
  * due (next_attempt_at_ms <= now_ms), in profile order.  fn may write
- * (supersede, fence) rows of the profile it is given. */
+ * (supersede, fence, kill) the profile it is given. */
 int pobox_store_scan_pending(struct pobox_store *st, int64_t now_ms, pobox_prow_fn fn, void *ctx);
-/* The same for the profiles held by batch, with the rows it carries. */
+/* The same for the profiles held by batch, with the updates it carries. */
 int pobox_store_scan_batch(struct pobox_store *st, int64_t batch, pobox_prow_fn fn, void *ctx);
 
 /* Calls fn(ctx, attr_id, name) for every attribute. */
 int pobox_store_each_attr(struct pobox_store *st,
                           int (*fn)(void *ctx, int64_t id, const char *name), void *ctx);
 
-/* The last delivered value of each attribute of a profile (newest delivered
- * live row, else profile_state). */
+/* The last delivered value of each attribute of a profile: its folded
+ * values overlaid by delivered writes not folded yet.  fn's text is
+ * borrowed for the call. */
 int pobox_store_last_delivered(struct pobox_store *st, int64_t profile, int64_t done_seq,
+                               int64_t sent_seq,
                                int (*fn)(void *ctx, int64_t attr, const char *v, size_t len),
                                void *ctx);
 
+/* Marks update seq superseded by by_seq (a pending update). */
 int pobox_store_supersede(struct pobox_store *st, int64_t seq, int64_t by_seq);
-/* Marks the profile's pending rows (seq in (done_seq, upto]) dead. */
+/* Marks the profile's pending updates (seq in (done_seq, upto]) dead. */
 int pobox_store_kill_rows(struct pobox_store *st, int64_t profile, int64_t done_seq, int64_t upto,
                           const char *reason, int64_t attempts);
-int pobox_store_fence(struct pobox_store *st, int64_t profile, int64_t batch, int64_t batch_seq);
-/* Fences, in one statement, every profile with id in [lo, hi] that the
- * pending scan would yield (unfenced, due at now_ms, with pending rows). */
-int pobox_store_fence_range(struct pobox_store *st, int64_t lo, int64_t hi, int64_t batch,
-                            int64_t batch_seq, int64_t now_ms);
+/* Fences the profile into batch with its `cells` live updates up to
+ * batch_seq (they leave the pending set), first folding its delivered
+ * values not folded yet (so each keeps its delivery time). */
+int pobox_store_fence(struct pobox_store *st, const struct pobox_prow *p, int64_t batch,
+                      int64_t batch_seq, int64_t cells);
+
+/* Housekeeping: deletes writes whose updates are all delivered before
+ * cutoff_ms or all superseded (enqueued before it), none dead; their
+ * profiles' last delivered values are folded first, so changed-only and
+ * carry-forward keep them.  Examines at most `limit` writes after *cursor
+ * (0: from the oldest) and sets *cursor to where to go on, or 0 when it
+ * reached the end.  *pruned = updates deleted.  Inside a transaction. */
+int pobox_store_prune(struct pobox_store *st, int64_t cutoff_ms, int64_t limit, int64_t *cursor,
+                      int64_t *pruned);
+
+/* ---- batches (store/batch.c) ---------------------------------------- */
 
 enum pobox_batch_state {
 	POBOX_B_READY, POBOX_B_SENDING, POBOX_B_SUBMITTED, POBOX_B_DONE, POBOX_B_DEAD,
@@ -239,11 +278,6 @@ int pobox_store_each_row(struct pobox_store *st, const char *sql, int has_arg, i
                                    const char *const *values),
                          void *ctx);
 
-/* Housekeeping: folds delivered rows of profiles last delivered before
- * cutoff_ms into profile_state and deletes them, and deletes superseded
- * rows enqueued before cutoff_ms; at most `limit` rows per call.
- * *pruned = rows deleted. */
-int pobox_store_prune(struct pobox_store *st, int64_t cutoff_ms, int64_t limit, int64_t *pruned);
 
 /* ---- single lane and quota (store/quota.c) ---------------------------- */
 

@@ -211,7 +211,7 @@ static int loop(struct cli *cli, struct pobox *pb, struct pobox_deliver_opts *o,
 	struct pobox_single_opts so;
 	char err[POBOX_ERRLEN];
 	int rc, code = EXIT_OK, lock = -1;
-	int64_t last_prune = 0, last_cut_seq = -1, checked_seq = -1, last_full = 0, last_metrics = 0;
+	int64_t last_prune = 0, prune_cursor = 0, last_cut_seq = -1, checked_seq = -1, last_full = 0, last_metrics = 0;
 	int64_t due = 0, later = 0, next_due = -1, oldest = -1;
 
 	lock = delivery_lock(cli->cfg.db);
@@ -344,12 +344,16 @@ static int loop(struct cli *cli, struct pobox *pb, struct pobox_deliver_opts *o,
 				pobox_log(POBOX_LOG_WARN, "metrics_failed", "reason=\"%s\"", pobox_errmsg(pb));
 			last_metrics = now;
 		}
-		if (mode == RUN && now - last_prune > 600000) {
+		if (mode == RUN && (now - last_prune > 600000 || prune_cursor)) {
+			/* a slice at a time, so producers never wait long */
 			int64_t pruned = 0;
 			if (pobox_begin(pb) == 0) {
-				int r = pobox_store_prune(pb->st, now - cli->cfg.retention_ms, 50000, &pruned);
+				int r = pobox_store_prune(pb->st, now - cli->cfg.retention_ms, 5000, &prune_cursor,
+				                          &pruned);
 				if ((r == 0 ? pobox_commit(pb) : pobox_rollback(pb)) == 0 && r == 0 && pruned)
 					pobox_log(POBOX_LOG_INFO, "pruned", "updates=%lld", (long long)pruned);
+				if (r)
+					prune_cursor = 0;
 			}
 			last_prune = now;
 		}

@@ -1,9 +1,11 @@
 /*
- * store_batch.c - the store's SQL for delivery: scanning pending updates by
- * profile, fencing profiles into batches, batch rows and their lifecycle,
- * completion, dead letters, the per-minute call ledger, lane pauses and
- * housekeeping.  Part of the store module (see store.h for contracts, and
- * schema/0002_delivery.sql for the state model).
+ * batch.c - the store's SQL for batch rows and their lifecycle: creating
+ * and filling them, completion, releasing and dead-lettering what they
+ * hold, splitting, the per-minute call ledger and lane pauses.  Part of the
+ * store (see store.h for contracts, schema/0002_delivery.sql for the batch
+ * states and schema/0005_storage.sql for how updates are kept).  Moving
+ * updates between batched, pending, delivered and dead keeps the tallies:
+ * a batch's `held` and its profiles' batch_cells say how many move.
  *
  * Every function here runs inside the caller's transaction where the caller
  * holds one; the deliverer and scheduler decide where transactions begin
@@ -20,218 +22,7 @@ const char *const pobox_batch_state_names[POBOX_B_COUNT] = {
 	"ready", "sending", "submitted", "done", "dead", "split", "replaced",
 };
 
-/* ---- scanning ----------------------------------------------------------- */
-
-static const char SQL_SCAN_PENDING[] =
-	"SELECT p.id, p.id_type, p.profile_id, p.done_seq, coalesce(p.last_v2_at_ms, -1),"
-	"       u.seq, u.attr, u.value, u.urgent, u.enqueued_at_ms, p.route_bulk, p.done_at_ms IS NOT NULL "
-	"FROM profiles p JOIN updates u ON u.state = 'live' AND u.profile = p.id AND u.seq > p.done_seq "
-	"WHERE p.batch IS NULL AND p.next_attempt_at_ms <= ?1 "
-	/* u.profile, not p.id: then the index already gives this order and
-	 * SQLite does not sort millions of rows in a temporary B-tree */
-	"ORDER BY u.profile, u.attr, u.seq";
-
-static const char SQL_SCAN_BATCH[] =
-	"SELECT p.id, p.id_type, p.profile_id, p.done_seq, coalesce(p.last_v2_at_ms, -1),"
-	"       u.seq, u.attr, u.value, u.urgent, u.enqueued_at_ms, p.route_bulk, p.done_at_ms IS NOT NULL "
-	/* CROSS JOIN keeps profiles outside: without statistics SQLite would
-	 * otherwise walk every live update of the outbox for each batch */
-	"FROM profiles p CROSS JOIN updates u ON u.state = 'live' AND u.profile = p.id "
-	"     AND u.seq > p.done_seq AND u.seq <= p.batch_seq "
-	"WHERE p.batch = ?1 "
-	"ORDER BY p.id, u.attr, u.seq";
-
-/* One profile's rows, copied out of SQLite (its text is only valid until
- * the next step).  Reused from profile to profile. */
-struct group {
-	size_t n, cap;
-	int64_t *seq, *attr, *enq;
-	int *urgent;
-	size_t *len;
-	size_t *off;
-	const char **val;
-	char *text;
-	size_t text_len, text_cap;
-	char *pid;
-	size_t pid_len, pid_cap;
-};
-
-static void group_free(struct group *g)
-{
-	pobox_free(g->seq);
-	pobox_free(g->attr);
-	pobox_free(g->enq);
-	pobox_free(g->urgent);
-	pobox_free(g->len);
-	pobox_free(g->off);
-	pobox_free(g->val);
-	pobox_free(g->text);
-	pobox_free(g->pid);
-}
-
-static int grow(void **p, size_t elem, size_t cap)
-{
-	void *n = pobox_realloc(*p, elem * cap);
-	if (!n)
-		return POBOX_ENOMEM;
-	*p = n;
-	return 0;
-}
-
-static int group_add(struct group *g, sqlite3_stmt *s)
-{
-	if (g->n == g->cap) {
-		size_t c = g->cap ? g->cap * 2 : 16;
-		if (grow((void **)&g->seq, sizeof *g->seq, c) || grow((void **)&g->attr, sizeof *g->attr, c) ||
-		    grow((void **)&g->enq, sizeof *g->enq, c) || grow((void **)&g->urgent, sizeof *g->urgent, c) ||
-		    grow((void **)&g->len, sizeof *g->len, c) || grow((void **)&g->off, sizeof *g->off, c) ||
-		    grow((void **)&g->val, sizeof *g->val, c))
-			return POBOX_ENOMEM;
-		g->cap = c;
-	}
-	const char *v = (const char *)sqlite3_column_text(s, 7);
-	size_t vl = (size_t)sqlite3_column_bytes(s, 7);
-	if (g->text_len + vl + 1 > g->text_cap) {
-		size_t c = g->text_cap ? g->text_cap : 4096;
-		while (c < g->text_len + vl + 1)
-			c *= 2;
-		if (grow((void **)&g->text, 1, c))
-			return POBOX_ENOMEM;
-		g->text_cap = c;
-	}
-	memcpy(g->text + g->text_len, v ? v : "", vl);
-	g->text[g->text_len + vl] = '\0';
-	g->off[g->n] = g->text_len;
-	g->text_len += vl + 1;
-	g->seq[g->n] = sqlite3_column_int64(s, 5);
-	g->attr[g->n] = sqlite3_column_int64(s, 6);
-	g->len[g->n] = vl;
-	g->urgent[g->n] = sqlite3_column_int(s, 8);
-	g->enq[g->n] = sqlite3_column_int64(s, 9);
-	g->n++;
-	return 0;
-}
-
-static int scan(struct pobox_store *st, const char *sql, int64_t arg, pobox_prow_fn fn, void *ctx)
-{
-	sqlite3_stmt *s = pobox_store_prep(st, sql);
-	struct group g = {0};
-	struct pobox_prow p = {0};
-	int rc = 0, r;
-	int64_t cur = 0;
-
-	if (!s)
-		return POBOX_EIO;
-	sqlite3_bind_int64(s, 1, arg);
-	for (;;) {
-		r = sqlite3_step(s);
-		int64_t id = r == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-		if (g.n && (r != SQLITE_ROW || id != cur)) {
-			/* the previous profile is complete: hand it over */
-			for (size_t i = 0; i < g.n; i++)
-				g.val[i] = g.text + g.off[i];
-			p.n = g.n;
-			p.seq = g.seq;
-			p.attr = g.attr;
-			p.value = g.val;
-			p.value_len = g.len;
-			p.urgent = g.urgent;
-			p.enqueued_at_ms = g.enq;
-			p.profile_id = g.pid;
-			p.profile_id_len = g.pid_len;
-			if ((rc = fn(ctx, &p)) != 0)
-				goto out;
-			g.n = 0;
-			g.text_len = 0;
-		}
-		if (r == SQLITE_DONE)
-			break;
-		if (r != SQLITE_ROW) {
-			rc = pobox_store_fail(st, r, "scanning updates");
-			goto out;
-		}
-		if (g.n == 0) {
-			cur = id;
-			p.profile = id;
-			const char *t = (const char *)sqlite3_column_text(s, 1);
-			p.id_type = t && strcmp(t, "pcId") == 0 ? POBOX_ID_PCID : POBOX_ID_THIRDPARTY;
-			const char *pid = (const char *)sqlite3_column_text(s, 2);
-			size_t pl = (size_t)sqlite3_column_bytes(s, 2);
-			if (pl + 1 > g.pid_cap) {
-				if (grow((void **)&g.pid, 1, pl + 1)) {
-					rc = POBOX_ENOMEM;
-					goto out;
-				}
-				g.pid_cap = pl + 1;
-			}
-			memcpy(g.pid, pid ? pid : "", pl);
-			g.pid[pl] = '\0';
-			g.pid_len = pl;
-			p.done_seq = sqlite3_column_int64(s, 3);
-			p.last_v2_at_ms = sqlite3_column_int64(s, 4);
-			p.route_bulk = sqlite3_column_int(s, 10);
-			p.delivered_once = sqlite3_column_int(s, 11);
-		}
-		if ((rc = group_add(&g, s)) != 0)
-			goto out;
-	}
-out:
-	sqlite3_reset(s);
-	group_free(&g);
-	return rc;
-}
-
-int pobox_store_scan_pending(struct pobox_store *st, int64_t now_ms, pobox_prow_fn fn, void *ctx)
-{
-	return scan(st, SQL_SCAN_PENDING, now_ms, fn, ctx);
-}
-
-int pobox_store_scan_batch(struct pobox_store *st, int64_t batch, pobox_prow_fn fn, void *ctx)
-{
-	return scan(st, SQL_SCAN_BATCH, batch, fn, ctx);
-}
-
 /* ---- small statements ------------------------------------------------- */
-
-/* Runs a prepared statement that returns no rows, with up to 4 int64 binds
- * and optional text binds at given positions. */
-static int run(struct pobox_store *st, const char *sql, const char *what, int nint,
-               const int64_t *ints, int ntext, const char *const *texts)
-{
-	sqlite3_stmt *s = pobox_store_prep(st, sql);
-	if (!s)
-		return POBOX_EIO;
-	for (int i = 0; i < nint; i++)
-		sqlite3_bind_int64(s, i + 1, ints[i]);
-	for (int i = 0; i < ntext; i++) {
-		if (texts[i])
-			sqlite3_bind_text(s, nint + i + 1, texts[i], -1, SQLITE_STATIC);
-		else
-			sqlite3_bind_null(s, nint + i + 1);
-	}
-	int rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
-	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : pobox_store_fail(st, rc, what);
-}
-
-/* First column of the first row as int64 (*out untouched when no row). */
-static int one_int(struct pobox_store *st, const char *sql, const char *what, int nint,
-                   const int64_t *ints, int64_t *out, int *found)
-{
-	sqlite3_stmt *s = pobox_store_prep(st, sql);
-	if (!s)
-		return POBOX_EIO;
-	for (int i = 0; i < nint; i++)
-		sqlite3_bind_int64(s, i + 1, ints[i]);
-	int rc = sqlite3_step(s);
-	if (found)
-		*found = rc == SQLITE_ROW;
-	if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
-		*out = sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
-	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : pobox_store_fail(st, rc, what);
-}
 
 int pobox_store_each_attr(struct pobox_store *st,
                           int (*fn)(void *ctx, int64_t id, const char *name), void *ctx)
@@ -248,96 +39,6 @@ int pobox_store_each_attr(struct pobox_store *st,
 	if (rc == 0 && r != SQLITE_DONE)
 		rc = pobox_store_fail(st, r, "reading attributes");
 	return rc;
-}
-
-int pobox_store_last_delivered(struct pobox_store *st, int64_t profile, int64_t done_seq,
-                               int (*fn)(void *ctx, int64_t attr, const char *v, size_t len),
-                               void *ctx)
-{
-	/* newest delivered live row per attribute, then pruned values for the
-	 * attributes without one */
-	static const char sql[] =
-		"SELECT attr, value FROM ("
-		"  SELECT attr, value, row_number() OVER (PARTITION BY attr ORDER BY seq DESC) AS rn"
-		"  FROM updates WHERE state = 'live' AND profile = ?1 AND seq <= ?2) WHERE rn = 1 "
-		"UNION ALL "
-		"SELECT ps.attr, ps.value FROM profile_state ps WHERE ps.profile = ?1 AND NOT EXISTS "
-		"  (SELECT 1 FROM updates u WHERE u.state = 'live' AND u.profile = ?1 AND u.attr = ps.attr"
-		"   AND u.seq <= ?2)";
-	sqlite3_stmt *s = pobox_store_prep(st, sql);
-	int rc = 0, r;
-	if (!s)
-		return POBOX_EIO;
-	sqlite3_bind_int64(s, 1, profile);
-	sqlite3_bind_int64(s, 2, done_seq);
-	while ((r = sqlite3_step(s)) == SQLITE_ROW)
-		if ((rc = fn(ctx, sqlite3_column_int64(s, 0), (const char *)sqlite3_column_text(s, 1),
-		             (size_t)sqlite3_column_bytes(s, 1))) != 0)
-			break;
-	sqlite3_reset(s);
-	if (rc == 0 && r != SQLITE_DONE)
-		rc = pobox_store_fail(st, r, "reading delivered values");
-	return rc;
-}
-
-int pobox_store_profile_find(struct pobox_store *st, enum pobox_id_type t, const char *id,
-                             size_t len, int64_t *profile, int64_t *done_seq, int *found)
-{
-	static const char sql[] =
-		"SELECT id, done_seq FROM profiles WHERE id_type = ?1 AND profile_id = ?2";
-	sqlite3_stmt *s = pobox_store_prep(st, sql);
-	if (!s)
-		return POBOX_EIO;
-	sqlite3_bind_text(s, 1, pobox_id_type_name(t), -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, id, (int)len, SQLITE_STATIC);
-	int rc = sqlite3_step(s);
-	*found = rc == SQLITE_ROW;
-	if (rc == SQLITE_ROW) {
-		*profile = sqlite3_column_int64(s, 0);
-		*done_seq = sqlite3_column_int64(s, 1);
-	}
-	sqlite3_reset(s);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : pobox_store_fail(st, rc, "finding a profile");
-}
-
-int pobox_store_supersede(struct pobox_store *st, int64_t seq, int64_t by_seq)
-{
-	static const char sql[] =
-		"UPDATE updates SET state = 'superseded', superseded_by = ?2 WHERE seq = ?1";
-	int64_t a[2] = {seq, by_seq};
-	return run(st, sql, "superseding an update", 2, a, 0, NULL);
-}
-
-int pobox_store_kill_rows(struct pobox_store *st, int64_t profile, int64_t done_seq, int64_t upto,
-                          const char *reason, int64_t attempts)
-{
-	static const char sql[] =
-		"UPDATE updates SET state = 'dead', attempts = ?4, last_error = ?5,"
-		" dead_at_ms = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) "
-		"WHERE state = 'live' AND profile = ?1 AND seq > ?2 AND seq <= ?3";
-	int64_t a[4] = {profile, done_seq, upto, attempts};
-	const char *t[1] = {reason};
-	return run(st, sql, "dead-lettering updates", 4, a, 1, t);
-}
-
-int pobox_store_fence(struct pobox_store *st, int64_t profile, int64_t batch, int64_t batch_seq)
-{
-	static const char sql[] = "UPDATE profiles SET batch = ?2, batch_seq = ?3 WHERE id = ?1";
-	int64_t a[3] = {profile, batch, batch_seq};
-	return run(st, sql, "fencing a profile", 3, a, 0, NULL);
-}
-
-int pobox_store_fence_range(struct pobox_store *st, int64_t lo, int64_t hi, int64_t batch,
-                            int64_t batch_seq, int64_t now_ms)
-{
-	/* the same conditions as SQL_SCAN_PENDING, so exactly the profiles the
-	 * scan yielded in this range (and did not route elsewhere) */
-	static const char sql[] =
-		"UPDATE profiles SET batch = ?3, batch_seq = ?4 WHERE id BETWEEN ?1 AND ?2"
-		" AND batch IS NULL AND next_attempt_at_ms <= ?5 AND EXISTS (SELECT 1 FROM updates u"
-		" WHERE u.state = 'live' AND u.profile = profiles.id AND u.seq > profiles.done_seq)";
-	int64_t a[5] = {lo, hi, batch, batch_seq, now_ms};
-	return run(st, sql, "fencing profiles", 5, a, 0, NULL);
 }
 
 /* ---- batch rows --------------------------------------------------------- */
@@ -364,7 +65,7 @@ int pobox_store_batch_new(struct pobox_store *st, int api, enum pobox_id_type t,
 		"VALUES (?5, ?6, 'ready', ?7, nullif(?1, 0), ?2, 0, 0, 0, x'', 0, ?3, ?4)";
 	int64_t a[4] = {parent, resubmits, now_ms, now_ms};
 	const char *txt[3] = {api == 1 ? "v1" : "v2", pobox_id_type_name(t), reason};
-	int rc = run(st, sql, "creating a batch", 4, a, 3, txt);
+	int rc = pobox_store_run(st, sql, "creating a batch", 4, a, 3, txt);
 	if (rc == 0)
 		*id = sqlite3_last_insert_rowid(st->db);
 	return rc;
@@ -379,7 +80,7 @@ int pobox_store_batch_payload(struct pobox_store *st, int64_t id, int64_t profil
 	 * place: SQLite never builds the whole (tens of MB) record in memory and
 	 * the caller need not join the parts first. */
 	static const char sql[] =
-		"UPDATE batches SET profiles = ?2, updates = ?3, carried = ?4, bytes = ?5,"
+		"UPDATE batches SET profiles = ?2, updates = ?3, held = ?3, carried = ?4, bytes = ?5,"
 		" payload_crc32 = ?6, payload = zeroblob(?7) WHERE id = ?1";
 	sqlite3_stmt *s = pobox_store_prep(st, sql);
 	sqlite3_blob *b = NULL;
@@ -413,7 +114,7 @@ int pobox_store_batch_delete_empty(struct pobox_store *st, int64_t id)
 	static const char sql[] =
 		"DELETE FROM batches WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM profiles WHERE batch = ?1)";
 	int64_t a[1] = {id};
-	return run(st, sql, "dropping an empty batch", 1, a, 0, NULL);
+	return pobox_store_run(st, sql, "dropping an empty batch", 1, a, 0, NULL);
 }
 
 int pobox_store_batch_copy_payload(struct pobox_store *st, int64_t to, int64_t from)
@@ -423,7 +124,7 @@ int pobox_store_batch_copy_payload(struct pobox_store *st, int64_t to, int64_t f
 		"(SELECT profiles, updates, carried, bytes, payload, payload_crc32 FROM batches WHERE id = ?2) "
 		"WHERE id = ?1";
 	int64_t a[2] = {to, from};
-	return run(st, sql, "copying a batch payload", 2, a, 0, NULL);
+	return pobox_store_run(st, sql, "copying a batch payload", 2, a, 0, NULL);
 }
 
 static char *dup_col(sqlite3_stmt *s, int i)
@@ -432,10 +133,6 @@ static char *dup_col(sqlite3_stmt *s, int i)
 	return t ? pobox_strdup(t) : NULL;
 }
 
-static int64_t int_or(sqlite3_stmt *s, int i, int64_t dflt)
-{
-	return sqlite3_column_type(s, i) == SQLITE_NULL ? dflt : sqlite3_column_int64(s, i);
-}
 
 int pobox_store_batch_get(struct pobox_store *st, int64_t id, int with_payload,
                           struct pobox_batch *out)
@@ -473,7 +170,7 @@ int pobox_store_batch_get(struct pobox_store *st, int64_t id, int with_payload,
 		if (strcmp(state, pobox_batch_state_names[i]) == 0)
 			b.state = (enum pobox_batch_state)i;
 	b.reason = dup_col(s, 4);
-	b.parent = int_or(s, 5, 0);
+	b.parent = pobox_store_col_int(s, 5, 0);
 	b.resubmits = sqlite3_column_int64(s, 6);
 	b.profiles = sqlite3_column_int64(s, 7);
 	b.updates = sqlite3_column_int64(s, 8);
@@ -494,15 +191,15 @@ int pobox_store_batch_get(struct pobox_store *st, int64_t id, int with_payload,
 	b.polls = sqlite3_column_int64(s, 15);
 	b.next_at_ms = sqlite3_column_int64(s, 16);
 	b.remote_status = dup_col(s, 17);
-	b.last_http_status = int_or(s, 18, 0);
+	b.last_http_status = pobox_store_col_int(s, 18, 0);
 	b.last_error = dup_col(s, 19);
 	b.created_at_ms = sqlite3_column_int64(s, 20);
-	b.submitted_at_ms = int_or(s, 21, 0);
-	b.finished_at_ms = int_or(s, 22, 0);
-	b.batch_size = int_or(s, 23, -1);
-	b.successful_updates = int_or(s, 24, -1);
-	b.profiles_not_found = int_or(s, 25, -1);
-	b.failed_updates = int_or(s, 26, -1);
+	b.submitted_at_ms = pobox_store_col_int(s, 21, 0);
+	b.finished_at_ms = pobox_store_col_int(s, 22, 0);
+	b.batch_size = pobox_store_col_int(s, 23, -1);
+	b.successful_updates = pobox_store_col_int(s, 24, -1);
+	b.profiles_not_found = pobox_store_col_int(s, 25, -1);
+	b.failed_updates = pobox_store_col_int(s, 26, -1);
 	sqlite3_reset(s);
 	if (rc == 0 && !b.reason)
 		rc = POBOX_ENOMEM;
@@ -574,7 +271,7 @@ int pobox_store_in_flight(struct pobox_store *st, int64_t *count)
 	static const char sql[] =
 		"SELECT count(*) FROM batches WHERE state = 'submitted' AND lane = 'bulk'";
 	*count = 0;
-	return one_int(st, sql, "counting batches in flight", 0, NULL, count, NULL);
+	return pobox_store_one(st, sql, "counting batches in flight", 0, NULL, count, NULL);
 }
 
 int pobox_store_lane_unpause_auth(struct pobox_store *st)
@@ -588,8 +285,8 @@ int pobox_store_lane_unpause_auth(struct pobox_store *st)
 	static const char lift[] =
 		"UPDATE lanes SET paused_until_ms = 0, pause_class = NULL, pause_reason = NULL"
 		" WHERE pause_class IN ('auth', 'config')";
-	int rc = run(st, due, "lifting an auth pause", 0, NULL, 0, NULL);
-	return rc ? rc : run(st, lift, "lifting an auth pause", 0, NULL, 0, NULL);
+	int rc = pobox_store_run(st, due, "lifting an auth pause", 0, NULL, 0, NULL);
+	return rc ? rc : pobox_store_run(st, lift, "lifting an auth pause", 0, NULL, 0, NULL);
 }
 
 int pobox_store_unfinished(struct pobox_store *st, int64_t *count)
@@ -597,19 +294,21 @@ int pobox_store_unfinished(struct pobox_store *st, int64_t *count)
 	static const char sql[] =
 		"SELECT count(*) FROM batches WHERE state IN ('ready', 'sending', 'submitted')";
 	*count = 0;
-	return one_int(st, sql, "counting unfinished batches", 0, NULL, count, NULL);
+	return pobox_store_one(st, sql, "counting unfinished batches", 0, NULL, count, NULL);
 }
 
 int pobox_store_pending(struct pobox_store *st, int64_t now_ms, int64_t *due_profiles,
                         int64_t *later_profiles, int64_t *next_due_ms, int64_t *oldest_ms)
 {
+	/* the pending set only: O(pending), never the history */
 	static const char sql[] =
-		"SELECT count(DISTINCT CASE WHEN p.next_attempt_at_ms <= ?1 THEN p.id END),"
-		"       count(DISTINCT CASE WHEN p.next_attempt_at_ms > ?1 THEN p.id END),"
-		"       min(CASE WHEN p.next_attempt_at_ms > ?1 THEN p.next_attempt_at_ms END),"
-		"       min(u.enqueued_at_ms) "
-		"FROM profiles p JOIN updates u ON u.state = 'live' AND u.profile = p.id AND u.seq > p.done_seq "
-		"WHERE p.batch IS NULL";
+		"SELECT count(CASE WHEN next_attempt_at_ms <= ?1 THEN 1 END)"
+		"        + (SELECT count(DISTINCT id_type || ':' || profile_id) FROM staged),"
+		"       count(CASE WHEN next_attempt_at_ms > ?1 THEN 1 END),"
+		"       min(CASE WHEN next_attempt_at_ms > ?1 THEN next_attempt_at_ms END),"
+		"       min(pending_since_ms), (SELECT min(enqueued_at_ms) FROM staged) "
+		"FROM profiles INDEXED BY profiles_pending "
+		"WHERE pending_since_ms IS NOT NULL AND batch IS NULL";
 	sqlite3_stmt *s = pobox_store_prep(st, sql);
 	if (!s)
 		return POBOX_EIO;
@@ -618,11 +317,22 @@ int pobox_store_pending(struct pobox_store *st, int64_t now_ms, int64_t *due_pro
 	if (rc == SQLITE_ROW) {
 		*due_profiles = sqlite3_column_int64(s, 0);
 		*later_profiles = sqlite3_column_int64(s, 1);
-		*next_due_ms = int_or(s, 2, -1);
-		*oldest_ms = int_or(s, 3, -1);
+		*next_due_ms = pobox_store_col_int(s, 2, -1);
+		int64_t a = pobox_store_col_int(s, 3, -1), b = pobox_store_col_int(s, 4, -1);
+		*oldest_ms = a < 0 || (b >= 0 && b < a) ? b : a;
 	}
 	sqlite3_reset(s);
 	return rc == SQLITE_ROW ? 0 : pobox_store_fail(st, rc, "counting pending updates");
+}
+
+/* Sets each batch's held from its profiles' batch_cells. */
+static int recount_held(struct pobox_store *st, int64_t a, int64_t b)
+{
+	static const char sql[] =
+		"UPDATE batches SET held = (SELECT coalesce(sum(batch_cells), 0) FROM profiles"
+		" WHERE batch = batches.id) WHERE id IN (?1, ?2)";
+	int64_t x[2] = {a, b};
+	return pobox_store_run(st, sql, "counting a batch's updates", 2, x, 0, NULL);
 }
 
 int pobox_store_batch_move(struct pobox_store *st, int64_t from, int64_t to, int64_t max_profile)
@@ -630,7 +340,8 @@ int pobox_store_batch_move(struct pobox_store *st, int64_t from, int64_t to, int
 	static const char sql[] =
 		"UPDATE profiles SET batch = ?2 WHERE batch = ?1 AND (?3 < 0 OR id <= ?3)";
 	int64_t a[3] = {from, to, max_profile};
-	return run(st, sql, "moving profiles between batches", 3, a, 0, NULL);
+	int rc = pobox_store_run(st, sql, "moving profiles between batches", 3, a, 0, NULL);
+	return rc ? rc : recount_held(st, from, to);
 }
 
 int pobox_store_batch_median(struct pobox_store *st, int64_t batch, int64_t *profile_id)
@@ -640,81 +351,182 @@ int pobox_store_batch_median(struct pobox_store *st, int64_t batch, int64_t *pro
 		"LIMIT 1 OFFSET (SELECT (count(*) - 1) / 2 FROM profiles WHERE batch = ?1)";
 	int64_t a[1] = {batch};
 	*profile_id = -1;
-	return one_int(st, sql, "bisecting a batch", 1, a, profile_id, NULL);
+	return pobox_store_one(st, sql, "bisecting a batch", 1, a, profile_id, NULL);
+}
+
+/* The live updates batch holds (its `held`). */
+static int held_of(struct pobox_store *st, int64_t batch, int64_t *n)
+{
+	*n = 0;
+	return pobox_store_one(st, "SELECT held FROM batches WHERE id = ?1", "reading a batch", 1,
+	                       &batch, n, NULL);
+}
+
+static int set_held(struct pobox_store *st, int64_t batch, int64_t delta)
+{
+	static const char sql[] = "UPDATE batches SET held = held + ?2 WHERE id = ?1";
+	int64_t a[2] = {batch, delta};
+	return pobox_store_run(st, sql, "counting a batch's updates", 2, a, 0, NULL);
 }
 
 int pobox_store_batch_delivered(struct pobox_store *st, int64_t batch, int v2, int64_t now_ms)
 {
 	static const char sql[] =
-		"UPDATE profiles SET done_seq = batch_seq, done_at_ms = ?2, batch = NULL, attempts = 0,"
-		" next_attempt_at_ms = 0, last_error = NULL, route_bulk = 0,"
+		"UPDATE profiles SET done_seq = batch_seq, done_at_ms = ?2, batch = NULL, batch_cells = 0,"
+		" attempts = 0, next_attempt_at_ms = 0, last_error = NULL, route_bulk = 0,"
 		" last_v2_at_ms = CASE WHEN ?3 THEN ?2 ELSE last_v2_at_ms END "
 		"WHERE batch = ?1";
-	int64_t a[3] = {batch, now_ms, v2};
-	return run(st, sql, "recording a delivery", 3, a, 0, NULL);
+	int64_t a[3] = {batch, now_ms, v2}, held = 0;
+	int rc = pobox_store_need_tx(st, "recording a delivery");
+	if (rc || (rc = held_of(st, batch, &held)) != 0 ||
+	    (rc = pobox_store_run(st, sql, "recording a delivery", 3, a, 0, NULL)) != 0 ||
+	    (rc = set_held(st, batch, -held)) != 0)
+		return rc;
+	st->d.batched -= held;
+	st->d.delivered += held;
+	if (now_ms > st->d.last_delivery_ms)
+		st->d.last_delivery_ms = now_ms;
+	st->d.dirty = 1;
+	return 0;
 }
+
+/* Back to pending: the updates a profile has in its batch. */
+static const char SQL_REPEND_BATCH[] =
+	"UPDATE profiles SET pending_since_ms = (SELECT min(w.enqueued_at_ms) FROM writes w"
+	" WHERE w.profile = profiles.id AND w.seq > profiles.done_seq AND w.n > w.fates) "
+	"WHERE batch = ?1";
 
 int pobox_store_batch_release(struct pobox_store *st, int64_t batch)
 {
-	static const char sql[] = "UPDATE profiles SET batch = NULL WHERE batch = ?1";
-	int64_t a[1] = {batch};
-	return run(st, sql, "releasing a batch's profiles", 1, a, 0, NULL);
+	static const char sql[] = "UPDATE profiles SET batch = NULL, batch_cells = 0 WHERE batch = ?1";
+	int64_t held = 0;
+	int rc = pobox_store_need_tx(st, "releasing a batch");
+	if (rc || (rc = held_of(st, batch, &held)) != 0 ||
+	    (rc = pobox_store_run(st, SQL_REPEND_BATCH, "releasing a batch", 1, &batch, 0, NULL)) != 0 ||
+	    (rc = pobox_store_run(st, sql, "releasing a batch's profiles", 1, &batch, 0, NULL)) != 0 ||
+	    (rc = set_held(st, batch, -held)) != 0)
+		return rc;
+	st->d.batched -= held;
+	st->d.pending += held;
+	st->d.oldest_recount = 1;
+	st->d.dirty = 1;
+	return 0;
 }
 
 int pobox_store_batch_kill(struct pobox_store *st, int64_t batch, const char *reason)
 {
+	/* every live update the batch carries, with the batch's attempts and
+	 * last HTTP status */
 	static const char kill[] =
-		"UPDATE updates SET state = 'dead', last_error = ?2,"
-		" attempts = (SELECT attempts FROM batches WHERE id = ?1),"
-		" last_http_status = (SELECT last_http_status FROM batches WHERE id = ?1),"
-		" dead_at_ms = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) "
-		"WHERE state = 'live' AND seq IN ("
-		"  SELECT u.seq FROM profiles p JOIN updates u ON u.profile = p.id AND u.state = 'live'"
-		"  AND u.seq > p.done_seq AND u.seq <= p.batch_seq WHERE p.batch = ?1)";
-	int64_t a[1] = {batch};
+		"INSERT INTO fates (seq, state, attempts, last_error, dead_at_ms, last_http_status) "
+		"SELECT w.seq + e.key, 'dead', b.attempts, ?2,"
+		"       CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER), b.last_http_status "
+		"FROM batches b JOIN profiles p ON p.batch = b.id "
+		"JOIN writes w ON w.profile = p.id AND w.seq > p.done_seq AND w.seq <= p.batch_seq, "
+		"     json_each(w.cells) e "
+		"WHERE b.id = ?1 AND e.type <> 'null'"
+		" AND (w.fates = 0 OR NOT EXISTS (SELECT 1 FROM fates f WHERE f.seq = w.seq + e.key))";
+	static const char count[] =
+		"UPDATE writes SET fates = (SELECT count(*) FROM fates f WHERE f.seq >= writes.seq"
+		" AND f.seq < writes.seq + json_array_length(writes.cells)) "
+		"WHERE seq IN (SELECT w.seq FROM profiles p JOIN writes w ON w.profile = p.id"
+		" AND w.seq > p.done_seq AND w.seq <= p.batch_seq WHERE p.batch = ?1)";
+	static const char release[] =
+		"UPDATE profiles SET batch = NULL, batch_cells = 0 WHERE batch = ?1";
 	const char *t[1] = {reason};
-	int rc = run(st, kill, "dead-lettering a batch", 1, a, 1, t);
-	return rc ? rc : pobox_store_batch_release(st, batch);
+	int64_t held = 0;
+	int rc = pobox_store_need_tx(st, "dead-lettering a batch");
+	if (rc || (rc = held_of(st, batch, &held)) != 0 ||
+	    (rc = pobox_store_run(st, kill, "dead-lettering a batch", 1, &batch, 1, t)) != 0 ||
+	    (rc = pobox_store_run(st, count, "dead-lettering a batch", 1, &batch, 0, NULL)) != 0 ||
+	    (rc = pobox_store_run(st, release, "dead-lettering a batch", 1, &batch, 0, NULL)) != 0 ||
+	    (rc = set_held(st, batch, -held)) != 0)
+		return rc;
+	st->d.batched -= held;
+	st->d.dead += held;
+	st->d.dirty = 1;
+	return 0;
+}
+
+int pobox_store_profile_release(struct pobox_store *st, int64_t profile, int route_bulk,
+                                int charge, int64_t next_at_ms, const char *reason,
+                                int64_t max_attempts, int *killed)
+{
+	static const char held[] =
+		"SELECT batch, batch_cells FROM profiles WHERE id = ?1 AND batch IS NOT NULL";
+	static const char sql[] =
+		"UPDATE profiles SET batch = NULL, batch_cells = 0, route_bulk = max(route_bulk, ?2),"
+		" attempts = attempts + ?3, next_attempt_at_ms = ?4, last_error = coalesce(?5, last_error),"
+		" pending_since_ms = (SELECT min(w.enqueued_at_ms) FROM writes w"
+		"   WHERE w.profile = profiles.id AND w.seq > profiles.done_seq AND w.n > w.fates) "
+		"WHERE id = ?1 RETURNING attempts, done_seq, batch_seq";
+	int64_t attempts = 0, done = 0, upto = 0, batch = 0, cells = 0;
+	int rc = pobox_store_need_tx(st, "releasing a profile");
+	*killed = 0;
+	if (rc)
+		return rc;
+	sqlite3_stmt *s = pobox_store_prep(st, held);
+	if (!s)
+		return POBOX_EIO;
+	sqlite3_bind_int64(s, 1, profile);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		batch = sqlite3_column_int64(s, 0);
+		cells = sqlite3_column_int64(s, 1);
+	}
+	sqlite3_reset(s);
+	if (rc == SQLITE_DONE)
+		return 0; /* not in a batch: already settled */
+	if (rc != SQLITE_ROW)
+		return pobox_store_fail(st, rc, "releasing a profile");
+	if (!(s = pobox_store_prep(st, sql)))
+		return POBOX_EIO;
+	sqlite3_bind_int64(s, 1, profile);
+	sqlite3_bind_int(s, 2, route_bulk);
+	sqlite3_bind_int(s, 3, charge);
+	sqlite3_bind_int64(s, 4, next_at_ms);
+	if (reason)
+		sqlite3_bind_text(s, 5, reason, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		attempts = sqlite3_column_int64(s, 0);
+		done = sqlite3_column_int64(s, 1);
+		upto = sqlite3_column_int64(s, 2);
+		rc = sqlite3_step(s);
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	if (rc != SQLITE_DONE)
+		return pobox_store_fail(st, rc, "releasing a profile");
+	if ((rc = set_held(st, batch, -cells)) != 0)
+		return rc;
+	st->d.batched -= cells;
+	st->d.pending += cells;
+	st->d.oldest_recount = 1;
+	st->d.dirty = 1;
+	if (!charge || attempts < max_attempts)
+		return 0;
+	*killed = 1;
+	return pobox_store_kill_rows(st, profile, done, upto, reason ? reason : "gave up", attempts);
 }
 
 int pobox_store_row_failed(struct pobox_store *st, int64_t batch, enum pobox_id_type t,
                            const char *profile_id, const char *reason, int64_t next_at_ms,
                            int64_t max_attempts, int *found)
 {
-	static const char find[] =
-		"SELECT id, done_seq, batch_seq, attempts FROM profiles "
-		"WHERE id_type = ?2 AND profile_id = ?3 AND batch = ?1";
-	static const char fail_sql[] =
-		"UPDATE profiles SET batch = NULL, attempts = ?2, next_attempt_at_ms = ?3,"
-		" last_error = ?4 WHERE id = ?1";
-	sqlite3_stmt *s = pobox_store_prep(st, find);
-	int64_t id, done, upto, attempts;
-	if (!s)
-		return POBOX_EIO;
-	sqlite3_bind_int64(s, 1, batch);
-	sqlite3_bind_text(s, 2, pobox_id_type_name(t), -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 3, profile_id, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(s);
-	*found = rc == SQLITE_ROW;
-	if (rc == SQLITE_ROW) {
-		id = sqlite3_column_int64(s, 0);
-		done = sqlite3_column_int64(s, 1);
-		upto = sqlite3_column_int64(s, 2);
-		attempts = sqlite3_column_int64(s, 3) + 1;
-	}
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
-	if (rc == SQLITE_DONE)
-		return 0;
-	if (rc != SQLITE_ROW)
-		return pobox_store_fail(st, rc, "finding a failed row's profile");
-	int64_t a[3] = {id, attempts, next_at_ms};
-	const char *txt[1] = {reason};
-	if ((rc = run(st, fail_sql, "recording a failed row", 3, a, 1, txt)) != 0)
+	struct pobox_profile_ref ref;
+	int64_t in = 0;
+	int f = 0, killed;
+	int rc = pobox_store_profile_find(st, t, profile_id, strlen(profile_id), &ref);
+	*found = 0;
+	if (rc || !ref.id)
 		return rc;
-	if (attempts >= max_attempts)
-		rc = pobox_store_kill_rows(st, id, done, upto, reason, attempts);
-	return rc;
+	int64_t a[2] = {ref.id, batch};
+	if ((rc = pobox_store_one(st, "SELECT 1 FROM profiles WHERE id = ?1 AND batch = ?2",
+	                          "finding a failed row's profile", 2, a, &in, &f)) != 0 || !f)
+		return rc;
+	*found = 1;
+	return pobox_store_profile_release(st, ref.id, 0, 1, next_at_ms, reason, max_attempts, &killed);
 }
 
 /* ---- ledgers and lanes -------------------------------------------------- */
@@ -727,7 +539,7 @@ int pobox_store_bulk_call(struct pobox_store *st, int64_t now_ms, int64_t limit,
 		"SELECT count(*), min(at_ms) FROM bulk_calls WHERE at_ms > ?1 - 60000";
 	static const char add[] = "INSERT INTO bulk_calls (at_ms) VALUES (?1)";
 	int64_t a[1] = {now_ms};
-	int rc = run(st, prune, "pruning the call ledger", 1, a, 0, NULL);
+	int rc = pobox_store_run(st, prune, "pruning the call ledger", 1, a, 0, NULL);
 	if (rc)
 		return rc;
 	sqlite3_stmt *s = pobox_store_prep(st, count);
@@ -738,7 +550,7 @@ int pobox_store_bulk_call(struct pobox_store *st, int64_t now_ms, int64_t limit,
 	int64_t n = 0, oldest = now_ms;
 	if (rc == SQLITE_ROW) {
 		n = sqlite3_column_int64(s, 0);
-		oldest = int_or(s, 1, now_ms);
+		oldest = pobox_store_col_int(s, 1, now_ms);
 	}
 	sqlite3_reset(s);
 	if (rc != SQLITE_ROW)
@@ -747,7 +559,7 @@ int pobox_store_bulk_call(struct pobox_store *st, int64_t now_ms, int64_t limit,
 		*retry_at_ms = oldest + 60000 + 1;
 		return POBOX_EBUSY;
 	}
-	return run(st, add, "recording a bulk call", 1, a, 0, NULL);
+	return pobox_store_run(st, add, "recording a bulk call", 1, a, 0, NULL);
 }
 
 int pobox_store_lane_get(struct pobox_store *st, const char *lane, int64_t *until_ms,
@@ -780,7 +592,7 @@ int pobox_store_lane_pause(struct pobox_store *st, const char *lane, int64_t unt
 		"UPDATE lanes SET paused_until_ms = ?1, pause_class = ?2, pause_reason = ?3 WHERE lane = ?4";
 	int64_t a[1] = {until_ms};
 	const char *t[3] = {cls, reason, lane};
-	return run(st, sql, "pausing a lane", 1, a, 3, t);
+	return pobox_store_run(st, sql, "pausing a lane", 1, a, 3, t);
 }
 
 /* ---- generic rows and housekeeping ----------------------------------- */
@@ -813,47 +625,4 @@ int pobox_store_each_row(struct pobox_store *st, const char *sql, int has_arg, i
 		out = pobox_store_fail(st, r, "running a query");
 	sqlite3_finalize(s);
 	return out;
-}
-
-int pobox_store_prune(struct pobox_store *st, int64_t cutoff_ms, int64_t limit, int64_t *pruned)
-{
-	/* One set of profiles per call: their newest delivered value per
-	 * attribute goes to profile_state (so --changed-only and carry-forward
-	 * keep it), then their delivered rows are deleted. */
-	static const char pick[] =
-		"INSERT INTO temp.prune_set (id) SELECT DISTINCT p.id FROM profiles p JOIN updates u"
-		" ON u.profile = p.id AND u.state = 'live' AND u.seq <= p.done_seq"
-		" WHERE p.done_at_ms < ?1 LIMIT ?2";
-	static const char fold[] =
-		"INSERT INTO profile_state (profile, attr, value, sent_at_ms, seq) "
-		"SELECT profile, attr, value, sent, seq FROM ("
-		"  SELECT u.profile, u.attr, u.value, p.done_at_ms AS sent, u.seq,"
-		"         row_number() OVER (PARTITION BY u.profile, u.attr ORDER BY u.seq DESC) AS rn"
-		"  FROM profiles p JOIN updates u ON u.profile = p.id AND u.state = 'live' AND u.seq <= p.done_seq"
-		"  WHERE p.id IN (SELECT id FROM temp.prune_set)) WHERE rn = 1 "
-		"ON CONFLICT (profile, attr) DO UPDATE SET value = excluded.value, sent_at_ms = excluded.sent_at_ms,"
-		" seq = excluded.seq WHERE excluded.seq > profile_state.seq";
-	static const char del_delivered[] =
-		"DELETE FROM updates WHERE seq IN (SELECT u.seq FROM profiles p JOIN updates u"
-		" ON u.profile = p.id AND u.state = 'live' AND u.seq <= p.done_seq"
-		" WHERE p.id IN (SELECT id FROM temp.prune_set))";
-	static const char del_superseded[] =
-		"DELETE FROM updates WHERE seq IN (SELECT seq FROM updates WHERE state = 'superseded'"
-		" AND enqueued_at_ms < ?1 LIMIT ?2)";
-	int64_t a[2] = {cutoff_ms, limit};
-	int rc;
-	*pruned = 0;
-	if ((rc = pobox_store_exec_sql(st, "CREATE TEMP TABLE IF NOT EXISTS prune_set "
-	                               "(id INTEGER PRIMARY KEY); DELETE FROM temp.prune_set",
-	                               "preparing housekeeping")) != 0)
-		return rc;
-	if ((rc = run(st, pick, "choosing profiles to prune", 2, a, 0, NULL)) != 0 ||
-	    (rc = run(st, fold, "keeping delivered values", 0, NULL, 0, NULL)) != 0 ||
-	    (rc = run(st, del_delivered, "pruning delivered updates", 0, NULL, 0, NULL)) != 0)
-		return rc;
-	*pruned += sqlite3_changes(st->db);
-	if ((rc = run(st, del_superseded, "pruning superseded updates", 2, a, 0, NULL)) != 0)
-		return rc;
-	*pruned += sqlite3_changes(st->db);
-	return 0;
 }

@@ -205,7 +205,7 @@ static void test_header_errors(void **state)
 			fail_msg("case %zu: rc %d, message '%s', wanted '%s'", i, rc, pobox_errmsg(f->pb),
 			         cases[i].want);
 	}
-	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM updates"), 0);
+	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM v_updates"), 0);
 }
 
 static void test_long_field_stops_with_line(void **state)
@@ -222,7 +222,7 @@ static void test_long_field_stops_with_line(void **state)
 	assert_int_equal(run(f, csv, (size_t)len, &o, &sum, NULL), POBOX_EINVALID);
 	assert_non_null(strstr(pobox_errmsg(f->pb), "t.csv:3: a field is longer than"));
 	/* rows before the stop are kept */
-	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM updates"), 1);
+	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM v_updates"), 1);
 	free(csv);
 }
 
@@ -241,7 +241,7 @@ static void test_value_limit_and_commit_batches(void **state)
 	assert_int_equal(sum.rows, 1002);
 	assert_int_equal(sum.updates, 1001);
 	assert_int_equal(sum.rejected, 1);
-	assert_int_equal(tu_query_int(f->db, "SELECT count(DISTINCT profile) FROM updates"), 1001);
+	assert_int_equal(tu_query_int(f->db, "SELECT count(DISTINCT profile) FROM writes"), 1001);
 	free(csv);
 }
 

@@ -107,7 +107,7 @@ static void test_coalesce_and_encode(void **state)
 	free(p);
 	/* older values point at the winner */
 	char *sup = tu_query_text(f->db, "SELECT group_concat(seq || '->' || superseded_by) FROM "
-	                                 "(SELECT * FROM updates WHERE state = 'superseded' ORDER BY seq)");
+	                                 "(SELECT * FROM v_updates WHERE state = 'superseded' ORDER BY seq)");
 	assert_string_equal(sup, "1->6,3->6");
 	free(sup);
 	/* derived states: batched for the winners, superseded for the rest */
@@ -239,12 +239,13 @@ static void test_carry_forward(void **state)
 	/* carried values come from profile_state after housekeeping pruned the rows */
 	deliver(f, 4, 1);
 	f->o.carry_window_ms = 24 * 3600000LL;
-	int64_t pruned = 0;
+	int64_t pruned = 0, cursor = 0;
 	assert_int_equal(pobox_begin(f->pb), 0);
-	assert_int_equal(pobox_store_prune(f->pb->st, f->now + 1, 1000, &pruned), 0);
+	assert_int_equal(pobox_store_prune(f->pb->st, f->now + 1, 1000, &cursor, &pruned), 0);
+	assert_int_equal(cursor, 0);
 	assert_int_equal(pobox_commit(f->pb), 0);
 	assert_true(pruned >= 5);
-	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM updates WHERE profile = 1"), 0);
+	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM writes WHERE profile = 1"), 0);
 	put(f, POBOX_ID_THIRDPARTY, "p", "f", "6");
 	s = cut(f);
 	p = payload(f, 5);

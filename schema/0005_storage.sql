@@ -1,0 +1,487 @@
+-- 0005_storage.sql: storage that costs what the change costs.
+--
+-- Until schema 4 every attribute update was a row of `updates`, and every
+-- step (a cut, a count, a status, changed-only) walked those rows: the
+-- cost of a nightly job grew with the outbox, not with the change.  From
+-- here on:
+--
+--   writes         one row per profile per write (a CSV record, a put, an
+--                  INSERT INTO enqueue), its values packed as a JSON array
+--                  aligned with a shape (the attribute ids, in order).  The
+--                  update at position i of write w has seq w.seq + i: seqs
+--                  are global, in enqueue order, never reused, exactly as
+--                  the seq of an `updates` row was.  A null is a column the
+--                  write does not set (an empty CSV cell).
+--   fates          only the updates whose fate is not `live`: superseded
+--                  (with what superseded it) or dead (with the reason).
+--                  Everything else in a write is live, and whether a live
+--                  update is pending, batched or delivered follows from its
+--                  profile's watermarks, as before.
+--   profiles       one row per profile, in arrival order (an export in a
+--                  stable order reads and writes them in id order), with the
+--                  delivery watermarks, the pending mark (pending_since_ms,
+--                  indexed: the pending set is that index, small and apart
+--                  from history) and `sent`, the last delivered values
+--                  folded into one JSON array ([attr, value, seq,
+--                  sent_at_ms] each) for changed-only and carry-forward.
+--   profile_keys   (id type, profile id) -> profile through a 64-bit hash
+--   profile_keys_new  computed by pobox (pobox_khash): new keys go into
+--                  the small table, merged into the big one in key order
+--                  when it has grown by a quarter, so interning a million
+--                  new profiles never inserts into a big random index.
+--   staged         updates inserted by sqlite3 producers (INSERT INTO
+--                  enqueue: SQL cannot compute the key hash); pobox moves
+--                  them into writes, keeping their seq, before every cut.
+--   tallies        one row: the next seq, updates per state, profiles, the
+--                  oldest pending time, the last delivery; kept in the same
+--                  transactions that change them, so status, metrics and
+--                  `run`'s wake-up read O(1).
+--
+-- An update's derived state (as the views show it):
+--
+--   fates row           state from fates (superseded / dead)
+--   seq <= done_seq     delivered
+--   batch set, seq <= batch_seq   batched
+--   otherwise           pending
+--
+-- Invariants (pobox doctor checks each against a recount):
+--   1. tallies.pending/batched/delivered/superseded/dead = the number of
+--      updates (writes' cells and staged rows) in that derived state.
+--   2. profiles.pending_since_ms IS NOT NULL exactly when the profile has a
+--      pending update, and is the enqueue time of the oldest one;
+--      tallies.oldest_pending_ms is the least of them and of staged rows'.
+--   3. every profile has exactly one key row (in profile_keys or
+--      profile_keys_new) with khash = pobox_khash(id_type, profile_id).
+--   4. sent holds the newest delivered value of each attribute whose
+--      update has seq <= sent_seq <= done_seq; delivered writes above
+--      sent_seq are folded in before the profile is cut again.
+--   5. a batch's `held` is the number of live updates of the profiles it
+--      holds; profiles.batch_cells is each one's share.
+--
+-- The upgrade below moves a schema-4 outbox in place, in this one
+-- transaction: each `updates` row becomes a one-update write with the same
+-- seq (so watermarks, batches and dead-letter ids keep their meaning),
+-- profile_state becomes `sent`, and the counts are computed once.
+
+-- ---------------------------------------------------------------------
+-- Shapes: the attribute ids of a write, in order, as JSON ([3,5,8]).
+CREATE TABLE shapes (
+	id    INTEGER PRIMARY KEY,
+	attrs TEXT NOT NULL UNIQUE
+) STRICT;
+-- the one-attribute shapes of the migrated rows: shape i is [i]
+INSERT INTO shapes (id, attrs) SELECT id, json_array(id) FROM attributes;
+
+-- ---------------------------------------------------------------------
+-- Profiles, rebuilt.  id_type: 1 pcId, 2 thirdPartyId (pobox.h's enum);
+-- the views show the names.
+CREATE TABLE profiles_v5 (
+	id                 INTEGER PRIMARY KEY,
+	id_type            INTEGER NOT NULL CHECK (id_type = 1 OR id_type = 2),
+	profile_id         TEXT NOT NULL CHECK (length(CAST(profile_id AS BLOB)) BETWEEN 1 AND 256),
+	batch              INTEGER,                    -- unfinished batch holding it
+	batch_seq          INTEGER NOT NULL DEFAULT 0, -- newest seq in that batch
+	batch_cells        INTEGER NOT NULL DEFAULT 0, -- live updates it has in that batch
+	done_seq           INTEGER NOT NULL DEFAULT 0, -- live updates <= this are delivered
+	done_at_ms         INTEGER,                    -- last confirmed delivery
+	last_v2_at_ms      INTEGER,                    -- last delivery in a v2 batch
+	attempts           INTEGER NOT NULL DEFAULT 0, -- failed tries of its pending updates
+	next_attempt_at_ms INTEGER NOT NULL DEFAULT 0,
+	last_error         TEXT,
+	route_bulk         INTEGER NOT NULL DEFAULT 0, -- a single call did not find it
+	pending_since_ms   INTEGER,                    -- oldest pending update's enqueue time
+	sent_seq           INTEGER NOT NULL DEFAULT 0, -- delivered updates <= this are in sent
+	sent               TEXT                        -- [[attr, value, seq, sent_at_ms], ...]
+) STRICT;
+
+INSERT INTO profiles_v5 (id, id_type, profile_id, batch, batch_seq, batch_cells, done_seq,
+                         done_at_ms, last_v2_at_ms, attempts, next_attempt_at_ms, last_error,
+                         route_bulk, pending_since_ms, sent_seq, sent)
+SELECT p.id, CASE p.id_type WHEN 'pcId' THEN 1 ELSE 2 END, p.profile_id, p.batch, p.batch_seq,
+       CASE WHEN p.batch IS NULL THEN 0 ELSE
+         (SELECT count(*) FROM updates u WHERE u.profile = p.id AND u.state = 'live'
+          AND u.seq > p.done_seq AND u.seq <= p.batch_seq) END,
+       p.done_seq, p.done_at_ms, p.last_v2_at_ms, p.attempts, p.next_attempt_at_ms,
+       p.last_error, p.route_bulk,
+       (SELECT min(u.enqueued_at_ms) FROM updates u WHERE u.profile = p.id AND u.state = 'live'
+        AND u.seq > p.done_seq AND (p.batch IS NULL OR u.seq > p.batch_seq)),
+       coalesce((SELECT max(ps.seq) FROM profile_state ps WHERE ps.profile = p.id), 0),
+       (SELECT json_group_array(json_array(x.attr, x.value, x.seq, x.sent_at_ms))
+        FROM (SELECT * FROM profile_state ps WHERE ps.profile = p.id ORDER BY ps.attr) x
+        HAVING count(*) > 0)
+FROM profiles p;
+
+-- ---------------------------------------------------------------------
+-- Writes: one row per profile per write.
+CREATE TABLE writes (
+	seq            INTEGER PRIMARY KEY,   -- seq of its first update (position 0)
+	profile        INTEGER NOT NULL,      -- profiles.id
+	shape          INTEGER NOT NULL,      -- shapes.id: attribute of each position
+	cells          TEXT NOT NULL,         -- JSON array of values (null: not set)
+	n              INTEGER NOT NULL,      -- updates in it (non-null cells)
+	enqueued_at_ms INTEGER NOT NULL,
+	source         INTEGER,               -- sources.id
+	urgent         INTEGER NOT NULL DEFAULT 0 CHECK (urgent = 0 OR urgent = 1),
+	fates          INTEGER NOT NULL DEFAULT 0   -- how many of its updates have a fates row
+) STRICT;
+
+INSERT INTO writes (seq, profile, shape, cells, n, enqueued_at_ms, source, urgent, fates)
+SELECT seq, profile, attr, json_array(value), 1, enqueued_at_ms, source, urgent,
+       state <> 'live'
+FROM updates ORDER BY seq;
+
+-- A profile's writes in order: the cut, changed-only and folding read them.
+-- Profiles arrive in id order and seqs grow, so inserts land at the right.
+CREATE INDEX writes_by_profile ON writes (profile, seq);
+
+-- Updates that are not live.
+CREATE TABLE fates (
+	seq              INTEGER PRIMARY KEY,  -- the update: its write's seq + position
+	state            TEXT NOT NULL CHECK (state = 'superseded' OR state = 'dead'),
+	superseded_by    INTEGER,              -- seq of the update that won
+	attempts         INTEGER NOT NULL DEFAULT 0,
+	last_error       TEXT,
+	dead_at_ms       INTEGER,
+	last_http_status INTEGER
+) STRICT;
+
+INSERT INTO fates (seq, state, superseded_by, attempts, last_error, dead_at_ms, last_http_status)
+SELECT seq, state, superseded_by, attempts, last_error, dead_at_ms, last_http_status
+FROM updates WHERE state <> 'live';
+
+CREATE INDEX fates_dead ON fates (dead_at_ms) WHERE state = 'dead';
+
+-- ---------------------------------------------------------------------
+-- Updates from sqlite3 producers, until pobox moves them into writes.
+CREATE TABLE staged (
+	seq            INTEGER PRIMARY KEY,
+	id_type        INTEGER NOT NULL,
+	profile_id     TEXT NOT NULL,
+	attr           INTEGER NOT NULL,
+	value          TEXT NOT NULL,
+	enqueued_at_ms INTEGER NOT NULL,
+	source         INTEGER,
+	urgent         INTEGER NOT NULL DEFAULT 0
+) STRICT;
+
+-- ---------------------------------------------------------------------
+-- Key hashes: (id_type, profile_id) -> profile.
+CREATE TABLE profile_keys (
+	khash   INTEGER NOT NULL,
+	profile INTEGER NOT NULL,
+	PRIMARY KEY (khash, profile)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE profile_keys_new (
+	khash   INTEGER NOT NULL,
+	profile INTEGER NOT NULL,
+	PRIMARY KEY (khash, profile)
+) STRICT, WITHOUT ROWID;
+INSERT INTO profile_keys (khash, profile)
+SELECT pobox_khash(id_type, profile_id), id FROM profiles_v5 ORDER BY 1, 2;
+
+-- ---------------------------------------------------------------------
+-- Counts, kept as they change.
+CREATE TABLE tallies (
+	one              INTEGER PRIMARY KEY CHECK (one = 1),
+	next_seq         INTEGER NOT NULL,  -- the seq the next update gets
+	pending          INTEGER NOT NULL,  -- updates in each derived state
+	batched          INTEGER NOT NULL,
+	delivered        INTEGER NOT NULL,
+	superseded       INTEGER NOT NULL,
+	dead             INTEGER NOT NULL,
+	profiles         INTEGER NOT NULL,  -- rows of profiles (ids are 1..profiles)
+	keys_main        INTEGER NOT NULL,  -- rows of profile_keys
+	keys_new         INTEGER NOT NULL,  -- rows of profile_keys_new
+	key_filter_gen   INTEGER NOT NULL DEFAULT 0,  -- bumped when profile_keys changes
+	last_delivery_ms INTEGER NOT NULL DEFAULT 0,
+	oldest_pending_ms INTEGER           -- enqueue time of the oldest pending update
+) STRICT;
+
+INSERT INTO tallies (one, next_seq, pending, batched, delivered, superseded, dead, profiles,
+                     keys_main, keys_new, last_delivery_ms, oldest_pending_ms)
+SELECT 1,
+       max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'updates'), 0),
+           coalesce((SELECT max(seq) FROM updates), 0)) + 1,
+       (SELECT count(*) FROM updates u JOIN profiles p ON p.id = u.profile WHERE u.state = 'live'
+        AND u.seq > p.done_seq AND NOT (p.batch IS NOT NULL AND u.seq <= p.batch_seq)),
+       (SELECT count(*) FROM updates u JOIN profiles p ON p.id = u.profile WHERE u.state = 'live'
+        AND u.seq > p.done_seq AND p.batch IS NOT NULL AND u.seq <= p.batch_seq),
+       (SELECT count(*) FROM updates u JOIN profiles p ON p.id = u.profile WHERE u.state = 'live'
+        AND u.seq <= p.done_seq),
+       (SELECT count(*) FROM updates WHERE state = 'superseded'),
+       (SELECT count(*) FROM updates WHERE state = 'dead'),
+       (SELECT coalesce(max(id), 0) FROM profiles),
+       (SELECT count(*) FROM profile_keys), 0,
+       coalesce((SELECT max(done_at_ms) FROM profiles), 0),
+       (SELECT min(pending_since_ms) FROM profiles_v5);
+
+-- A Bloom filter over profile_keys, so that a bulk import of new profiles
+-- does not probe the big table for each one (pobox writes it on merges).
+CREATE TABLE key_filter (
+	one  INTEGER PRIMARY KEY CHECK (one = 1),
+	gen  INTEGER NOT NULL,       -- tallies.key_filter_gen it was built for
+	keys INTEGER NOT NULL,       -- keys it was sized for
+	bits BLOB NOT NULL
+) STRICT;
+
+-- ---------------------------------------------------------------------
+-- Batches: the live updates each unfinished one holds, and counts by
+-- lane and state kept by triggers (batch state changes are few).
+ALTER TABLE batches ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
+UPDATE batches SET held = (SELECT coalesce(sum(p.batch_cells), 0) FROM profiles_v5 p
+                           WHERE p.batch = batches.id)
+WHERE state IN ('ready', 'sending', 'submitted');
+
+CREATE TABLE batch_counts (
+	lane  TEXT NOT NULL,
+	state TEXT NOT NULL,
+	n     INTEGER NOT NULL,
+	PRIMARY KEY (lane, state)
+) STRICT, WITHOUT ROWID;
+INSERT INTO batch_counts (lane, state, n) SELECT lane, state, count(*) FROM batches GROUP BY 1, 2;
+
+CREATE TRIGGER batch_counts_insert AFTER INSERT ON batches
+BEGIN
+	INSERT INTO batch_counts (lane, state, n) VALUES (NEW.lane, NEW.state, 1)
+	ON CONFLICT (lane, state) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER batch_counts_update AFTER UPDATE OF state ON batches WHEN OLD.state <> NEW.state
+BEGIN
+	UPDATE batch_counts SET n = n - 1 WHERE lane = OLD.lane AND state = OLD.state;
+	INSERT INTO batch_counts (lane, state, n) VALUES (NEW.lane, NEW.state, 1)
+	ON CONFLICT (lane, state) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER batch_counts_delete AFTER DELETE ON batches
+BEGIN
+	UPDATE batch_counts SET n = n - 1 WHERE lane = OLD.lane AND state = OLD.state;
+END;
+
+-- ---------------------------------------------------------------------
+-- Out with the old layout.
+DROP VIEW v_dead;
+DROP VIEW v_profile_state;
+DROP VIEW v_status;
+DROP VIEW v_pending;
+DROP VIEW v_updates;
+DROP TRIGGER enqueue_insert;
+DROP VIEW enqueue;
+DROP TABLE updates;
+DROP TABLE profile_state;
+DROP TABLE profiles;
+ALTER TABLE profiles_v5 RENAME TO profiles;
+
+CREATE INDEX profiles_in_batch ON profiles (batch) WHERE batch IS NOT NULL;
+CREATE INDEX profiles_retry_at ON profiles (next_attempt_at_ms) WHERE next_attempt_at_ms > 0;
+-- The pending set, in profile order: what a cut reads.
+CREATE INDEX profiles_pending ON profiles (id, pending_since_ms) WHERE pending_since_ms IS NOT NULL;
+
+-- ---------------------------------------------------------------------
+-- Views for people: the same columns and meanings as before.
+
+-- Every update of every write, one row each (not for heavy use: it
+-- expands the JSON of every write it reads).
+CREATE VIEW v_cells AS
+SELECT w.seq + e.key AS seq, w.seq AS write_seq, w.profile,
+       CAST(json_extract(s.attrs, '$[' || e.key || ']') AS INTEGER) AS attr,
+       e.value AS value, w.enqueued_at_ms, w.source, w.urgent, w.fates
+FROM writes w JOIN shapes s ON s.id = w.shape, json_each(w.cells) e
+WHERE e.type <> 'null';
+
+CREATE VIEW v_updates AS
+SELECT c.seq,
+       CASE p.id_type WHEN 1 THEN 'pcId' ELSE 'thirdPartyId' END AS id_type,
+       p.profile_id,
+       a.name AS attr,
+       c.value,
+       CASE WHEN f.state IS NOT NULL THEN f.state
+            WHEN c.seq <= p.done_seq THEN 'delivered'
+            WHEN p.batch IS NOT NULL AND c.seq <= p.batch_seq THEN 'batched'
+            ELSE 'pending' END AS state,
+       c.urgent,
+       s.name AS source,
+       strftime('%Y-%m-%dT%H:%M:%fZ', c.enqueued_at_ms / 1000.0, 'unixepoch') AS enqueued_at,
+       CASE WHEN f.state IS NULL AND c.seq > p.done_seq AND c.seq <= p.batch_seq THEN p.batch END AS batch,
+       f.superseded_by,
+       CASE WHEN f.state IS NULL AND c.seq > p.done_seq THEN p.attempts ELSE coalesce(f.attempts, 0) END AS attempts,
+       CASE WHEN f.state IS NULL AND c.seq > p.done_seq THEN p.last_error ELSE f.last_error END AS last_error
+FROM v_cells c
+JOIN profiles p ON p.id = c.profile
+JOIN attributes a ON a.id = c.attr
+LEFT JOIN sources s ON s.id = c.source
+LEFT JOIN fates f ON c.fates > 0 AND f.seq = c.seq
+UNION ALL
+SELECT st.seq, CASE st.id_type WHEN 1 THEN 'pcId' ELSE 'thirdPartyId' END, st.profile_id,
+       a.name, st.value, 'pending', st.urgent, s.name,
+       strftime('%Y-%m-%dT%H:%M:%fZ', st.enqueued_at_ms / 1000.0, 'unixepoch'),
+       NULL, NULL, 0, NULL
+FROM staged st
+JOIN attributes a ON a.id = st.attr
+LEFT JOIN sources s ON s.id = st.source;
+
+-- Pending updates, oldest first, with their age: read through the pending
+-- set, so it costs what is pending, not what the outbox holds.
+CREATE VIEW v_pending AS
+WITH p AS (
+	SELECT * FROM profiles WHERE pending_since_ms IS NOT NULL
+),
+c AS (
+	SELECT w.seq + e.key AS seq, w.profile, w.shape, e.value, w.enqueued_at_ms, w.source,
+	       w.urgent, w.fates, e.key AS pos
+	FROM p JOIN writes w ON w.profile = p.id
+	       AND w.seq > max(p.done_seq, CASE WHEN p.batch IS NOT NULL THEN p.batch_seq ELSE 0 END),
+	     json_each(w.cells) e
+	WHERE e.type <> 'null'
+)
+SELECT x.*, CAST((julianday('now') - julianday(x.enqueued_at)) * 86400 AS INTEGER) AS age_s
+FROM (
+	SELECT c.seq, CASE p.id_type WHEN 1 THEN 'pcId' ELSE 'thirdPartyId' END AS id_type,
+	       p.profile_id, a.name AS attr, c.value, 'pending' AS state, c.urgent, s.name AS source,
+	       strftime('%Y-%m-%dT%H:%M:%fZ', c.enqueued_at_ms / 1000.0, 'unixepoch') AS enqueued_at,
+	       NULL AS batch, NULL AS superseded_by, p.attempts, p.last_error
+	FROM c JOIN p ON p.id = c.profile
+	JOIN shapes sh ON sh.id = c.shape
+	JOIN attributes a ON a.id = CAST(json_extract(sh.attrs, '$[' || c.pos || ']') AS INTEGER)
+	LEFT JOIN sources s ON s.id = c.source
+	WHERE c.fates = 0 OR NOT EXISTS (SELECT 1 FROM fates f WHERE f.seq = c.seq)
+	UNION ALL
+	SELECT st.seq, CASE st.id_type WHEN 1 THEN 'pcId' ELSE 'thirdPartyId' END, st.profile_id,
+	       a.name, st.value, 'pending', st.urgent, s.name,
+	       strftime('%Y-%m-%dT%H:%M:%fZ', st.enqueued_at_ms / 1000.0, 'unixepoch'),
+	       NULL, NULL, 0, NULL
+	FROM staged st JOIN attributes a ON a.id = st.attr LEFT JOIN sources s ON s.id = st.source
+) x
+ORDER BY x.seq;
+
+-- Counts per state (all five, zeros included) and the oldest pending
+-- time: from the tallies, never a scan.
+CREATE VIEW v_status AS
+WITH t AS (SELECT * FROM tallies)
+SELECT s.state, s.n AS updates,
+       CASE WHEN s.state = 'pending' AND t.pending > 0 AND t.oldest_pending_ms IS NOT NULL
+            THEN strftime('%Y-%m-%dT%H:%M:%fZ', t.oldest_pending_ms / 1000.0, 'unixepoch') END
+       AS oldest_enqueued_at
+FROM (SELECT 1 AS ord, 'pending' AS state, pending AS n FROM t
+      UNION ALL SELECT 2, 'batched', batched FROM t
+      UNION ALL SELECT 3, 'delivered', delivered FROM t
+      UNION ALL SELECT 4, 'superseded', superseded FROM t
+      UNION ALL SELECT 5, 'dead', dead FROM t) s, t
+ORDER BY s.ord;
+
+-- The last value Target was sent for each profile attribute: the folded
+-- values, overlaid by delivered writes not folded yet.
+CREATE VIEW v_profile_state AS
+WITH folded AS (
+	SELECT p.id AS profile, CAST(json_extract(e.value, '$[0]') AS INTEGER) AS attr,
+	       json_extract(e.value, '$[1]') AS value, json_extract(e.value, '$[2]') AS seq,
+	       json_extract(e.value, '$[3]') AS sent_at_ms
+	FROM profiles p, json_each(p.sent) e
+	WHERE p.sent IS NOT NULL
+),
+unfolded AS (
+	SELECT c.profile, c.attr, c.value, c.seq, p.done_at_ms AS sent_at_ms,
+	       row_number() OVER (PARTITION BY c.profile, c.attr ORDER BY c.seq DESC) AS rn
+	FROM profiles p JOIN v_cells c ON c.profile = p.id
+	WHERE p.done_seq > p.sent_seq AND c.write_seq > p.sent_seq AND c.seq <= p.done_seq
+	  AND (c.fates = 0 OR NOT EXISTS (SELECT 1 FROM fates f WHERE f.seq = c.seq))
+),
+latest AS (
+	SELECT profile, attr, value, sent_at_ms FROM unfolded WHERE rn = 1
+	UNION ALL
+	SELECT f.profile, f.attr, f.value, f.sent_at_ms FROM folded f
+	WHERE NOT EXISTS (SELECT 1 FROM unfolded u WHERE u.profile = f.profile AND u.attr = f.attr)
+)
+SELECT CASE p.id_type WHEN 1 THEN 'pcId' ELSE 'thirdPartyId' END AS id_type, p.profile_id,
+       a.name AS attr, x.value,
+       strftime('%Y-%m-%dT%H:%M:%fZ', x.sent_at_ms / 1000.0, 'unixepoch') AS sent_at
+FROM latest x
+JOIN profiles p ON p.id = x.profile
+JOIN attributes a ON a.id = x.attr;
+
+-- Dead updates with reason, last HTTP status, attempts and when they died.
+CREATE VIEW v_dead AS
+WITH d AS (
+	SELECT f.*, (SELECT max(w.seq) FROM writes w WHERE w.seq <= f.seq) AS write_seq
+	FROM fates f WHERE f.state = 'dead'
+)
+SELECT d.seq, CASE p.id_type WHEN 1 THEN 'pcId' ELSE 'thirdPartyId' END AS id_type,
+       p.profile_id, a.name AS attr,
+       json_extract(w.cells, '$[' || (d.seq - w.seq) || ']') AS value,
+       d.attempts, d.last_http_status, d.last_error AS reason, s.name AS source,
+       strftime('%Y-%m-%dT%H:%M:%fZ', w.enqueued_at_ms / 1000.0, 'unixepoch') AS enqueued_at,
+       strftime('%Y-%m-%dT%H:%M:%fZ', d.dead_at_ms / 1000.0, 'unixepoch') AS dead_at
+FROM d
+JOIN writes w ON w.seq = d.write_seq
+JOIN shapes sh ON sh.id = w.shape
+JOIN profiles p ON p.id = w.profile
+JOIN attributes a ON a.id = CAST(json_extract(sh.attrs, '$[' || (d.seq - w.seq) || ']') AS INTEGER)
+LEFT JOIN sources s ON s.id = w.source
+ORDER BY d.seq;
+
+-- ---------------------------------------------------------------------
+-- The sqlite3 producer path, with the same verdicts as before (schema
+-- 0001's rules; tests/unit/test_enqueue_sql.c checks them against the C
+-- rules).  Accepted rows go to `staged` with their seq.
+
+CREATE VIEW enqueue (id_type, profile_id, attr, value, urgent, source) AS
+SELECT NULL, NULL, NULL, NULL, NULL, NULL WHERE 0;
+
+CREATE TRIGGER enqueue_insert INSTEAD OF INSERT ON enqueue
+BEGIN
+	-- id type: pcId or thirdPartyId (and aliases), never ECID
+	SELECT RAISE(ABORT, 'enqueue: id_type is missing: use ''thirdPartyId'' or ''pcId''')
+	WHERE NEW.id_type IS NULL OR NEW.id_type = '';
+	SELECT RAISE(ABORT, 'enqueue: id_type ECID (marketingCloudVisitorId) is not supported by Target''s profile update APIs: use thirdPartyId or pcId')
+	WHERE lower(NEW.id_type) IN ('ecid', 'mcid', 'mcvid', 'marketingcloudvisitorid');
+	SELECT RAISE(ABORT, 'enqueue: unknown id_type: use ''thirdPartyId'' (alias mbox3rdPartyId) or ''pcId'' (aliases mboxPC, tntId)')
+	WHERE lower(NEW.id_type) NOT IN ('pcid', 'mboxpc', 'tntid', 'thirdpartyid', 'mbox3rdpartyid');
+
+	-- profile id: 1..256 bytes, no control characters, thirdPartyId without + or /
+	SELECT RAISE(ABORT, 'enqueue: profile_id is empty')
+	WHERE NEW.profile_id IS NULL OR CAST(NEW.profile_id AS TEXT) = '';
+	SELECT RAISE(ABORT, 'enqueue: profile_id is longer than 256 bytes (Target''s limit)')
+	WHERE length(CAST(CAST(NEW.profile_id AS TEXT) AS BLOB)) > 256;
+	SELECT RAISE(ABORT, 'enqueue: profile_id contains a control character')
+	WHERE CAST(NEW.profile_id AS TEXT) GLOB ('*[' || char(1) || '-' || char(31) || char(127) || ']*');
+	SELECT RAISE(ABORT, 'enqueue: a thirdPartyId may not contain ''+'' or ''/'' (Target refuses them)')
+	WHERE lower(NEW.id_type) IN ('thirdpartyid', 'mbox3rdpartyid')
+	  AND (instr(NEW.profile_id, '+') > 0 OR instr(NEW.profile_id, '/') > 0);
+
+	-- attribute: "profile." stripped, 1..128 bytes, characters [A-Za-z0-9_.-], not reserved
+	SELECT RAISE(ABORT, 'enqueue: attr is empty')
+	WHERE NEW.attr IS NULL OR NEW.attr = '' OR NEW.attr = 'profile.';
+	SELECT RAISE(ABORT, 'enqueue: attr is longer than 128 bytes (Target''s limit)')
+	WHERE length(CAST(CASE WHEN substr(NEW.attr, 1, 8) = 'profile.' THEN substr(NEW.attr, 9) ELSE NEW.attr END AS BLOB)) > 128;
+	SELECT RAISE(ABORT, 'enqueue: attr may contain only letters, digits, ''_'', ''-'' and ''.'', and may not start or end with ''.'' or contain ''..''')
+	WHERE (CASE WHEN substr(NEW.attr, 1, 8) = 'profile.' THEN substr(NEW.attr, 9) ELSE NEW.attr END) GLOB '*[^A-Za-z0-9_.-]*'
+	   OR (CASE WHEN substr(NEW.attr, 1, 8) = 'profile.' THEN substr(NEW.attr, 9) ELSE NEW.attr END) GLOB '.*'
+	   OR (CASE WHEN substr(NEW.attr, 1, 8) = 'profile.' THEN substr(NEW.attr, 9) ELSE NEW.attr END) GLOB '*.'
+	   OR instr(NEW.attr, '..') > 0;
+	SELECT RAISE(ABORT, 'enqueue: attr is a name Target reserves for its own profile data or for profile ids')
+	WHERE (CASE WHEN substr(NEW.attr, 1, 8) = 'profile.' THEN substr(NEW.attr, 9) ELSE NEW.attr END)
+	      IN (SELECT name FROM reserved_attributes);
+
+	-- value: empty is not an update (Target ignores it); otherwise at most max_value_chars
+	SELECT RAISE(IGNORE) WHERE NEW.value IS NULL OR CAST(NEW.value AS TEXT) = '';
+	SELECT RAISE(ABORT, 'enqueue: value is longer than the configured max_value_chars (see settings)')
+	WHERE length(CAST(NEW.value AS TEXT)) > (SELECT value FROM settings WHERE key = 'max_value_chars');
+	SELECT RAISE(ABORT, 'enqueue: urgent must be 0 or 1')
+	WHERE NEW.urgent IS NOT NULL AND NEW.urgent NOT IN (0, 1);
+
+	-- intern the names, stage the update with the next seq
+	INSERT OR IGNORE INTO attributes (name)
+	VALUES (CASE WHEN substr(NEW.attr, 1, 8) = 'profile.' THEN substr(NEW.attr, 9) ELSE NEW.attr END);
+	INSERT OR IGNORE INTO sources (name) VALUES (coalesce(NEW.source, 'sqlite3'));
+	INSERT INTO staged (seq, id_type, profile_id, attr, value, enqueued_at_ms, source, urgent)
+	VALUES ((SELECT next_seq FROM tallies),
+	        CASE WHEN lower(NEW.id_type) IN ('pcid', 'mboxpc', 'tntid') THEN 1 ELSE 2 END,
+	        CAST(NEW.profile_id AS TEXT),
+	        (SELECT id FROM attributes
+	         WHERE name = (CASE WHEN substr(NEW.attr, 1, 8) = 'profile.' THEN substr(NEW.attr, 9) ELSE NEW.attr END)),
+	        CAST(NEW.value AS TEXT),
+	        CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER),
+	        (SELECT id FROM sources WHERE name = coalesce(NEW.source, 'sqlite3')),
+	        coalesce(NEW.urgent, 0));
+	UPDATE tallies SET next_seq = next_seq + 1, pending = pending + 1,
+	       oldest_pending_ms = min(coalesce(oldest_pending_ms, (SELECT enqueued_at_ms FROM staged WHERE seq = next_seq)),
+	                               (SELECT enqueued_at_ms FROM staged WHERE seq = next_seq));
+END;
