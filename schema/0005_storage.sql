@@ -14,16 +14,18 @@
 --                  write does not set (an empty CSV cell).
 --   fates          only the updates whose fate is not `live`: superseded
 --                  (with what superseded it) or dead (with the reason).
---                  Everything else in a write is live, and whether a live
---                  update is pending, batched or delivered follows from its
---                  profile's watermarks, as before.
 --   profiles       one row per profile, in arrival order (an export in a
---                  stable order reads and writes them in id order), with the
---                  delivery watermarks, the pending mark (pending_since_ms,
---                  indexed: the pending set is that index, small and apart
---                  from history) and `sent`, the last delivered values
---                  folded into one JSON array ([attr, value, seq,
+--                  stable order reads them in id order), with the delivery
+--                  watermark done_seq; `sent` holds its last delivered
+--                  values folded into one row ([attr, value, seq,
 --                  sent_at_ms] each) for changed-only and carry-forward.
+--   batches        each batch lists its profiles (members, a JSON array)
+--                  and the seq it was cut at (batch_seq); profiles that
+--                  left it early (a settled single call, a failed row) are
+--                  in batch_left.  A cut writes no profile row.
+--   the pending set  writes above tallies.cut_seq (what no cut has seen
+--                  yet) and the profiles in `held` (seen, but fenced or not
+--                  due then): what a cut reads, apart from history.
 --   profile_keys   (id type, profile id) -> profile through a 64-bit hash
 --   profile_keys_new  computed by pobox (pobox_khash): new keys go into
 --                  the small table, merged into the big one in key order
@@ -32,36 +34,38 @@
 --   staged         updates inserted by sqlite3 producers (INSERT INTO
 --                  enqueue: SQL cannot compute the key hash); pobox moves
 --                  them into writes, keeping their seq, before every cut.
---   tallies        one row: the next seq, updates per state, profiles, the
---                  oldest pending time, the last delivery; kept in the same
---                  transactions that change them, so status, metrics and
---                  `run`'s wake-up read O(1).
+--   tallies        one row: the next seq, the cut watermark, updates per
+--                  state, profiles, the oldest pending time, the last
+--                  delivery; kept in the same transactions that change
+--                  them, so status, metrics and `run`'s wake-up read O(1).
 --
--- An update's derived state (as the views show it):
+-- An update (seq s of profile p) is, as the views show it:
 --
---   fates row           state from fates (superseded / dead)
---   seq <= done_seq     delivered
---   batch set, seq <= batch_seq   batched
---   otherwise           pending
+--   has a fates row                              superseded / dead
+--   s <= p.done_seq                              delivered
+--   p is a member of an unfinished batch b (and not in batch_left),
+--     s <= b.batch_seq                           batched
+--   otherwise                                    pending
 --
 -- Invariants (pobox doctor checks each against a recount):
 --   1. tallies.pending/batched/delivered/superseded/dead = the number of
---      updates (writes' cells and staged rows) in that derived state.
---   2. profiles.pending_since_ms IS NOT NULL exactly when the profile has a
---      pending update, and is the enqueue time of the oldest one;
---      tallies.oldest_pending_ms is the least of them and of staged rows'.
---   3. every profile has exactly one key row (in profile_keys or
+--      updates (writes' cells and staged rows) in that state.
+--   2. a pending update of p has seq > tallies.cut_seq, or p is in held.
+--   3. a profile is a member of at most one unfinished batch (a cut holds
+--      back a member's newer updates: held); a batch's `held` is the live
+--      updates its members (not in batch_left) have in it.
+--   4. every profile has exactly one key row (in profile_keys or
 --      profile_keys_new) with khash = pobox_khash(id_type, profile_id).
---   4. sent holds the newest delivered value of each attribute whose
+--   5. sent holds the newest delivered value of each attribute whose
 --      update has seq <= sent_seq <= done_seq; delivered writes above
---      sent_seq are folded in before the profile is cut again.
---   5. a batch's `held` is the number of live updates of the profiles it
---      holds; profiles.batch_cells is each one's share.
+--      sent_seq are folded in before the profile is cut again (so each
+--      value keeps its delivery time).
 --
 -- The upgrade below moves a schema-4 outbox in place, in this one
 -- transaction: each `updates` row becomes a one-update write with the same
 -- seq (so watermarks, batches and dead-letter ids keep their meaning),
--- profile_state becomes `sent`, and the counts are computed once.
+-- profile_state becomes `sent`, profiles.batch becomes batch members, and
+-- the counts are computed once.
 
 -- ---------------------------------------------------------------------
 -- Shapes: the attribute ids of a write, in order, as JSON ([3,5,8]).
@@ -79,9 +83,6 @@ CREATE TABLE profiles_v5 (
 	id                 INTEGER PRIMARY KEY,
 	id_type            INTEGER NOT NULL CHECK (id_type = 1 OR id_type = 2),
 	profile_id         TEXT NOT NULL CHECK (length(CAST(profile_id AS BLOB)) BETWEEN 1 AND 256),
-	batch              INTEGER,                    -- unfinished batch holding it
-	batch_seq          INTEGER NOT NULL DEFAULT 0, -- newest seq in that batch
-	batch_cells        INTEGER NOT NULL DEFAULT 0, -- live updates it has in that batch
 	done_seq           INTEGER NOT NULL DEFAULT 0, -- live updates <= this are delivered
 	done_at_ms         INTEGER,                    -- last confirmed delivery
 	last_v2_at_ms      INTEGER,                    -- last delivery in a v2 batch
@@ -89,27 +90,24 @@ CREATE TABLE profiles_v5 (
 	next_attempt_at_ms INTEGER NOT NULL DEFAULT 0,
 	last_error         TEXT,
 	route_bulk         INTEGER NOT NULL DEFAULT 0, -- a single call did not find it
-	pending_since_ms   INTEGER,                    -- oldest pending update's enqueue time
-	sent_seq           INTEGER NOT NULL DEFAULT 0, -- delivered updates <= this are in sent
-	sent               TEXT                        -- [[attr, value, seq, sent_at_ms], ...]
+	sent_seq           INTEGER NOT NULL DEFAULT 0  -- delivered updates <= this are in sent
 ) STRICT;
 
-INSERT INTO profiles_v5 (id, id_type, profile_id, batch, batch_seq, batch_cells, done_seq,
-                         done_at_ms, last_v2_at_ms, attempts, next_attempt_at_ms, last_error,
-                         route_bulk, pending_since_ms, sent_seq, sent)
-SELECT p.id, CASE p.id_type WHEN 'pcId' THEN 1 ELSE 2 END, p.profile_id, p.batch, p.batch_seq,
-       CASE WHEN p.batch IS NULL THEN 0 ELSE
-         (SELECT count(*) FROM updates u WHERE u.profile = p.id AND u.state = 'live'
-          AND u.seq > p.done_seq AND u.seq <= p.batch_seq) END,
-       p.done_seq, p.done_at_ms, p.last_v2_at_ms, p.attempts, p.next_attempt_at_ms,
-       p.last_error, p.route_bulk,
-       (SELECT min(u.enqueued_at_ms) FROM updates u WHERE u.profile = p.id AND u.state = 'live'
-        AND u.seq > p.done_seq AND (p.batch IS NULL OR u.seq > p.batch_seq)),
-       coalesce((SELECT max(ps.seq) FROM profile_state ps WHERE ps.profile = p.id), 0),
-       (SELECT json_group_array(json_array(x.attr, x.value, x.seq, x.sent_at_ms))
-        FROM (SELECT * FROM profile_state ps WHERE ps.profile = p.id ORDER BY ps.attr) x
-        HAVING count(*) > 0)
+INSERT INTO profiles_v5 (id, id_type, profile_id, done_seq, done_at_ms, last_v2_at_ms, attempts,
+                         next_attempt_at_ms, last_error, route_bulk, sent_seq)
+SELECT p.id, CASE p.id_type WHEN 'pcId' THEN 1 ELSE 2 END, p.profile_id, p.done_seq,
+       p.done_at_ms, p.last_v2_at_ms, p.attempts, p.next_attempt_at_ms, p.last_error,
+       p.route_bulk, coalesce((SELECT max(ps.seq) FROM profile_state ps WHERE ps.profile = p.id), 0)
 FROM profiles p;
+
+-- Last delivered values, folded: [[attr, value, seq, sent_at_ms], ...].
+CREATE TABLE sent (
+	profile INTEGER PRIMARY KEY,
+	cells   TEXT NOT NULL
+) STRICT;
+INSERT INTO sent (profile, cells)
+SELECT profile, json_group_array(json_array(attr, value, seq, sent_at_ms))
+FROM (SELECT * FROM profile_state ORDER BY profile, attr) GROUP BY profile;
 
 -- ---------------------------------------------------------------------
 -- Writes: one row per profile per write.
@@ -184,6 +182,7 @@ SELECT pobox_khash(id_type, profile_id), id FROM profiles_v5 ORDER BY 1, 2;
 CREATE TABLE tallies (
 	one              INTEGER PRIMARY KEY CHECK (one = 1),
 	next_seq         INTEGER NOT NULL,  -- the seq the next update gets
+	cut_seq          INTEGER NOT NULL,  -- every write up to this one has been seen by a cut
 	pending          INTEGER NOT NULL,  -- updates in each derived state
 	batched          INTEGER NOT NULL,
 	delivered        INTEGER NOT NULL,
@@ -193,15 +192,19 @@ CREATE TABLE tallies (
 	keys_main        INTEGER NOT NULL,  -- rows of profile_keys
 	keys_new         INTEGER NOT NULL,  -- rows of profile_keys_new
 	key_filter_gen   INTEGER NOT NULL DEFAULT 0,  -- bumped when profile_keys changes
+	batch_gen        INTEGER NOT NULL DEFAULT 0,  -- bumped when unfinished batches change
 	last_delivery_ms INTEGER NOT NULL DEFAULT 0,
 	oldest_pending_ms INTEGER           -- enqueue time of the oldest pending update
 ) STRICT;
 
-INSERT INTO tallies (one, next_seq, pending, batched, delivered, superseded, dead, profiles,
-                     keys_main, keys_new, last_delivery_ms, oldest_pending_ms)
+INSERT INTO tallies (one, next_seq, cut_seq, pending, batched, delivered, superseded, dead,
+                     profiles, keys_main, keys_new, last_delivery_ms, oldest_pending_ms)
 SELECT 1,
        max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'updates'), 0),
            coalesce((SELECT max(seq) FROM updates), 0)) + 1,
+       -- everything pending now goes to held below
+       max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'updates'), 0),
+           coalesce((SELECT max(seq) FROM updates), 0)),
        (SELECT count(*) FROM updates u JOIN profiles p ON p.id = u.profile WHERE u.state = 'live'
         AND u.seq > p.done_seq AND NOT (p.batch IS NOT NULL AND u.seq <= p.batch_seq)),
        (SELECT count(*) FROM updates u JOIN profiles p ON p.id = u.profile WHERE u.state = 'live'
@@ -213,7 +216,9 @@ SELECT 1,
        (SELECT coalesce(max(id), 0) FROM profiles),
        (SELECT count(*) FROM profile_keys), 0,
        coalesce((SELECT max(done_at_ms) FROM profiles), 0),
-       (SELECT min(pending_since_ms) FROM profiles_v5);
+       (SELECT min(u.enqueued_at_ms) FROM updates u JOIN profiles p ON p.id = u.profile
+        WHERE u.state = 'live' AND u.seq > p.done_seq
+          AND NOT (p.batch IS NOT NULL AND u.seq <= p.batch_seq));
 
 -- A Bloom filter over profile_keys, so that a bulk import of new profiles
 -- does not probe the big table for each one (pobox writes it on merges).
@@ -225,12 +230,37 @@ CREATE TABLE key_filter (
 ) STRICT;
 
 -- ---------------------------------------------------------------------
--- Batches: the live updates each unfinished one holds, and counts by
--- lane and state kept by triggers (batch state changes are few).
+-- Batches: their members, the seq they were cut at, the live updates
+-- they hold; who left an unfinished one early; counts by lane and state
+-- (kept by triggers: batch state changes are few).
+ALTER TABLE batches ADD COLUMN members TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE batches ADD COLUMN batch_seq INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE batches ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
-UPDATE batches SET held = (SELECT coalesce(sum(p.batch_cells), 0) FROM profiles_v5 p
-                           WHERE p.batch = batches.id)
+UPDATE batches SET
+	members = coalesce((SELECT json_group_array(id) FROM (SELECT id FROM profiles p
+	                    WHERE p.batch = batches.id ORDER BY id)), '[]'),
+	batch_seq = coalesce((SELECT max(p.batch_seq) FROM profiles p WHERE p.batch = batches.id), 0),
+	held = (SELECT count(*) FROM profiles p JOIN updates u ON u.profile = p.id
+	        WHERE p.batch = batches.id AND u.state = 'live' AND u.seq > p.done_seq
+	          AND u.seq <= p.batch_seq)
 WHERE state IN ('ready', 'sending', 'submitted');
+
+CREATE TABLE batch_left (
+	batch   INTEGER NOT NULL,
+	profile INTEGER NOT NULL,
+	PRIMARY KEY (batch, profile)
+) STRICT, WITHOUT ROWID;
+
+-- Pending profiles a cut has seen and left (fenced by a batch, or waiting
+-- for a retry time).
+CREATE TABLE held (
+	profile  INTEGER PRIMARY KEY,
+	since_ms INTEGER NOT NULL          -- enqueue time of its oldest pending update
+) STRICT;
+INSERT INTO held (profile, since_ms)
+SELECT u.profile, min(u.enqueued_at_ms) FROM updates u JOIN profiles p ON p.id = u.profile
+WHERE u.state = 'live' AND u.seq > p.done_seq AND NOT (p.batch IS NOT NULL AND u.seq <= p.batch_seq)
+GROUP BY u.profile;
 
 CREATE TABLE batch_counts (
 	lane  TEXT NOT NULL,
@@ -240,20 +270,33 @@ CREATE TABLE batch_counts (
 ) STRICT, WITHOUT ROWID;
 INSERT INTO batch_counts (lane, state, n) SELECT lane, state, count(*) FROM batches GROUP BY 1, 2;
 
+-- batch_gen tells a process that the members of unfinished batches may
+-- have changed (it keeps them in memory to fence profiles).
 CREATE TRIGGER batch_counts_insert AFTER INSERT ON batches
 BEGIN
 	INSERT INTO batch_counts (lane, state, n) VALUES (NEW.lane, NEW.state, 1)
 	ON CONFLICT (lane, state) DO UPDATE SET n = n + 1;
+	UPDATE tallies SET batch_gen = batch_gen + 1;
 END;
 CREATE TRIGGER batch_counts_update AFTER UPDATE OF state ON batches WHEN OLD.state <> NEW.state
 BEGIN
 	UPDATE batch_counts SET n = n - 1 WHERE lane = OLD.lane AND state = OLD.state;
 	INSERT INTO batch_counts (lane, state, n) VALUES (NEW.lane, NEW.state, 1)
 	ON CONFLICT (lane, state) DO UPDATE SET n = n + 1;
+	UPDATE tallies SET batch_gen = batch_gen + 1;
+END;
+CREATE TRIGGER batch_members_update AFTER UPDATE OF members ON batches
+BEGIN
+	UPDATE tallies SET batch_gen = batch_gen + 1;
 END;
 CREATE TRIGGER batch_counts_delete AFTER DELETE ON batches
 BEGIN
 	UPDATE batch_counts SET n = n - 1 WHERE lane = OLD.lane AND state = OLD.state;
+	UPDATE tallies SET batch_gen = batch_gen + 1;
+END;
+CREATE TRIGGER batch_left_insert AFTER INSERT ON batch_left
+BEGIN
+	UPDATE tallies SET batch_gen = batch_gen + 1;
 END;
 
 -- ---------------------------------------------------------------------
@@ -270,10 +313,6 @@ DROP TABLE profile_state;
 DROP TABLE profiles;
 ALTER TABLE profiles_v5 RENAME TO profiles;
 
-CREATE INDEX profiles_in_batch ON profiles (batch) WHERE batch IS NOT NULL;
-CREATE INDEX profiles_retry_at ON profiles (next_attempt_at_ms) WHERE next_attempt_at_ms > 0;
--- The pending set, in profile order: what a cut reads.
-CREATE INDEX profiles_pending ON profiles (id, pending_since_ms) WHERE pending_since_ms IS NOT NULL;
 
 -- ---------------------------------------------------------------------
 -- Views for people: the same columns and meanings as before.
@@ -287,7 +326,15 @@ SELECT w.seq + e.key AS seq, w.seq AS write_seq, w.profile,
 FROM writes w JOIN shapes s ON s.id = w.shape, json_each(w.cells) e
 WHERE e.type <> 'null';
 
+-- The members of unfinished batches (fenced: their newer updates wait).
+CREATE VIEW v_in_batch AS
+SELECT CAST(e.value AS INTEGER) AS profile, b.id AS batch, b.batch_seq
+FROM batches b, json_each(b.members) e
+WHERE b.state IN ('ready', 'sending', 'submitted')
+  AND NOT EXISTS (SELECT 1 FROM batch_left l WHERE l.batch = b.id AND l.profile = CAST(e.value AS INTEGER));
+
 CREATE VIEW v_updates AS
+WITH ib AS MATERIALIZED (SELECT * FROM v_in_batch)
 SELECT c.seq,
        CASE p.id_type WHEN 1 THEN 'pcId' ELSE 'thirdPartyId' END AS id_type,
        p.profile_id,
@@ -295,12 +342,12 @@ SELECT c.seq,
        c.value,
        CASE WHEN f.state IS NOT NULL THEN f.state
             WHEN c.seq <= p.done_seq THEN 'delivered'
-            WHEN p.batch IS NOT NULL AND c.seq <= p.batch_seq THEN 'batched'
+            WHEN ib.batch IS NOT NULL AND c.seq <= ib.batch_seq THEN 'batched'
             ELSE 'pending' END AS state,
        c.urgent,
        s.name AS source,
        strftime('%Y-%m-%dT%H:%M:%fZ', c.enqueued_at_ms / 1000.0, 'unixepoch') AS enqueued_at,
-       CASE WHEN f.state IS NULL AND c.seq > p.done_seq AND c.seq <= p.batch_seq THEN p.batch END AS batch,
+       CASE WHEN f.state IS NULL AND c.seq > p.done_seq AND c.seq <= ib.batch_seq THEN ib.batch END AS batch,
        f.superseded_by,
        CASE WHEN f.state IS NULL AND c.seq > p.done_seq THEN p.attempts ELSE coalesce(f.attempts, 0) END AS attempts,
        CASE WHEN f.state IS NULL AND c.seq > p.done_seq THEN p.last_error ELSE f.last_error END AS last_error
@@ -309,6 +356,7 @@ JOIN profiles p ON p.id = c.profile
 JOIN attributes a ON a.id = c.attr
 LEFT JOIN sources s ON s.id = c.source
 LEFT JOIN fates f ON c.fates > 0 AND f.seq = c.seq
+LEFT JOIN ib ON ib.profile = c.profile
 UNION ALL
 SELECT st.seq, CASE st.id_type WHEN 1 THEN 'pcId' ELSE 'thirdPartyId' END, st.profile_id,
        a.name, st.value, 'pending', st.urgent, s.name,
@@ -319,18 +367,22 @@ JOIN attributes a ON a.id = st.attr
 LEFT JOIN sources s ON s.id = st.source;
 
 -- Pending updates, oldest first, with their age: read through the pending
--- set, so it costs what is pending, not what the outbox holds.
+-- set (writes above the cut watermark, held profiles), so it costs what is
+-- pending, not what the outbox holds.
 CREATE VIEW v_pending AS
-WITH p AS (
-	SELECT * FROM profiles WHERE pending_since_ms IS NOT NULL
+WITH ib AS MATERIALIZED (SELECT * FROM v_in_batch),
+cand AS (
+	SELECT profile FROM held
+	UNION SELECT profile FROM writes WHERE seq > (SELECT cut_seq FROM tallies)
 ),
 c AS (
 	SELECT w.seq + e.key AS seq, w.profile, w.shape, e.value, w.enqueued_at_ms, w.source,
 	       w.urgent, w.fates, e.key AS pos
-	FROM p JOIN writes w ON w.profile = p.id
-	       AND w.seq > max(p.done_seq, CASE WHEN p.batch IS NOT NULL THEN p.batch_seq ELSE 0 END),
+	FROM cand JOIN profiles p ON p.id = cand.profile
+	JOIN writes w ON w.profile = p.id AND w.seq > p.done_seq
+	LEFT JOIN ib ON ib.profile = p.id,
 	     json_each(w.cells) e
-	WHERE e.type <> 'null'
+	WHERE e.type <> 'null' AND (ib.batch IS NULL OR w.seq > ib.batch_seq)
 )
 SELECT x.*, CAST((julianday('now') - julianday(x.enqueued_at)) * 86400 AS INTEGER) AS age_s
 FROM (
@@ -338,7 +390,7 @@ FROM (
 	       p.profile_id, a.name AS attr, c.value, 'pending' AS state, c.urgent, s.name AS source,
 	       strftime('%Y-%m-%dT%H:%M:%fZ', c.enqueued_at_ms / 1000.0, 'unixepoch') AS enqueued_at,
 	       NULL AS batch, NULL AS superseded_by, p.attempts, p.last_error
-	FROM c JOIN p ON p.id = c.profile
+	FROM c JOIN profiles p ON p.id = c.profile
 	JOIN shapes sh ON sh.id = c.shape
 	JOIN attributes a ON a.id = CAST(json_extract(sh.attrs, '$[' || c.pos || ']') AS INTEGER)
 	LEFT JOIN sources s ON s.id = c.source
@@ -371,11 +423,10 @@ ORDER BY s.ord;
 -- values, overlaid by delivered writes not folded yet.
 CREATE VIEW v_profile_state AS
 WITH folded AS (
-	SELECT p.id AS profile, CAST(json_extract(e.value, '$[0]') AS INTEGER) AS attr,
+	SELECT x.profile, CAST(json_extract(e.value, '$[0]') AS INTEGER) AS attr,
 	       json_extract(e.value, '$[1]') AS value, json_extract(e.value, '$[2]') AS seq,
 	       json_extract(e.value, '$[3]') AS sent_at_ms
-	FROM profiles p, json_each(p.sent) e
-	WHERE p.sent IS NOT NULL
+	FROM sent x, json_each(x.cells) e
 ),
 unfolded AS (
 	SELECT c.profile, c.attr, c.value, c.seq, p.done_at_ms AS sent_at_ms,

@@ -429,7 +429,7 @@ static int route_single(struct cut *c, const struct pobox_prow *p, size_t own)
 	struct single_group *g = &c->single[p->id_type == POBOX_ID_PCID ? 0 : 1];
 	if (g->id == 0 && (rc = pobox_store_single_batch_new(c->pb->st, p->id_type, c->now_ms, &g->id)) != 0)
 		return rc;
-	if ((rc = pobox_store_fence(c->pb->st, p, g->id, c->max_seq, (int64_t)own)) != 0)
+	if ((rc = pobox_store_cut_profile(c->pb->st, p, g->id, (int64_t)own)) != 0)
 		return rc;
 	g->n++;
 	g->updates += (int64_t)own;
@@ -562,7 +562,7 @@ static int on_profile(void *ctx, const struct pobox_prow *p)
 	c->sum->updates += updates;
 	c->sum->carried += (int64_t)(c->ncells - own);
 	if (c->fixed_batch == 0)
-		return pobox_store_fence(pb->st, p, best->id, c->max_seq, updates);
+		return pobox_store_cut_profile(pb->st, p, best->id, updates);
 	return 0;
 }
 

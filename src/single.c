@@ -43,6 +43,7 @@
 
 struct call {
 	int64_t profile;
+	int64_t cells;           /* its updates in the batch */
 	int urgent;
 	int64_t minute;          /* quota minute it was reserved in */
 	char *url;               /* full URL (GET) or path only (POST) */
@@ -391,6 +392,7 @@ static int on_profile_id(void *ctx, const struct pobox_prow *p)
 	if (!c)
 		return POBOX_ENOMEM;
 	c->profile = p->profile;
+	c->cells = (int64_t)p->n;
 	bd->g->ncalls++;
 	return 0;
 }
@@ -406,6 +408,7 @@ static int on_profile(void *ctx, const struct pobox_prow *p)
 	if (!(c = new_call(bd->g)))
 		return POBOX_ENOMEM;
 	c->profile = p->profile;
+	c->cells = (int64_t)p->n;
 	/* the rows carried are already coalesced: one per attribute */
 	qlen = pobox_single_query_len(p->id_type, p->profile_id, p->profile_id_len, NULL, NULL, NULL, 0);
 	for (size_t i = 0; i < p->n; i++) {
@@ -467,7 +470,7 @@ static int settle(struct pobox_singler *s, struct group *g, const size_t *idx, s
 		int64_t calls, errors;
 	} cc[16];
 	int nq = 0, ncc = 0;
-	int64_t delivered[32];
+	int64_t delivered[32], delivered_cells[32];
 	size_t ndelivered = 0;
 	int rc;
 	if ((rc = pobox_begin(pb)) != 0)
@@ -521,7 +524,8 @@ static int settle(struct pobox_singler *s, struct group *g, const size_t *idx, s
 		q[k].urgent_released += !used && c->urgent;
 		if (c->st == C_QUEUED) {
 			if (rc == 0)
-				rc = pobox_store_profile_release(pb->st, c->profile, 0, 0, 0, NULL, 0, &killed);
+				rc = pobox_store_profile_release(pb->st, batch, c->profile, c->cells, 0, 0, 0,
+				                                 NULL, 0, &killed);
 			c->st = C_SETTLED;
 			continue;
 		}
@@ -530,16 +534,18 @@ static int settle(struct pobox_singler *s, struct group *g, const size_t *idx, s
 		switch (c->cls) {
 		case POBOX_CLASS_OK:
 			/* written 32 at a time */
+			delivered_cells[ndelivered] = c->cells;
 			delivered[ndelivered++] = c->profile;
 			if (ndelivered == sizeof delivered / sizeof delivered[0]) {
-				rc = pobox_store_profiles_delivered(pb->st, delivered, ndelivered, now);
+				rc = pobox_store_profiles_delivered(pb->st, batch, delivered, delivered_cells,
+				                                    ndelivered, now);
 				ndelivered = 0;
 			}
 			counts[0]++;
 			break;
 		case POBOX_CLASS_NOTFOUND:
 			/* single calls cannot create profiles: the bulk lane (v2) can */
-			rc = pobox_store_profile_release(pb->st, c->profile, 1, 0, 0,
+			rc = pobox_store_profile_release(pb->st, batch, c->profile, c->cells, 1, 0, 0,
 			                                 "profile not found by a single call; sent by bulk",
 			                                 0, &killed);
 			counts[1]++;
@@ -548,13 +554,15 @@ static int settle(struct pobox_singler *s, struct group *g, const size_t *idx, s
 		case POBOX_CLASS_AUTH:
 		case POBOX_CLASS_CONFIG:
 		case POBOX_CLASS_THROTTLE:
-			rc = pobox_store_profile_release(pb->st, c->profile, 0, 0, 0, c->msg, 0, &killed);
+			rc = pobox_store_profile_release(pb->st, batch, c->profile, c->cells, 0, 0, 0, c->msg,
+			                                 0, &killed);
 			break;
 		case POBOX_CLASS_PERMANENT:
 		case POBOX_CLASS_REJECT: {
 			char why[220];
 			snprintf(why, sizeof why, "Target refused the update (HTTP %ld): %s", c->http, c->msg);
-			rc = pobox_store_profile_release(pb->st, c->profile, 0, 1, 0, why, 1, &killed);
+			rc = pobox_store_profile_release(pb->st, batch, c->profile, c->cells, 0, 1, 0, why, 1,
+			                                 &killed);
 			counts[2]++;
 			break;
 		}
@@ -563,8 +571,8 @@ static int settle(struct pobox_singler *s, struct group *g, const size_t *idx, s
 			char why[220];
 			snprintf(why, sizeof why, "single call: HTTP %ld: %s", c->http, c->msg);
 			int64_t delay = pobox_backoff_delay_ms(&s->backoff, 1, c->retry_after_ms);
-			rc = pobox_store_profile_release(pb->st, c->profile, 0, c->charge, now + delay, why,
-			                                 s->d.max_attempts, &killed);
+			rc = pobox_store_profile_release(pb->st, batch, c->profile, c->cells, 0, c->charge,
+			                                 now + delay, why, s->d.max_attempts, &killed);
 			counts[2]++;
 			if (!killed) {
 				if (retries++ == 0 || delay < first_retry_ms)
@@ -580,7 +588,8 @@ static int settle(struct pobox_singler *s, struct group *g, const size_t *idx, s
 		c->st = C_SETTLED;
 	}
 	if (rc == 0 && ndelivered)
-		rc = pobox_store_profiles_delivered(pb->st, delivered, ndelivered, now);
+		rc = pobox_store_profiles_delivered(pb->st, batch, delivered, delivered_cells, ndelivered,
+		                                    now);
 	for (int j = 0; j < nq && rc == 0; j++)
 		rc = pobox_store_quota_settle(pb->st, pobox_quota_owner(), q[j].minute, q[j].used,
 		                              q[j].urgent_used, q[j].released, q[j].urgent_released);
@@ -939,8 +948,9 @@ static int prepare(struct pobox_singler *s, struct group *g, struct pobox_step *
 		if ((rc = pobox_begin(pb)) != 0)
 			return rc;
 		for (size_t i = 0; i < g->ncalls && rc == 0; i++)
-			rc = pobox_store_profile_release(pb->st, g->calls[i].profile, 1, 0, 0,
-			                                 "single-call budget spent; sent by bulk", 0, &killed);
+			rc = pobox_store_profile_release(pb->st, id, g->calls[i].profile, g->calls[i].cells,
+			                                 1, 0, 0, "single-call budget spent; sent by bulk", 0,
+			                                 &killed);
 		if (rc == 0 && (rc = pobox_store_batch_get(pb->st, id, 0, &b)) == 0) {
 			b.state = POBOX_B_DONE;
 			b.finished_at_ms = now;
@@ -996,7 +1006,7 @@ static int prepare(struct pobox_singler *s, struct group *g, struct pobox_step *
 			int ok = c->urgent ? granted < q.left_urgent : granted < q.left_normal;
 			if (!ok) {
 				int killed;
-				rc = pobox_store_profile_release(pb->st, c->profile, 1, 0, 0,
+				rc = pobox_store_profile_release(pb->st, g->batch, c->profile, c->cells, 1, 0, 0,
 				                                 "single-call budget spent; sent by bulk", 0, &killed);
 				c->st = C_SETTLED;
 				continue;

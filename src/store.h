@@ -55,7 +55,6 @@ struct pobox_profile_ref {
 	int64_t id;
 	int64_t done_seq;      /* delivered updates are <= this */
 	int64_t sent_seq;      /* delivered updates <= this are folded into sent */
-	int pending;           /* it has pending updates already */
 };
 
 /* Looks a profile up by key (store/keys.c: the last one found's successor
@@ -116,7 +115,7 @@ int pobox_store_exec(struct pobox_store *st, const char *sql);
 /* The path the store was opened with (borrowed). */
 const char *pobox_store_path(const struct pobox_store *st);
 
-/* ---- the pending set and the cut (store/writes.c) ---------------------- */
+/* ---- the pending set and the cut (store/scan.c, writes.c, sent.c) ------- */
 
 /* One profile's live, not yet delivered updates, as the scheduler sees them:
  * sorted by attribute, then enqueue order.  Arrays are borrowed for the
@@ -165,11 +164,11 @@ int pobox_store_supersede(struct pobox_store *st, int64_t seq, int64_t by_seq);
 /* Marks the profile's pending updates (seq in (done_seq, upto]) dead. */
 int pobox_store_kill_rows(struct pobox_store *st, int64_t profile, int64_t done_seq, int64_t upto,
                           const char *reason, int64_t attempts);
-/* Fences the profile into batch with its `cells` live updates up to
- * batch_seq (they leave the pending set), first folding its delivered
- * values not folded yet (so each keeps its delivery time). */
-int pobox_store_fence(struct pobox_store *st, const struct pobox_prow *p, int64_t batch,
-                      int64_t batch_seq, int64_t cells);
+/* The cut takes the profile into batch, with its `cells` live updates up
+ * to the cut's seq (they leave the pending set); its delivered values not
+ * folded yet are folded first (so each keeps its delivery time). */
+int pobox_store_cut_profile(struct pobox_store *st, const struct pobox_prow *p, int64_t batch,
+                            int64_t cells);
 
 /* Housekeeping: deletes writes whose updates are all delivered before
  * cutoff_ms or all superseded (enqueued before it), none dead; their
@@ -312,15 +311,18 @@ int pobox_store_count_call(struct pobox_store *st, const char *lane, long http_s
 int pobox_store_count_calls(struct pobox_store *st, const char *lane, long http_status,
                             int64_t calls, int64_t errors);
 
-/* Profile outcomes of single calls. */
-int pobox_store_profiles_delivered(struct pobox_store *st, const int64_t *profiles, size_t n,
+/* Profile outcomes of single calls: profiles[i] of batch, with its
+ * cells[i] updates in it, was delivered. */
+int pobox_store_profiles_delivered(struct pobox_store *st, int64_t batch,
+                                   const int64_t *profiles, const int64_t *cells, size_t n,
                                    int64_t now_ms);
-/* The profile leaves its batch: to the bulk lane (route_bulk), after a
- * failure (charge: count an attempt; dead after max_attempts), or simply
- * back to pending. *killed = 1 when its rows were dead-lettered. */
-int pobox_store_profile_release(struct pobox_store *st, int64_t profile, int route_bulk,
-                                int charge, int64_t next_at_ms, const char *reason,
-                                int64_t max_attempts, int *killed);
+/* The profile (with its `cells` updates) leaves batch: to the bulk lane
+ * (route_bulk), after a failure (charge: count an attempt; dead after
+ * max_attempts), or simply back to pending.  *killed = 1 when its updates
+ * were dead-lettered.  Nothing happens when it had left already. */
+int pobox_store_profile_release(struct pobox_store *st, int64_t batch, int64_t profile,
+                                int64_t cells, int route_bulk, int charge, int64_t next_at_ms,
+                                const char *reason, int64_t max_attempts, int *killed);
 /* Finishes a single-lane batch whose profiles have all left it. */
 int pobox_store_single_batch_finish(struct pobox_store *st, int64_t batch, int64_t now_ms,
                                     int64_t ok, int64_t not_found, int64_t failed);

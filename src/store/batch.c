@@ -5,7 +5,7 @@
  * store (see store.h for contracts, schema/0002_delivery.sql for the batch
  * states and schema/0005_storage.sql for how updates are kept).  Moving
  * updates between batched, pending, delivered and dead keeps the tallies:
- * a batch's `held` and its profiles' batch_cells say how many move.
+ * a batch's `held` says how many move (members.c keeps who is in it).
  *
  * Every function here runs inside the caller's transaction where the caller
  * holds one; the deliverer and scheduler decide where transactions begin
@@ -106,13 +106,14 @@ int pobox_store_batch_payload(struct pobox_store *st, int64_t id, int64_t profil
 	int rc2 = sqlite3_blob_close(b);
 	if (rc == SQLITE_OK)
 		rc = rc2;
-	return rc == SQLITE_OK ? 0 : pobox_store_fail(st, rc, "writing a batch payload");
+	if (rc != SQLITE_OK)
+		return pobox_store_fail(st, rc, "writing a batch payload");
+	return pobox_store_members_flush(st, id);
 }
 
 int pobox_store_batch_delete_empty(struct pobox_store *st, int64_t id)
 {
-	static const char sql[] =
-		"DELETE FROM batches WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM profiles WHERE batch = ?1)";
+	static const char sql[] = "DELETE FROM batches WHERE id = ?1 AND members = '[]'";
 	int64_t a[1] = {id};
 	return pobox_store_run(st, sql, "dropping an empty batch", 1, a, 0, NULL);
 }
@@ -297,70 +298,7 @@ int pobox_store_unfinished(struct pobox_store *st, int64_t *count)
 	return pobox_store_one(st, sql, "counting unfinished batches", 0, NULL, count, NULL);
 }
 
-int pobox_store_pending(struct pobox_store *st, int64_t now_ms, int64_t *due_profiles,
-                        int64_t *later_profiles, int64_t *next_due_ms, int64_t *oldest_ms)
-{
-	/* the pending set only: O(pending), never the history */
-	static const char sql[] =
-		"SELECT count(CASE WHEN next_attempt_at_ms <= ?1 THEN 1 END)"
-		"        + (SELECT count(DISTINCT id_type || ':' || profile_id) FROM staged),"
-		"       count(CASE WHEN next_attempt_at_ms > ?1 THEN 1 END),"
-		"       min(CASE WHEN next_attempt_at_ms > ?1 THEN next_attempt_at_ms END),"
-		"       min(pending_since_ms), (SELECT min(enqueued_at_ms) FROM staged) "
-		"FROM profiles INDEXED BY profiles_pending "
-		"WHERE pending_since_ms IS NOT NULL AND batch IS NULL";
-	sqlite3_stmt *s = pobox_store_prep(st, sql);
-	if (!s)
-		return POBOX_EIO;
-	sqlite3_bind_int64(s, 1, now_ms);
-	int rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		*due_profiles = sqlite3_column_int64(s, 0);
-		*later_profiles = sqlite3_column_int64(s, 1);
-		*next_due_ms = pobox_store_col_int(s, 2, -1);
-		int64_t a = pobox_store_col_int(s, 3, -1), b = pobox_store_col_int(s, 4, -1);
-		*oldest_ms = a < 0 || (b >= 0 && b < a) ? b : a;
-	}
-	sqlite3_reset(s);
-	return rc == SQLITE_ROW ? 0 : pobox_store_fail(st, rc, "counting pending updates");
-}
-
-/* Sets each batch's held from its profiles' batch_cells. */
-static int recount_held(struct pobox_store *st, int64_t a, int64_t b)
-{
-	static const char sql[] =
-		"UPDATE batches SET held = (SELECT coalesce(sum(batch_cells), 0) FROM profiles"
-		" WHERE batch = batches.id) WHERE id IN (?1, ?2)";
-	int64_t x[2] = {a, b};
-	return pobox_store_run(st, sql, "counting a batch's updates", 2, x, 0, NULL);
-}
-
-int pobox_store_batch_move(struct pobox_store *st, int64_t from, int64_t to, int64_t max_profile)
-{
-	static const char sql[] =
-		"UPDATE profiles SET batch = ?2 WHERE batch = ?1 AND (?3 < 0 OR id <= ?3)";
-	int64_t a[3] = {from, to, max_profile};
-	int rc = pobox_store_run(st, sql, "moving profiles between batches", 3, a, 0, NULL);
-	return rc ? rc : recount_held(st, from, to);
-}
-
-int pobox_store_batch_median(struct pobox_store *st, int64_t batch, int64_t *profile_id)
-{
-	static const char sql[] =
-		"SELECT id FROM profiles WHERE batch = ?1 ORDER BY id "
-		"LIMIT 1 OFFSET (SELECT (count(*) - 1) / 2 FROM profiles WHERE batch = ?1)";
-	int64_t a[1] = {batch};
-	*profile_id = -1;
-	return pobox_store_one(st, sql, "bisecting a batch", 1, a, profile_id, NULL);
-}
-
-/* The live updates batch holds (its `held`). */
-static int held_of(struct pobox_store *st, int64_t batch, int64_t *n)
-{
-	*n = 0;
-	return pobox_store_one(st, "SELECT held FROM batches WHERE id = ?1", "reading a batch", 1,
-	                       &batch, n, NULL);
-}
+/* ---- members moving ------------------------------------------------------ */
 
 static int set_held(struct pobox_store *st, int64_t batch, int64_t delta)
 {
@@ -369,45 +307,143 @@ static int set_held(struct pobox_store *st, int64_t batch, int64_t delta)
 	return pobox_store_run(st, sql, "counting a batch's updates", 2, a, 0, NULL);
 }
 
+struct batch_info {
+	int64_t held, batch_seq;
+};
+
+static int batch_info(struct pobox_store *st, int64_t batch, struct batch_info *bi)
+{
+	static const char sql[] = "SELECT held, batch_seq FROM batches WHERE id = ?1";
+	sqlite3_stmt *s = pobox_store_prep(st, sql);
+	if (!s)
+		return POBOX_EIO;
+	sqlite3_bind_int64(s, 1, batch);
+	int rc = sqlite3_step(s);
+	bi->held = bi->batch_seq = 0;
+	if (rc == SQLITE_ROW) {
+		bi->held = sqlite3_column_int64(s, 0);
+		bi->batch_seq = sqlite3_column_int64(s, 1);
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : pobox_store_fail(st, rc, "reading a batch");
+}
+
+/* The live updates profile ids[0..n) have in (done_seq, batch_seq]. */
+static int held_by(struct pobox_store *st, const int64_t *ids, size_t n, int64_t batch_seq,
+                   int64_t *held)
+{
+	int rc = 0;
+	*held = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		int64_t done = 0, k = 0;
+		if ((rc = pobox_store_one(st, "SELECT done_seq FROM profiles WHERE id = ?1",
+		                          "counting a batch's updates", 1, &ids[i], &done, NULL)) == 0 &&
+		    (rc = pobox_store_cells_in(st, ids[i], done, batch_seq, &k)) == 0)
+			*held += k;
+	}
+	return rc;
+}
+
+int pobox_store_batch_move(struct pobox_store *st, int64_t from, int64_t to, int64_t max_profile)
+{
+	static const char copy[] =
+		"UPDATE batches SET batch_seq = (SELECT batch_seq FROM batches WHERE id = ?2) WHERE id = ?1";
+	int64_t *ids = NULL, moved = 0;
+	size_t n = 0, k = 0;
+	struct batch_info bi;
+	int rc = batch_info(st, from, &bi);
+	if (rc == 0)
+		rc = pobox_store_members(st, from, &ids, &n);
+	while (rc == 0 && k < n && (max_profile < 0 || ids[k] <= max_profile))
+		k++;
+	/* all of them: the held count goes along; some: counted */
+	if (rc == 0)
+		rc = k == n ? 0 : held_by(st, ids, k, bi.batch_seq, &moved);
+	if (rc == 0 && k == n)
+		moved = bi.held;
+	int64_t a[2] = {to, from};
+	if (rc == 0 && (rc = pobox_store_members_set(st, to, ids, k)) == 0 &&
+	    (rc = pobox_store_members_set(st, from, ids + k, n - k)) == 0 &&
+	    (rc = pobox_store_run(st, copy, "moving a batch's members", 2, a, 0, NULL)) == 0 &&
+	    (rc = set_held(st, to, moved)) == 0)
+		rc = set_held(st, from, -moved);
+	pobox_free(ids);
+	return rc;
+}
+
+int pobox_store_batch_median(struct pobox_store *st, int64_t batch, int64_t *profile_id)
+{
+	int64_t *ids = NULL;
+	size_t n = 0;
+	int rc = pobox_store_members(st, batch, &ids, &n);
+	*profile_id = rc == 0 && n ? ids[(n - 1) / 2] : -1;
+	pobox_free(ids);
+	return rc;
+}
+
+/* ---- ends of a batch ----------------------------------------------------- */
+
+/* A final state ends its members' membership (the caller's batch_save
+ * then records the rest of the outcome). */
+static int finish(struct pobox_store *st, int64_t batch, const char *state, int64_t now_ms)
+{
+	static const char sql[] =
+		"UPDATE batches SET state = ?3, finished_at_ms = coalesce(finished_at_ms, nullif(?2, 0)) "
+		"WHERE id = ?1";
+	int64_t a[2] = {batch, now_ms};
+	const char *t[1] = {state};
+	return pobox_store_run(st, sql, "finishing a batch", 2, a, 1, t);
+}
+
+/* Its members that have not left it, as a subquery on ?1. */
+#define MEMBERS_OF(b)                                                                          \
+	"(SELECT CAST(m.value AS INTEGER) FROM batches x, json_each(x.members) m WHERE x.id = " b     \
+	" AND NOT EXISTS (SELECT 1 FROM batch_left l WHERE l.batch = x.id"                          \
+	" AND l.profile = CAST(m.value AS INTEGER)))"
+
 int pobox_store_batch_delivered(struct pobox_store *st, int64_t batch, int v2, int64_t now_ms)
 {
 	static const char sql[] =
-		"UPDATE profiles SET done_seq = batch_seq, done_at_ms = ?2, batch = NULL, batch_cells = 0,"
-		" attempts = 0, next_attempt_at_ms = 0, last_error = NULL, route_bulk = 0,"
+		"UPDATE profiles SET done_seq = max(done_seq, ?4), done_at_ms = ?2, attempts = 0,"
+		" next_attempt_at_ms = 0, last_error = NULL, route_bulk = 0,"
 		" last_v2_at_ms = CASE WHEN ?3 THEN ?2 ELSE last_v2_at_ms END "
-		"WHERE batch = ?1";
-	int64_t a[3] = {batch, now_ms, v2}, held = 0;
+		"WHERE id IN " MEMBERS_OF("?1");
+	struct batch_info bi;
 	int rc = pobox_store_need_tx(st, "recording a delivery");
-	if (rc || (rc = held_of(st, batch, &held)) != 0 ||
-	    (rc = pobox_store_run(st, sql, "recording a delivery", 3, a, 0, NULL)) != 0 ||
-	    (rc = set_held(st, batch, -held)) != 0)
+	if (rc || (rc = batch_info(st, batch, &bi)) != 0)
 		return rc;
-	st->d.batched -= held;
-	st->d.delivered += held;
+	int64_t a[4] = {batch, now_ms, v2, bi.batch_seq};
+	if ((rc = pobox_store_run(st, sql, "recording a delivery", 4, a, 0, NULL)) != 0 ||
+	    (rc = set_held(st, batch, -bi.held)) != 0 || (rc = finish(st, batch, "done", now_ms)) != 0)
+		return rc;
+	st->d.batched -= bi.held;
+	st->d.delivered += bi.held;
 	if (now_ms > st->d.last_delivery_ms)
 		st->d.last_delivery_ms = now_ms;
 	st->d.dirty = 1;
 	return 0;
 }
 
-/* Back to pending: the updates a profile has in its batch. */
-static const char SQL_REPEND_BATCH[] =
-	"UPDATE profiles SET pending_since_ms = (SELECT min(w.enqueued_at_ms) FROM writes w"
-	" WHERE w.profile = profiles.id AND w.seq > profiles.done_seq AND w.n > w.fates) "
-	"WHERE batch = ?1";
+/* Its members back to the pending set (held). */
+static const char SQL_HOLD_MEMBERS[] =
+	"INSERT INTO held (profile, since_ms) "
+	"SELECT p.id, (SELECT min(w.enqueued_at_ms) FROM writes w WHERE w.profile = p.id"
+	"  AND w.seq > p.done_seq AND w.n > w.fates) "
+	"FROM profiles p WHERE p.id IN " MEMBERS_OF("?1") " AND EXISTS (SELECT 1 FROM writes w"
+	"  WHERE w.profile = p.id AND w.seq > p.done_seq AND w.n > w.fates) "
+	"ON CONFLICT (profile) DO UPDATE SET since_ms = min(since_ms, excluded.since_ms)";
 
 int pobox_store_batch_release(struct pobox_store *st, int64_t batch)
 {
-	static const char sql[] = "UPDATE profiles SET batch = NULL, batch_cells = 0 WHERE batch = ?1";
-	int64_t held = 0;
+	struct batch_info bi;
 	int rc = pobox_store_need_tx(st, "releasing a batch");
-	if (rc || (rc = held_of(st, batch, &held)) != 0 ||
-	    (rc = pobox_store_run(st, SQL_REPEND_BATCH, "releasing a batch", 1, &batch, 0, NULL)) != 0 ||
-	    (rc = pobox_store_run(st, sql, "releasing a batch's profiles", 1, &batch, 0, NULL)) != 0 ||
-	    (rc = set_held(st, batch, -held)) != 0)
+	if (rc || (rc = batch_info(st, batch, &bi)) != 0 ||
+	    (rc = pobox_store_run(st, SQL_HOLD_MEMBERS, "releasing a batch", 1, &batch, 0, NULL)) != 0 ||
+	    (rc = set_held(st, batch, -bi.held)) != 0 ||
+	    (rc = finish(st, batch, "dead", 0)) != 0)
 		return rc;
-	st->d.batched -= held;
-	st->d.pending += held;
+	st->d.batched -= bi.held;
+	st->d.pending += bi.held;
 	st->d.oldest_recount = 1;
 	st->d.dirty = 1;
 	return 0;
@@ -421,8 +457,8 @@ int pobox_store_batch_kill(struct pobox_store *st, int64_t batch, const char *re
 		"INSERT INTO fates (seq, state, attempts, last_error, dead_at_ms, last_http_status) "
 		"SELECT w.seq + e.key, 'dead', b.attempts, ?2,"
 		"       CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER), b.last_http_status "
-		"FROM batches b JOIN profiles p ON p.batch = b.id "
-		"JOIN writes w ON w.profile = p.id AND w.seq > p.done_seq AND w.seq <= p.batch_seq, "
+		"FROM batches b JOIN profiles p ON p.id IN " MEMBERS_OF("?1") " "
+		"JOIN writes w ON w.profile = p.id AND w.seq > p.done_seq AND w.seq <= b.batch_seq, "
 		"     json_each(w.cells) e "
 		"WHERE b.id = ?1 AND e.type <> 'null'"
 		" AND (w.fates = 0 OR NOT EXISTS (SELECT 1 FROM fates f WHERE f.seq = w.seq + e.key))";
@@ -430,56 +466,49 @@ int pobox_store_batch_kill(struct pobox_store *st, int64_t batch, const char *re
 		"UPDATE writes SET fates = (SELECT count(*) FROM fates f WHERE f.seq >= writes.seq"
 		" AND f.seq < writes.seq + json_array_length(writes.cells)) "
 		"WHERE seq IN (SELECT w.seq FROM profiles p JOIN writes w ON w.profile = p.id"
-		" AND w.seq > p.done_seq AND w.seq <= p.batch_seq WHERE p.batch = ?1)";
-	static const char release[] =
-		"UPDATE profiles SET batch = NULL, batch_cells = 0 WHERE batch = ?1";
+		" AND w.seq > p.done_seq AND w.seq <= (SELECT batch_seq FROM batches WHERE id = ?1)"
+		" WHERE p.id IN " MEMBERS_OF("?1") ")";
 	const char *t[1] = {reason};
-	int64_t held = 0;
+	struct batch_info bi;
 	int rc = pobox_store_need_tx(st, "dead-lettering a batch");
-	if (rc || (rc = held_of(st, batch, &held)) != 0 ||
+	if (rc || (rc = batch_info(st, batch, &bi)) != 0 ||
 	    (rc = pobox_store_run(st, kill, "dead-lettering a batch", 1, &batch, 1, t)) != 0 ||
 	    (rc = pobox_store_run(st, count, "dead-lettering a batch", 1, &batch, 0, NULL)) != 0 ||
-	    (rc = pobox_store_run(st, release, "dead-lettering a batch", 1, &batch, 0, NULL)) != 0 ||
-	    (rc = set_held(st, batch, -held)) != 0)
+	    (rc = set_held(st, batch, -bi.held)) != 0)
 		return rc;
-	st->d.batched -= held;
-	st->d.dead += held;
+	/* newer updates of its members (not in it) are pending: held */
+	if ((rc = pobox_store_run(st, SQL_HOLD_MEMBERS, "dead-lettering a batch", 1, &batch, 0, NULL)) != 0 ||
+	    (rc = finish(st, batch, "dead", 0)) != 0)
+		return rc;
+	st->d.batched -= bi.held;
+	st->d.dead += bi.held;
+	st->d.oldest_recount = 1;
 	st->d.dirty = 1;
 	return 0;
 }
 
-int pobox_store_profile_release(struct pobox_store *st, int64_t profile, int route_bulk,
-                                int charge, int64_t next_at_ms, const char *reason,
-                                int64_t max_attempts, int *killed)
+int pobox_store_profile_release(struct pobox_store *st, int64_t batch, int64_t profile,
+                                int64_t cells, int route_bulk, int charge, int64_t next_at_ms,
+                                const char *reason, int64_t max_attempts, int *killed)
 {
-	static const char held[] =
-		"SELECT batch, batch_cells FROM profiles WHERE id = ?1 AND batch IS NOT NULL";
 	static const char sql[] =
-		"UPDATE profiles SET batch = NULL, batch_cells = 0, route_bulk = max(route_bulk, ?2),"
-		" attempts = attempts + ?3, next_attempt_at_ms = ?4, last_error = coalesce(?5, last_error),"
-		" pending_since_ms = (SELECT min(w.enqueued_at_ms) FROM writes w"
-		"   WHERE w.profile = profiles.id AND w.seq > profiles.done_seq AND w.n > w.fates) "
-		"WHERE id = ?1 RETURNING attempts, done_seq, batch_seq";
-	int64_t attempts = 0, done = 0, upto = 0, batch = 0, cells = 0;
+		"UPDATE profiles SET route_bulk = max(route_bulk, ?2), attempts = attempts + ?3,"
+		" next_attempt_at_ms = ?4, last_error = coalesce(?5, last_error) "
+		"WHERE id = ?1 RETURNING attempts, done_seq";
+	static const char since[] =
+		"SELECT min(w.enqueued_at_ms) FROM writes w WHERE w.profile = ?1 AND w.seq > ?2"
+		" AND w.n > w.fates";
+	int64_t attempts = 0, done = 0, oldest = 0;
+	struct batch_info bi;
 	int rc = pobox_store_need_tx(st, "releasing a profile");
 	*killed = 0;
-	if (rc)
+	if (rc || (rc = batch_info(st, batch, &bi)) != 0 ||
+	    (rc = pobox_store_leave(st, batch, profile)) != 0)
 		return rc;
-	sqlite3_stmt *s = pobox_store_prep(st, held);
+	if (sqlite3_changes(st->db) == 0)
+		return 0; /* it had left already: settled */
+	sqlite3_stmt *s = pobox_store_prep(st, sql);
 	if (!s)
-		return POBOX_EIO;
-	sqlite3_bind_int64(s, 1, profile);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		batch = sqlite3_column_int64(s, 0);
-		cells = sqlite3_column_int64(s, 1);
-	}
-	sqlite3_reset(s);
-	if (rc == SQLITE_DONE)
-		return 0; /* not in a batch: already settled */
-	if (rc != SQLITE_ROW)
-		return pobox_store_fail(st, rc, "releasing a profile");
-	if (!(s = pobox_store_prep(st, sql)))
 		return POBOX_EIO;
 	sqlite3_bind_int64(s, 1, profile);
 	sqlite3_bind_int(s, 2, route_bulk);
@@ -491,14 +520,16 @@ int pobox_store_profile_release(struct pobox_store *st, int64_t profile, int rou
 	if (rc == SQLITE_ROW) {
 		attempts = sqlite3_column_int64(s, 0);
 		done = sqlite3_column_int64(s, 1);
-		upto = sqlite3_column_int64(s, 2);
 		rc = sqlite3_step(s);
 	}
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
 	if (rc != SQLITE_DONE)
 		return pobox_store_fail(st, rc, "releasing a profile");
-	if ((rc = set_held(st, batch, -cells)) != 0)
+	int64_t a[2] = {profile, done};
+	if ((rc = set_held(st, batch, -cells)) != 0 ||
+	    (rc = pobox_store_one(st, since, "releasing a profile", 2, a, &oldest, NULL)) != 0 ||
+	    (rc = pobox_store_hold(st, profile, oldest > 0 ? oldest : 1)) != 0)
 		return rc;
 	st->d.batched -= cells;
 	st->d.pending += cells;
@@ -507,7 +538,8 @@ int pobox_store_profile_release(struct pobox_store *st, int64_t profile, int rou
 	if (!charge || attempts < max_attempts)
 		return 0;
 	*killed = 1;
-	return pobox_store_kill_rows(st, profile, done, upto, reason ? reason : "gave up", attempts);
+	return pobox_store_kill_rows(st, profile, done, bi.batch_seq, reason ? reason : "gave up",
+	                             attempts);
 }
 
 int pobox_store_row_failed(struct pobox_store *st, int64_t batch, enum pobox_id_type t,
@@ -515,18 +547,23 @@ int pobox_store_row_failed(struct pobox_store *st, int64_t batch, enum pobox_id_
                            int64_t max_attempts, int *found)
 {
 	struct pobox_profile_ref ref;
-	int64_t in = 0;
-	int f = 0, killed;
+	struct batch_info bi;
+	int64_t fence = 0, cells = 0;
+	int killed;
 	int rc = pobox_store_profile_find(st, t, profile_id, strlen(profile_id), &ref);
 	*found = 0;
 	if (rc || !ref.id)
 		return rc;
-	int64_t a[2] = {ref.id, batch};
-	if ((rc = pobox_store_one(st, "SELECT 1 FROM profiles WHERE id = ?1 AND batch = ?2",
-	                          "finding a failed row's profile", 2, a, &in, &f)) != 0 || !f)
+	/* a member of this batch: the fence knows which batch holds whom */
+	int64_t holder = 0;
+	if ((rc = batch_info(st, batch, &bi)) != 0 ||
+	    (rc = pobox_store_fenced_by(st, ref.id, &holder, &fence)) != 0 || holder != batch)
 		return rc;
 	*found = 1;
-	return pobox_store_profile_release(st, ref.id, 0, 1, next_at_ms, reason, max_attempts, &killed);
+	if ((rc = pobox_store_cells_in(st, ref.id, ref.done_seq, bi.batch_seq, &cells)) != 0)
+		return rc;
+	return pobox_store_profile_release(st, batch, ref.id, cells, 0, 1, next_at_ms, reason,
+	                                   max_attempts, &killed);
 }
 
 /* ---- ledgers and lanes -------------------------------------------------- */
@@ -603,7 +640,10 @@ int pobox_store_each_row(struct pobox_store *st, const char *sql, int has_arg, i
                          void *ctx)
 {
 	sqlite3_stmt *s = NULL;
-	int rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
+	int rc = pobox_store_append_flush(st);
+	if (rc)
+		return rc;
+	rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
 	if (rc != SQLITE_OK)
 		return pobox_store_fail(st, rc, "preparing a query");
 	if (has_arg)

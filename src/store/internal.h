@@ -5,9 +5,13 @@
  * goes through store.h.
  *
  *   store.c   opening, migrations, transactions, tallies, status
+ *   append.c  rows appended by a transaction, inserted 32 at a time
  *   keys.c    profile keys: the hash, lookups, new profiles, merges, filter
- *   writes.c  writes and their cells: appending, staged rows, the pending
- *             scan, superseding, fencing, folding delivered values, pruning
+ *   writes.c  writes and their cells: appending, staged rows, reading a
+ *             write's updates, superseding, dead-lettering
+ *   scan.c    the pending set and a batch's profiles, as a cut reads them
+ *   members.c batch members, the fence, profiles leaving a batch
+ *   sent.c    last delivered values, folding, pruning history
  *   batch.c   batch rows and their lifecycle, the bulk ledger, lanes
  *   quota.c   the single-call ledger and single-lane outcomes
  *   ops.c     dead letters, doctor
@@ -54,6 +58,26 @@ struct shape {
 
 struct key_filter;
 
+/* Rows appended by the open transaction, not inserted yet (append.c). */
+#define APPEND_ROWS 32
+struct ab_profile {
+	int64_t id, khash;
+	int type;
+	size_t off, len;           /* the profile id, in text */
+};
+struct ab_write {
+	int64_t seq, profile, shape, n, enq, source;
+	int urgent;
+	size_t off, len;           /* the cells, in text */
+};
+struct append_buf {
+	struct ab_profile p[APPEND_ROWS];
+	struct ab_write w[APPEND_ROWS];
+	int np, nw, flushing;
+	char *text;
+	size_t text_len, text_cap;
+};
+
 struct pobox_store {
 	sqlite3 *db;
 	char *path;
@@ -71,20 +95,32 @@ struct pobox_store {
 	} cache[160];
 	int ncache;
 	/* valid inside a write transaction (read at BEGIN) */
-	int64_t next_seq, next_profile, keys_main, keys_new, filter_gen;
+	int64_t next_seq, next_profile, keys_main, keys_new, filter_gen, cut_seq, batch_gen;
 	struct tally_delta d;
+	int taken;                     /* the scanned profile was cut or killed */
+	int64_t cut_max;               /* the open cut's newest seq */
 	/* keys.c */
 	int64_t hint;                  /* id of the last profile looked up */
 	struct key_filter *filter;     /* Bloom filter over profile_keys, if loaded */
 	int64_t main_probes;           /* lookups that reached profile_keys */
+	/* members.c */
+	struct fence *fence;           /* members of unfinished batches, by batch_gen */
+	struct cut_members *cm;        /* members collected by the open cut */
 	/* writes.c scratch */
 	char *scratch;
 	size_t scratch_cap;
+	struct append_buf ab;
 	sqlite3 *reader;               /* second connection for streaming payloads */
 };
 
-/* The statement for sql (a string with static storage), prepared once. */
+/* The statement for sql (a string with static storage), prepared once.
+ * Rows waiting in the append buffer go in first (append.c). */
 sqlite3_stmt *pobox_store_prep(struct pobox_store *st, const char *sql);
+/* The same without that: only for statements that cannot see the buffered
+ * rows' tables or that look at the buffer themselves. */
+sqlite3_stmt *pobox_store_prep_raw(struct pobox_store *st, const char *sql);
+/* The first len bytes of sql as the statement (cached by sql's address). */
+sqlite3_stmt *pobox_store_prep_len(struct pobox_store *st, const char *sql, size_t len);
 
 int pobox_store_code(int rc);
 int pobox_store_fail(struct pobox_store *st, int rc, const char *what);
@@ -114,9 +150,54 @@ int pobox_store_register_functions(struct pobox_store *st);
  * (called before COMMIT). */
 int pobox_store_keys_maybe_merge(struct pobox_store *st);
 void pobox_store_keys_free(struct pobox_store *st);
-/* A new profile with the next id (pending_since_ms < 0: not pending). */
+/* A new profile with the next id. */
 int pobox_store_profile_create(struct pobox_store *st, enum pobox_id_type t, const char *id,
-                               size_t len, int64_t pending_since_ms, int64_t *out);
+                               size_t len, int64_t *out);
+
+/* append.c */
+int pobox_store_append_flush(struct pobox_store *st);
+void pobox_store_append_drop(struct pobox_store *st);
+void pobox_store_append_free(struct pobox_store *st);
+int pobox_store_append_profile(struct pobox_store *st, int64_t id, int type, const char *pid,
+                               size_t len, int64_t khash);
+int pobox_store_append_write(struct pobox_store *st, int64_t seq, int64_t profile, int64_t shape,
+                             const char *cells, size_t len, int64_t n, int64_t enq,
+                             int64_t source, int urgent);
+/* The id of a buffered new profile with this key, 0 when none. */
+int64_t pobox_store_append_find(const struct pobox_store *st, int64_t khash, int type,
+                                const char *pid, size_t len);
+
+/* members.c: who is in which batch */
+struct fence;
+struct cut_members;
+/* *batch_seq = the cut seq of the unfinished batch profile is a member of
+ * (and has not left), 0 when none. */
+int pobox_store_fenced(struct pobox_store *st, int64_t profile, int64_t *batch_seq);
+/* The same, with the batch's id (0 when none). */
+int pobox_store_fenced_by(struct pobox_store *st, int64_t profile, int64_t *batch,
+                          int64_t *batch_seq);
+/* The members of batch (minus those that left), ascending: *ids owned by
+ * the caller (pobox_free). */
+int pobox_store_members(struct pobox_store *st, int64_t batch, int64_t **ids, size_t *n);
+/* Replaces batch's members with ids[0..n) (ascending). */
+int pobox_store_members_set(struct pobox_store *st, int64_t batch, const int64_t *ids, size_t n);
+/* A cut's members, collected per batch and written when it is filled. */
+int pobox_store_member_add(struct pobox_store *st, int64_t batch, int64_t profile);
+/* Writes the members collected for batch (if any) and the cut's seq. */
+int pobox_store_members_flush(struct pobox_store *st, int64_t batch);
+void pobox_store_members_free(struct pobox_store *st);
+/* Profiles leaving an unfinished batch early. */
+int pobox_store_leave(struct pobox_store *st, int64_t batch, int64_t profile);
+/* The live updates of profile in (lo, hi]. */
+int pobox_store_cells_in(struct pobox_store *st, int64_t profile, int64_t lo, int64_t hi,
+                         int64_t *n);
+/* Puts profile in held (its pending updates wait), since_ms = the enqueue
+ * time of its oldest pending one. */
+int pobox_store_hold(struct pobox_store *st, int64_t profile, int64_t since_ms);
+
+/* sent.c: folds the profile's delivered writes in (sent_seq, done_seq]
+ * into its sent row. */
+int pobox_store_fold(struct pobox_store *st, int64_t profile, int64_t done_seq, int64_t sent_seq);
 
 /* writes.c */
 /* Calls fn for each live update of a write (value borrowed for the call);

@@ -140,7 +140,7 @@ static struct key_filter *filter_new(int64_t keys)
 static int filter_load(struct pobox_store *st, int64_t gen)
 {
 	static const char sql[] = "SELECT gen, keys, bits FROM key_filter WHERE one = 1";
-	sqlite3_stmt *s = pobox_store_prep(st, sql);
+	sqlite3_stmt *s = pobox_store_prep_raw(st, sql);
 	if (!s)
 		return POBOX_EIO;
 	pobox_store_keys_free(st);
@@ -167,13 +167,13 @@ static int filter_load(struct pobox_store *st, int64_t gen)
 /* ---- lookups ------------------------------------------------------------ */
 
 static const char SQL_BY_ID[] =
-	"SELECT id_type, profile_id, done_seq, sent_seq, pending_since_ms IS NOT NULL "
+	"SELECT id_type, profile_id, done_seq, sent_seq "
 	"FROM profiles WHERE id = ?1";
 static const char SQL_BY_KEY_NEW[] =
-	"SELECT p.id, p.id_type, p.profile_id, p.done_seq, p.sent_seq, p.pending_since_ms IS NOT NULL "
+	"SELECT p.id, p.id_type, p.profile_id, p.done_seq, p.sent_seq "
 	"FROM profile_keys_new k JOIN profiles p ON p.id = k.profile WHERE k.khash = ?1";
 static const char SQL_BY_KEY_MAIN[] =
-	"SELECT p.id, p.id_type, p.profile_id, p.done_seq, p.sent_seq, p.pending_since_ms IS NOT NULL "
+	"SELECT p.id, p.id_type, p.profile_id, p.done_seq, p.sent_seq "
 	"FROM profile_keys k JOIN profiles p ON p.id = k.profile WHERE k.khash = ?1";
 
 static int same_key(sqlite3_stmt *s, int col, enum pobox_id_type t, const char *id, size_t len)
@@ -186,13 +186,15 @@ static void fill_ref(sqlite3_stmt *s, int col, struct pobox_profile_ref *ref)
 {
 	ref->done_seq = sqlite3_column_int64(s, col);
 	ref->sent_seq = sqlite3_column_int64(s, col + 1);
-	ref->pending = sqlite3_column_int(s, col + 2);
 }
 
 static int by_hint(struct pobox_store *st, enum pobox_id_type t, const char *id, size_t len,
                    struct pobox_profile_ref *ref)
 {
-	sqlite3_stmt *s = pobox_store_prep(st, SQL_BY_ID);
+	/* the newest profile has no successor (yet) */
+	if (pobox_store_in_tx(st) && st->hint + 1 >= st->next_profile + st->d.profiles)
+		return 0;
+	sqlite3_stmt *s = pobox_store_prep_raw(st, SQL_BY_ID);
 	if (!s)
 		return POBOX_EIO;
 	sqlite3_bind_int64(s, 1, st->hint + 1);
@@ -208,7 +210,7 @@ static int by_hint(struct pobox_store *st, enum pobox_id_type t, const char *id,
 static int by_key(struct pobox_store *st, const char *sql, int64_t key, enum pobox_id_type t,
                   const char *id, size_t len, struct pobox_profile_ref *ref)
 {
-	sqlite3_stmt *s = pobox_store_prep(st, sql);
+	sqlite3_stmt *s = pobox_store_prep_raw(st, sql);
 	if (!s)
 		return POBOX_EIO;
 	sqlite3_bind_int64(s, 1, key);
@@ -255,6 +257,8 @@ int pobox_store_profile_find(struct pobox_store *st, enum pobox_id_type t, const
 	if (st->hint > 0 && ((rc = by_hint(st, t, id, len, ref)) != 0 || ref->id))
 		goto out;
 	key = pobox_khash((int)t, id, len);
+	if ((ref->id = pobox_store_append_find(st, key, (int)t, id, len)) != 0)
+		goto out; /* created by this transaction */
 	if ((rc = by_key(st, SQL_BY_KEY_NEW, key, t, id, len, ref)) != 0 || ref->id)
 		goto out;
 	if ((rc = current_gen(st, &gen)) != 0)
@@ -271,32 +275,13 @@ out:
 /* ---- new profiles -------------------------------------------------------- */
 
 int pobox_store_profile_create(struct pobox_store *st, enum pobox_id_type t, const char *id,
-                               size_t len, int64_t pending_since_ms, int64_t *out)
+                               size_t len, int64_t *out)
 {
-	static const char add[] =
-		"INSERT INTO profiles (id, id_type, profile_id, pending_since_ms) VALUES (?1, ?2, ?3, ?4)";
-	static const char key[] = "INSERT INTO profile_keys_new (khash, profile) VALUES (?1, ?2)";
 	int rc = pobox_store_need_tx(st, "creating a profile");
 	if (rc)
 		return rc;
 	int64_t pid = st->next_profile + st->d.profiles;
-	sqlite3_stmt *s = pobox_store_prep(st, add);
-	if (!s)
-		return POBOX_EIO;
-	sqlite3_bind_int64(s, 1, pid);
-	sqlite3_bind_int(s, 2, (int)t);
-	sqlite3_bind_text(s, 3, id, (int)len, SQLITE_STATIC);
-	if (pending_since_ms >= 0)
-		sqlite3_bind_int64(s, 4, pending_since_ms);
-	else
-		sqlite3_bind_null(s, 4);
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
-	if (rc != SQLITE_DONE)
-		return pobox_store_fail(st, rc, "adding a profile");
-	int64_t a[2] = {pobox_khash((int)t, id, len), pid};
-	if ((rc = pobox_store_run(st, key, "adding a profile key", 2, a, 0, NULL)) != 0)
+	if ((rc = pobox_store_append_profile(st, pid, (int)t, id, len, pobox_khash((int)t, id, len))) != 0)
 		return rc;
 	st->d.profiles++;
 	st->d.keys_new++;

@@ -105,7 +105,7 @@ static int newest_of(struct pobox_store *st, int64_t profile, struct newer_ctx *
 		"SELECT seq, shape, cells, fates FROM writes WHERE profile = ?1 ORDER BY seq";
 	static const char sent[] =
 		"SELECT CAST(json_extract(e.value, '$[0]') AS INTEGER), json_extract(e.value, '$[2]') "
-		"FROM profiles p, json_each(p.sent) e WHERE p.id = ?1 AND p.sent IS NOT NULL";
+		"FROM sent x, json_each(x.cells) e WHERE x.profile = ?1";
 	sqlite3_stmt *s = pobox_store_prep(st, rows);
 	int rc = 0, r;
 	c->n = 0;
@@ -184,7 +184,7 @@ static int requeue_profile(struct pobox_store *st, struct sel_row *r, size_t n, 
 	}
 	pobox_cells_close(&b);
 	if (rc == 0 && width) {
-		struct pobox_profile_ref ref = {r[0].profile, r[0].done_seq, r[0].sent_seq, 0};
+		struct pobox_profile_ref ref = {r[0].profile, r[0].done_seq, r[0].sent_seq};
 		if (b.nomem)
 			rc = POBOX_ENOMEM;
 		else if ((rc = pobox_store_shape_id(st, attrs, width, &shape)) == 0)
@@ -215,7 +215,7 @@ int pobox_store_dead_requeue(struct pobox_store *st, int64_t now_ms, int64_t *re
 {
 	static const char reset[] =
 		"UPDATE profiles SET attempts = 0, next_attempt_at_ms = 0, last_error = NULL "
-		"WHERE batch IS NULL AND id IN (SELECT w.profile FROM temp.dead_sel d JOIN writes w"
+		"WHERE id IN (SELECT w.profile FROM temp.dead_sel d JOIN writes w"
 		" ON w.seq = (SELECT max(x.seq) FROM writes x WHERE x.seq <= d.seq))";
 	sqlite3_stmt *s = pobox_store_prep(st, SQL_SELECTED);
 	struct sel_row *rows = NULL;
@@ -338,11 +338,12 @@ int pobox_store_dead_purge(struct pobox_store *st, int64_t *n)
 /* Every update's derived state, counted from the tables (what the tallies
  * must equal). */
 #define RECOUNT_SQL                                                                                \
-	"WITH c AS (SELECT c.seq, c.profile, c.fates FROM v_cells c), "                                 \
+	"WITH ib AS MATERIALIZED (SELECT * FROM v_in_batch), "                                          \
 	"s AS (SELECT CASE WHEN c.fates > 0 AND f.state IS NOT NULL THEN f.state"                        \
 	"  WHEN c.seq <= p.done_seq THEN 'delivered'"                                                     \
-	"  WHEN p.batch IS NOT NULL AND c.seq <= p.batch_seq THEN 'batched' ELSE 'pending' END AS st"    \
-	"  FROM c JOIN profiles p ON p.id = c.profile LEFT JOIN fates f ON c.fates > 0 AND f.seq = c.seq) " \
+	"  WHEN ib.batch IS NOT NULL AND c.seq <= ib.batch_seq THEN 'batched' ELSE 'pending' END AS st"  \
+	"  FROM v_cells c JOIN profiles p ON p.id = c.profile LEFT JOIN ib ON ib.profile = c.profile"      \
+	"  LEFT JOIN fates f ON c.fates > 0 AND f.seq = c.seq) "                                         \
 	"SELECT (SELECT count(*) FROM s WHERE st = 'pending') + (SELECT count(*) FROM staged),"          \
 	" (SELECT count(*) FROM s WHERE st = 'batched'), (SELECT count(*) FROM s WHERE st = 'delivered'),"\
 	" (SELECT count(*) FROM s WHERE st = 'superseded'), (SELECT count(*) FROM s WHERE st = 'dead'),"  \
@@ -360,25 +361,31 @@ struct check {
 };
 
 static const struct check checks[] = {
-	{"profiles held by a batch that is missing or already final",
-	 "SELECT count(*) FROM profiles p WHERE p.batch IS NOT NULL AND NOT EXISTS (SELECT 1 FROM batches b"
-	 " WHERE b.id = p.batch AND b.state IN ('ready', 'sending', 'submitted'))",
-	 "UPDATE profiles SET batch = NULL, batch_cells = 0, pending_since_ms = (SELECT"
-	 " min(w.enqueued_at_ms) FROM writes w WHERE w.profile = profiles.id"
-	 " AND w.seq > profiles.done_seq AND w.n > w.fates) WHERE batch IS NOT NULL AND NOT EXISTS"
-	 " (SELECT 1 FROM batches b WHERE b.id = profiles.batch AND b.state IN ('ready', 'sending', 'submitted'))",
-	 "--repair puts their updates back to pending (they are sent again: Target's updates are "
-	 "idempotent sets)", 0},
+	{"unfinished batches listing members that are not profiles",
+	 "SELECT count(*) FROM batches b WHERE b.state IN ('ready', 'sending', 'submitted') AND"
+	 " (NOT json_valid(b.members) OR EXISTS (SELECT 1 FROM json_each(b.members) m"
+	 " WHERE m.type <> 'integer' OR NOT EXISTS (SELECT 1 FROM profiles p WHERE p.id = m.value)))",
+	 "UPDATE batches SET members = (SELECT json_group_array(v) FROM (SELECT m.value AS v FROM"
+	 " json_each(batches.members) m WHERE m.type = 'integer' AND EXISTS (SELECT 1 FROM profiles p"
+	 " WHERE p.id = m.value) ORDER BY 1)) WHERE state IN ('ready', 'sending', 'submitted') AND"
+	 " json_valid(members) AND EXISTS (SELECT 1 FROM json_each(batches.members) m"
+	 " WHERE m.type <> 'integer' OR NOT EXISTS (SELECT 1 FROM profiles p WHERE p.id = m.value))",
+	 "--repair drops them from the list (nothing can be delivered for them)", 0},
+	{"profiles that are members of more than one unfinished batch",
+	 "SELECT count(*) FROM (SELECT profile FROM v_in_batch GROUP BY profile HAVING count(*) > 1)",
+	 NULL,
+	 "two batches in flight may deliver its values out of order; restore the outbox from a "
+	 "backup", 1},
 	{"unfinished batches that hold no profile",
 	 "SELECT count(*) FROM batches b WHERE b.state IN ('ready', 'sending', 'submitted') AND NOT EXISTS"
-	 " (SELECT 1 FROM profiles p WHERE p.batch = b.id)",
+	 " (SELECT 1 FROM v_in_batch ib WHERE ib.batch = b.id)",
 	 "UPDATE batches SET state = 'dead', held = 0, finished_at_ms = ?1, last_error = 'held no profiles;"
 	 " closed by pobox doctor' WHERE state IN ('ready', 'sending', 'submitted') AND NOT EXISTS"
-	 " (SELECT 1 FROM profiles p WHERE p.batch = batches.id)",
+	 " (SELECT 1 FROM v_in_batch ib WHERE ib.batch = batches.id)",
 	 "--repair closes them (no update depends on them)", 0},
 	{"profiles whose delivery watermark is past the newest update",
 	 "SELECT count(*) FROM profiles WHERE done_seq >= (SELECT next_seq FROM tallies)"
-	 " OR batch_seq >= (SELECT next_seq FROM tallies) OR sent_seq > done_seq",
+	 " OR sent_seq > done_seq",
 	 NULL,
 	 "the outbox was edited by hand or restored in part; restore it from a backup", 0},
 	{"writes naming a profile or shape that does not exist",
@@ -413,17 +420,20 @@ static const struct check checks[] = {
 	 " WHERE fates <> (SELECT count(*) FROM fates f WHERE f.seq >= writes.seq"
 	 " AND f.seq < writes.seq + json_array_length(writes.cells))",
 	 "--repair recounts them", 0},
-	{"profiles whose pending mark disagrees with their updates",
-	 "SELECT count(*) FROM profiles p WHERE (p.pending_since_ms IS NOT NULL) <> EXISTS (SELECT 1 FROM writes w"
-	 " WHERE w.profile = p.id AND w.n > w.fates AND w.seq > max(p.done_seq,"
-	 " CASE WHEN p.batch IS NOT NULL THEN p.batch_seq ELSE 0 END))",
-	 "UPDATE profiles SET pending_since_ms = (SELECT min(w.enqueued_at_ms) FROM writes w"
-	 " WHERE w.profile = profiles.id AND w.n > w.fates AND w.seq > max(profiles.done_seq,"
-	 " CASE WHEN profiles.batch IS NOT NULL THEN profiles.batch_seq ELSE 0 END))"
-	 " WHERE (pending_since_ms IS NOT NULL) <> EXISTS (SELECT 1 FROM writes w"
-	 " WHERE w.profile = profiles.id AND w.n > w.fates AND w.seq > max(profiles.done_seq,"
-	 " CASE WHEN profiles.batch IS NOT NULL THEN profiles.batch_seq ELSE 0 END))",
-	 "--repair sets the mark from the updates (what is pending is then cut)", 0},
+	{"pending updates no cut would see",
+	 "WITH ib AS MATERIALIZED (SELECT * FROM v_in_batch) "
+	 "SELECT count(*) FROM profiles p LEFT JOIN ib ON ib.profile = p.id WHERE NOT EXISTS"
+	 " (SELECT 1 FROM held h WHERE h.profile = p.id) AND EXISTS (SELECT 1 FROM writes w"
+	 " WHERE w.profile = p.id AND w.n > w.fates AND w.seq > max(p.done_seq, coalesce(ib.batch_seq, 0))"
+	 " AND w.seq <= (SELECT cut_seq FROM tallies))",
+	 "WITH ib AS MATERIALIZED (SELECT * FROM v_in_batch) "
+	 "INSERT INTO held (profile, since_ms) SELECT p.id, (SELECT min(w.enqueued_at_ms) FROM writes w"
+	 " WHERE w.profile = p.id AND w.n > w.fates AND w.seq > max(p.done_seq, coalesce(ib.batch_seq, 0)))"
+	 " FROM profiles p LEFT JOIN ib ON ib.profile = p.id WHERE NOT EXISTS"
+	 " (SELECT 1 FROM held h WHERE h.profile = p.id) AND EXISTS (SELECT 1 FROM writes w"
+	 " WHERE w.profile = p.id AND w.n > w.fates AND w.seq > max(p.done_seq, coalesce(ib.batch_seq, 0))"
+	 " AND w.seq <= (SELECT cut_seq FROM tallies))",
+	 "--repair puts them back in the pending set (they are cut next)", 0},
 	{"profiles without exactly one right key",
 	 "SELECT count(*) FROM profiles p WHERE (SELECT count(*) FROM (SELECT profile FROM profile_keys"
 	 " WHERE khash = pobox_khash(p.id_type, p.profile_id) AND profile = p.id UNION ALL SELECT profile"
@@ -432,10 +442,16 @@ static const struct check checks[] = {
 	 NULL,
 	 "run `pobox doctor --repair` to rebuild the keys; if profiles are duplicated, restore a backup", 0},
 	{"batches whose count of held updates is wrong",
+	 "WITH ib AS MATERIALIZED (SELECT * FROM v_in_batch) "
 	 "SELECT count(*) FROM batches b WHERE b.state IN ('ready', 'sending', 'submitted') AND b.held <>"
-	 " (SELECT coalesce(sum(p.batch_cells), 0) FROM profiles p WHERE p.batch = b.id)",
-	 "UPDATE batches SET held = (SELECT coalesce(sum(p.batch_cells), 0) FROM profiles p"
-	 " WHERE p.batch = batches.id) WHERE state IN ('ready', 'sending', 'submitted')",
+	 " (SELECT count(*) FROM ib JOIN profiles p ON p.id = ib.profile JOIN v_cells c ON c.profile = p.id"
+	 "  AND c.seq > p.done_seq AND c.seq <= ib.batch_seq WHERE ib.batch = b.id"
+	 "  AND (c.fates = 0 OR NOT EXISTS (SELECT 1 FROM fates f WHERE f.seq = c.seq)))",
+	 "WITH ib AS MATERIALIZED (SELECT * FROM v_in_batch) "
+	 "UPDATE batches SET held = (SELECT count(*) FROM ib JOIN profiles p ON p.id = ib.profile"
+	 " JOIN v_cells c ON c.profile = p.id AND c.seq > p.done_seq AND c.seq <= ib.batch_seq"
+	 " WHERE ib.batch = batches.id AND (c.fates = 0 OR NOT EXISTS (SELECT 1 FROM fates f"
+	 " WHERE f.seq = c.seq))) WHERE state IN ('ready', 'sending', 'submitted')",
 	 "--repair recounts them", 0},
 	{"quota ledger minutes with impossible counts",
 	 "SELECT count(*) FROM quota_minutes WHERE used < 0 OR urgent < 0 OR urgent > used",
@@ -506,8 +522,9 @@ static int set_tallies(struct pobox_store *st, const int64_t *want)
 	snprintf(sql, sizeof sql,
 	         "UPDATE tallies SET pending = %lld, batched = %lld, delivered = %lld, superseded = %lld,"
 	         " dead = %lld, profiles = %lld, keys_main = %lld, keys_new = %lld,"
-	         " oldest_pending_ms = (SELECT min(m) FROM (SELECT min(pending_since_ms) AS m FROM profiles"
-	         " WHERE pending_since_ms IS NOT NULL UNION ALL SELECT min(enqueued_at_ms) FROM staged))",
+	         " oldest_pending_ms = (SELECT min(m) FROM (SELECT min(since_ms) AS m FROM held"
+	         " UNION ALL SELECT min(enqueued_at_ms) FROM staged UNION ALL SELECT (SELECT enqueued_at_ms"
+	         " FROM writes WHERE seq > (SELECT cut_seq FROM tallies) ORDER BY seq LIMIT 1)))",
 	         (long long)want[0], (long long)want[1], (long long)want[2], (long long)want[3],
 	         (long long)want[4], (long long)want[5], (long long)want[6], (long long)want[7]);
 	return pobox_store_exec_sql(st, sql, "repairing the tallies");
@@ -559,7 +576,10 @@ int pobox_store_doctor(struct pobox_store *st, int repair, int64_t now_ms,
                        void *ctx)
 {
 	sqlite3_stmt *s = NULL;
-	int rc = sqlite3_prepare_v2(st->db, "PRAGMA integrity_check(20)", -1, &s, NULL);
+	int rc = pobox_store_append_flush(st);
+	if (rc)
+		return rc;
+	rc = sqlite3_prepare_v2(st->db, "PRAGMA integrity_check(20)", -1, &s, NULL);
 	int64_t bad = 0;
 	char first[300] = "";
 	if (rc == SQLITE_OK) {

@@ -175,73 +175,55 @@ int pobox_store_quota_minutes(struct pobox_store *st, int64_t now_ms,
 	return rc;
 }
 
-int pobox_store_profiles_delivered(struct pobox_store *st, const int64_t *profiles, size_t n,
+int pobox_store_profiles_delivered(struct pobox_store *st, int64_t batch,
+                                   const int64_t *profiles, const int64_t *cells, size_t n,
                                    int64_t now_ms)
 {
 	/* 32 profiles per statement: one statement per call was a third of
-	 * the settling cost.  Unused places stay NULL and match nothing.  Each
-	 * row says which batch it left and how many updates it had there. */
+	 * the settling cost.  Unused places stay NULL and match nothing. */
 #define Q4 "?,?,?,?"
 #define Q32 Q4 "," Q4 "," Q4 "," Q4 "," Q4 "," Q4 "," Q4 "," Q4
+#define L4 "(?1,?),(?1,?),(?1,?),(?1,?)"
+#define L32 L4 "," L4 "," L4 "," L4 "," L4 "," L4 "," L4 "," L4
 	enum { CHUNK = 32 };
 	static const char sql[] =
-		"UPDATE profiles SET done_seq = batch_seq, done_at_ms = ?1, batch = NULL, batch_cells = 0,"
-		" attempts = 0, next_attempt_at_ms = 0, last_error = NULL, route_bulk = 0 "
-		"WHERE id IN (" Q32 ") AND batch IS NOT NULL";
+		"UPDATE profiles SET done_seq = max(done_seq, (SELECT batch_seq FROM batches WHERE id = ?1)),"
+		" done_at_ms = ?2, attempts = 0, next_attempt_at_ms = 0, last_error = NULL, route_bulk = 0 "
+		"WHERE id IN (" Q32 ")";
+	static const char left[] = "INSERT OR IGNORE INTO batch_left (batch, profile) VALUES " L32;
+#undef L32
+#undef L4
 #undef Q32
 #undef Q4
-	static const char held[] =
-		"SELECT batch, batch_cells FROM profiles WHERE id = ?1 AND batch IS NOT NULL";
+	int64_t moved = 0;
 	int rc = pobox_store_need_tx(st, "recording deliveries");
 	if (rc)
 		return rc;
-	/* what each profile held, read before the rows change */
-	int64_t moved = 0, batch = 0, per_batch = 0;
-	for (size_t i = 0; i < n; i++) {
-		sqlite3_stmt *s = pobox_store_prep(st, held);
-		if (!s)
+	for (size_t at = 0; at < n && rc == 0; at += CHUNK) {
+		sqlite3_stmt *s = pobox_store_prep(st, sql), *l = pobox_store_prep(st, left);
+		if (!s || !l)
 			return POBOX_EIO;
-		sqlite3_bind_int64(s, 1, profiles[i]);
-		int r = sqlite3_step(s);
-		if (r == SQLITE_ROW) {
-			int64_t b = sqlite3_column_int64(s, 0), c = sqlite3_column_int64(s, 1);
-			if (b != batch && per_batch) {
-				sqlite3_reset(s);
-				int64_t a[2] = {batch, -per_batch};
-				if ((rc = pobox_store_run(st, "UPDATE batches SET held = held + ?2 WHERE id = ?1",
-				                          "counting a batch's updates", 2, a, 0, NULL)) != 0)
-					return rc;
-				per_batch = 0;
-			}
-			batch = b;
-			per_batch += c;
-			moved += c;
+		sqlite3_bind_int64(s, 1, batch);
+		sqlite3_bind_int64(s, 2, now_ms);
+		sqlite3_bind_int64(l, 1, batch);
+		for (size_t i = 0; i < CHUNK; i++) {
+			/* unused places repeat the chunk's first profile: harmless */
+			int64_t id = profiles[at + (at + i < n ? i : 0)];
+			sqlite3_bind_int64(s, (int)i + 3, id);
+			sqlite3_bind_int64(l, (int)i + 2, id);
+			if (at + i < n)
+				moved += cells[at + i];
 		}
-		sqlite3_reset(s);
-		if (r != SQLITE_ROW && r != SQLITE_DONE)
-			return pobox_store_fail(st, r, "recording deliveries");
+		if ((rc = step_done(st, s, "recording deliveries")) == 0)
+			rc = step_done(st, l, "recording deliveries");
 	}
-	if (per_batch) {
-		int64_t a[2] = {batch, -per_batch};
-		if ((rc = pobox_store_run(st, "UPDATE batches SET held = held + ?2 WHERE id = ?1",
-		                          "counting a batch's updates", 2, a, 0, NULL)) != 0)
-			return rc;
+	if (rc == 0) {
+		int64_t a[2] = {batch, -moved};
+		rc = pobox_store_run(st, "UPDATE batches SET held = held + ?2 WHERE id = ?1",
+		                     "counting a batch's updates", 2, a, 0, NULL);
 	}
-	for (size_t at = 0; at < n; at += CHUNK) {
-		sqlite3_stmt *s = pobox_store_prep(st, sql);
-		if (!s)
-			return POBOX_EIO;
-		sqlite3_bind_int64(s, 1, now_ms);
-		for (size_t i = 0; i < CHUNK && at + i < n; i++)
-			sqlite3_bind_int64(s, (int)i + 2, profiles[at + i]);
-		int r;
-		while ((r = sqlite3_step(s)) == SQLITE_ROW)
-			;
-		sqlite3_reset(s);
-		sqlite3_clear_bindings(s);
-		if (r != SQLITE_DONE)
-			return pobox_store_fail(st, r, "recording deliveries");
-	}
+	if (rc)
+		return rc;
 	st->d.batched -= moved;
 	st->d.delivered += moved;
 	if (now_ms > st->d.last_delivery_ms)
@@ -280,7 +262,8 @@ int pobox_store_single_batch_counts(struct pobox_store *st, int64_t id, int64_t 
 	sqlite3_bind_int64(s, 2, profiles);
 	sqlite3_bind_int64(s, 3, updates);
 	sqlite3_bind_int64(s, 4, bytes);
-	return step_done(st, s, "counting a single-lane batch");
+	int rc = step_done(st, s, "counting a single-lane batch");
+	return rc ? rc : pobox_store_members_flush(st, id);
 }
 
 int pobox_store_single_batch_finish(struct pobox_store *st, int64_t batch, int64_t now_ms,
@@ -291,7 +274,7 @@ int pobox_store_single_batch_finish(struct pobox_store *st, int64_t batch, int64
 		" successful_updates = coalesce(successful_updates, 0) + ?3,"
 		" profiles_not_found = coalesce(profiles_not_found, 0) + ?4,"
 		" failed_updates = coalesce(failed_updates, 0) + ?5 "
-		"WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM profiles WHERE batch = ?1)";
+		"WHERE id = ?1 AND (SELECT count(*) FROM batch_left WHERE batch = ?1) >= json_array_length(members)";
 	sqlite3_stmt *s = pobox_store_prep(st, sql);
 	if (!s)
 		return POBOX_EIO;
@@ -394,9 +377,7 @@ int pobox_store_pending_exists(struct pobox_store *st, enum pobox_id_type t, con
 	/* pending = above the delivered and batched watermarks, live */
 	static const char attr_sql[] = "SELECT id FROM attributes WHERE name = ?1";
 	static const char rows[] =
-		"SELECT w.seq, w.shape, w.cells, w.fates FROM profiles p JOIN writes w ON w.profile = p.id"
-		" AND w.seq > max(p.done_seq, CASE WHEN p.batch IS NOT NULL THEN p.batch_seq ELSE 0 END) "
-		"WHERE p.id = ?1";
+		"SELECT seq, shape, cells, fates FROM writes WHERE profile = ?1 AND seq > ?2";
 	struct pobox_profile_ref ref;
 	struct has_attr h = {0, 0};
 	int rc, r;
@@ -413,9 +394,13 @@ int pobox_store_pending_exists(struct pobox_store *st, enum pobox_id_type t, con
 	sqlite3_reset(s);
 	if (r != SQLITE_ROW)
 		return r == SQLITE_DONE ? 0 : pobox_store_fail(st, r, "checking pending updates");
+	int64_t fence = 0;
+	if ((rc = pobox_store_fenced(st, ref.id, &fence)) != 0)
+		return rc;
 	if (!(s = pobox_store_prep(st, rows)))
 		return POBOX_EIO;
 	sqlite3_bind_int64(s, 1, ref.id);
+	sqlite3_bind_int64(s, 2, fence > ref.done_seq ? fence : ref.done_seq);
 	while (rc == 0 && !h.found && (r = sqlite3_step(s)) == SQLITE_ROW)
 		rc = pobox_store_each_cell(st, sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1),
 		                           (const char *)sqlite3_column_text(s, 2),

@@ -48,7 +48,8 @@ const char *const pobox_update_state_names[POBOX_ST_COUNT] = {
 };
 
 static const char SQL_TALLIES_READ[] =
-	"SELECT next_seq, profiles + 1, keys_main, keys_new, key_filter_gen FROM tallies";
+	"SELECT next_seq, profiles + 1, keys_main, keys_new, key_filter_gen, cut_seq, batch_gen "
+	"FROM tallies";
 static const char SQL_TALLIES_WRITE[] =
 	"UPDATE tallies SET next_seq = next_seq + ?1, pending = pending + ?2, batched = batched + ?3,"
 	" delivered = delivered + ?4, superseded = superseded + ?5, dead = dead + ?6,"
@@ -56,11 +57,12 @@ static const char SQL_TALLIES_WRITE[] =
 	" last_delivery_ms = max(last_delivery_ms, ?9),"
 	" oldest_pending_ms = CASE WHEN ?10 > 0 THEN min(coalesce(oldest_pending_ms, ?10), ?10)"
 	"                     ELSE oldest_pending_ms END";
-/* O(pending): through the (covering) pending index */
+/* O(held): the held profiles, the first write no cut has seen */
 static const char SQL_OLDEST_RECOUNT[] =
 	"UPDATE tallies SET oldest_pending_ms = (SELECT min(m) FROM ("
-	" SELECT min(pending_since_ms) AS m FROM profiles INDEXED BY profiles_pending"
-	" WHERE pending_since_ms IS NOT NULL UNION ALL SELECT min(enqueued_at_ms) FROM staged))";
+	" SELECT min(since_ms) AS m FROM held UNION ALL SELECT min(enqueued_at_ms) FROM staged"
+	" UNION ALL SELECT (SELECT enqueued_at_ms FROM writes WHERE seq > tallies.cut_seq"
+	"  ORDER BY seq LIMIT 1)))";
 
 int pobox_store_code(int rc)
 {
@@ -100,23 +102,37 @@ int pobox_store_fail(struct pobox_store *st, int rc, const char *what)
 	                  st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc), hint);
 }
 
-sqlite3_stmt *pobox_store_prep(struct pobox_store *st, const char *sql)
+sqlite3_stmt *pobox_store_prep_len(struct pobox_store *st, const char *sql, size_t len)
 {
 	for (int i = 0; i < st->ncache; i++)
 		if (st->cache[i].sql == sql)
 			return st->cache[i].stmt;
+	if (st->ncache == (int)(sizeof st->cache / sizeof st->cache[0])) {
+		pobox_errf(st->err, st->errlen, POBOX_EIO, "outbox %s: statement cache full (a bug)",
+		           st->path);
+		return NULL;
+	}
 	sqlite3_stmt *s = NULL;
-	int rc = sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL);
+	int rc = sqlite3_prepare_v3(st->db, sql, (int)len, SQLITE_PREPARE_PERSISTENT, &s, NULL);
 	if (rc != SQLITE_OK) {
 		pobox_store_fail(st, rc, "preparing a statement");
 		return NULL;
 	}
-	if (st->ncache < (int)(sizeof st->cache / sizeof st->cache[0])) {
-		st->cache[st->ncache].sql = sql;
-		st->cache[st->ncache++].stmt = s;
-	}
-	/* A full cache would leak: 64 slots are more than the module has. */
+	st->cache[st->ncache].sql = sql;
+	st->cache[st->ncache++].stmt = s;
 	return s;
+}
+
+sqlite3_stmt *pobox_store_prep_raw(struct pobox_store *st, const char *sql)
+{
+	return pobox_store_prep_len(st, sql, strlen(sql));
+}
+
+sqlite3_stmt *pobox_store_prep(struct pobox_store *st, const char *sql)
+{
+	if (pobox_store_append_flush(st) != 0)
+		return NULL;
+	return pobox_store_prep_raw(st, sql);
 }
 
 /* ---- name cache ---------------------------------------------------- */
@@ -197,7 +213,10 @@ int pobox_store_known_version(void)
 int pobox_store_query_int64(struct pobox_store *st, const char *sql, int64_t *out)
 {
 	sqlite3_stmt *s = NULL;
-	int rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
+	int rc = pobox_store_append_flush(st);
+	if (rc)
+		return rc;
+	rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
 	if (rc == SQLITE_OK) {
 		rc = sqlite3_step(s);
 		if (rc == SQLITE_ROW) {
@@ -221,7 +240,10 @@ int pobox_store_query_int(struct pobox_store *st, const char *sql, int *out)
 int pobox_store_exec_sql(struct pobox_store *st, const char *sql, const char *what)
 {
 	char *msg = NULL;
-	int rc = sqlite3_exec(st->db, sql, NULL, NULL, &msg);
+	int rc = pobox_store_append_flush(st);
+	if (rc)
+		return rc;
+	rc = sqlite3_exec(st->db, sql, NULL, NULL, &msg);
 	if (rc != SQLITE_OK) {
 		int code = pobox_store_code(rc);
 		pobox_errf(st->err, st->errlen, code, "outbox %s: %s: %s", st->path, what,
@@ -421,11 +443,13 @@ void pobox_store_close(struct pobox_store *st)
 		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 	sqlite3_close(st->db);
 	sqlite3_close(st->reader);
+	pobox_store_append_free(st);
 	cache_clear(&st->attrs);
 	cache_clear(&st->sources);
 	cache_clear(&st->shape_ids);
 	pobox_store_shapes_free(st);
 	pobox_store_keys_free(st);
+	pobox_store_members_free(st);
 	pobox_free(st->scratch);
 	pobox_free(st->path);
 	pobox_free(st);
@@ -454,6 +478,8 @@ int pobox_store_need_tx(struct pobox_store *st, const char *what)
 
 static void drop_caches(struct pobox_store *st)
 {
+	pobox_store_append_drop(st);
+	pobox_store_members_free(st); /* the fence may hold uncommitted members */
 	cache_clear(&st->attrs);
 	cache_clear(&st->sources);
 	cache_clear(&st->shape_ids);
@@ -477,6 +503,9 @@ int pobox_store_begin(struct pobox_store *st)
 		st->keys_main = sqlite3_column_int64(s, 2);
 		st->keys_new = sqlite3_column_int64(s, 3);
 		st->filter_gen = sqlite3_column_int64(s, 4);
+		st->cut_seq = sqlite3_column_int64(s, 5);
+		st->batch_gen = sqlite3_column_int64(s, 6);
+		st->cut_max = st->next_seq - 1;
 		rc = SQLITE_OK;
 	} else if (rc == SQLITE_DONE) {
 		rc = SQLITE_CORRUPT; /* the row is made by the schema and never deleted */
@@ -508,7 +537,9 @@ int pobox_store_commit(struct pobox_store *st)
 {
 	int rc = 0;
 	if (pobox_store_in_tx(st)) {
-		rc = write_tallies(st);
+		rc = pobox_store_append_flush(st);
+		if (rc == 0)
+			rc = write_tallies(st);
 		if (rc == 0)
 			rc = pobox_store_keys_maybe_merge(st);
 	}

@@ -334,7 +334,7 @@ static void test_rebuild_split(void **state)
 	p = payload(f, c);
 	assert_string_equal(p, "batch=thirdPartyId,a,b\ns2,v\ns3,,v\n");
 	free(p);
-	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM profiles WHERE batch = 1"), 0);
+	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM v_in_batch WHERE batch = 1"), 0);
 }
 
 static int import_text(struct fx *f, const char *csv, int changed_only,
