@@ -16,7 +16,9 @@
 --                  (with what superseded it) or dead (with the reason).
 --   profiles       one row per profile, in arrival order (an export in a
 --                  stable order reads them in id order), with the delivery
---                  watermark done_seq; `sent` holds its last delivered
+--                  watermark done_seq and its newest write (last_write: a
+--                  cut knows a profile has one new write without looking);
+--                  `sent` holds its last delivered
 --                  values folded into one row ([attr, value, seq,
 --                  sent_at_ms] each) for changed-only and carry-forward.
 --   batches        each batch lists its profiles (members, a JSON array)
@@ -90,14 +92,16 @@ CREATE TABLE profiles_v5 (
 	next_attempt_at_ms INTEGER NOT NULL DEFAULT 0,
 	last_error         TEXT,
 	route_bulk         INTEGER NOT NULL DEFAULT 0, -- a single call did not find it
-	sent_seq           INTEGER NOT NULL DEFAULT 0  -- delivered updates <= this are in sent
+	sent_seq           INTEGER NOT NULL DEFAULT 0, -- delivered updates <= this are in sent
+	last_write         INTEGER NOT NULL DEFAULT 0  -- seq of its newest write
 ) STRICT;
 
 INSERT INTO profiles_v5 (id, id_type, profile_id, done_seq, done_at_ms, last_v2_at_ms, attempts,
-                         next_attempt_at_ms, last_error, route_bulk, sent_seq)
+                         next_attempt_at_ms, last_error, route_bulk, sent_seq, last_write)
 SELECT p.id, CASE p.id_type WHEN 'pcId' THEN 1 ELSE 2 END, p.profile_id, p.done_seq,
        p.done_at_ms, p.last_v2_at_ms, p.attempts, p.next_attempt_at_ms, p.last_error,
-       p.route_bulk, coalesce((SELECT max(ps.seq) FROM profile_state ps WHERE ps.profile = p.id), 0)
+       p.route_bulk, coalesce((SELECT max(ps.seq) FROM profile_state ps WHERE ps.profile = p.id), 0),
+       coalesce((SELECT max(u.seq) FROM updates u WHERE u.profile = p.id), 0)
 FROM profiles p;
 
 -- Last delivered values, folded: [[attr, value, seq, sent_at_ms], ...].
@@ -312,6 +316,8 @@ DROP TABLE updates;
 DROP TABLE profile_state;
 DROP TABLE profiles;
 ALTER TABLE profiles_v5 RENAME TO profiles;
+-- (no index on profiles but its key: profiles_in_batch gave way to batch
+-- members, profiles_retry_at to held, which carries what waits)
 
 
 -- ---------------------------------------------------------------------

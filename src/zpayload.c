@@ -64,22 +64,42 @@ static int pump(struct pobox_zwriter *w, int flush)
 	}
 }
 
-int pobox_zwriter_write(struct pobox_zwriter *w, const void *data, size_t len)
+/* Small writes (a batch row is ~100 bytes) are gathered: deflate and the
+ * CRC cost per call. */
+#define GATHER 65536
+
+static int drain(struct pobox_zwriter *w, const void *data, size_t len, int flush)
 {
 	z_stream *z = w->z;
 	w->crc = (uint32_t)crc32(w->crc, data, (uInt)len);
-	w->in_bytes += len;
 	z->next_in = (Bytef *)data;
 	z->avail_in = (uInt)len;
-	return pump(w, Z_NO_FLUSH);
+	return pump(w, flush);
+}
+
+int pobox_zwriter_write(struct pobox_zwriter *w, const void *data, size_t len)
+{
+	int rc = 0;
+	w->in_bytes += len;
+	if (w->in_len + len > GATHER && w->in_len) {
+		if ((rc = drain(w, w->in, w->in_len, Z_NO_FLUSH)) != 0)
+			return rc;
+		w->in_len = 0;
+	}
+	if (len >= GATHER)
+		return drain(w, data, len, Z_NO_FLUSH);
+	if (!w->in && !(w->in = pobox_malloc(GATHER)))
+		return POBOX_ENOMEM;
+	memcpy(w->in + w->in_len, data, len);
+	w->in_len += len;
+	return 0;
 }
 
 int pobox_zwriter_finish(struct pobox_zwriter *w)
 {
-	z_stream *z = w->z;
-	z->next_in = NULL;
-	z->avail_in = 0;
-	return pump(w, Z_FINISH);
+	int rc = drain(w, w->in, w->in_len, Z_FINISH);
+	w->in_len = 0;
+	return rc;
 }
 
 void pobox_zwriter_free(struct pobox_zwriter *w)
@@ -89,6 +109,7 @@ void pobox_zwriter_free(struct pobox_zwriter *w)
 		pobox_free(w->z);
 	}
 	pobox_free(w->out);
+	pobox_free(w->in);
 	memset(w, 0, sizeof *w);
 }
 

@@ -20,6 +20,8 @@ struct pobox_zwriter {
 	size_t len, cap;
 	uint64_t in_bytes;
 	uint32_t crc;       /* CRC-32 of everything written */
+	unsigned char *in;  /* writes gathered for one deflate call */
+	size_t in_len;
 };
 
 int pobox_zwriter_init(struct pobox_zwriter *w, int level);

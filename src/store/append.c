@@ -22,7 +22,7 @@
 
 #include <string.h>
 
-#define P3 "(?,?,?),"
+#define P4 "(?,?,?,?),"
 #define P2 "(?,?),"
 #define P8 "(?,?,?,?,?,?,?,?),"
 #define X4(x) x x x x
@@ -30,14 +30,14 @@
 
 /* 32 rows each (the last row's trailing comma is cut by the length) */
 static const char SQL_PROFILES[] =
-	"INSERT INTO profiles (id, id_type, profile_id) VALUES " X32(P3);
+	"INSERT INTO profiles (id, id_type, profile_id, last_write) VALUES " X32(P4);
 static const char SQL_KEYS[] = "INSERT INTO profile_keys_new (khash, profile) VALUES " X32(P2);
 static const char SQL_WRITES[] =
 	"INSERT INTO writes (seq, profile, shape, cells, n, enqueued_at_ms, source, urgent) VALUES "
 	X32(P8);
 /* and one row */
 static const char SQL_PROFILE1[] =
-	"INSERT INTO profiles (id, id_type, profile_id) VALUES (?,?,?)";
+	"INSERT INTO profiles (id, id_type, profile_id, last_write) VALUES (?,?,?,?)";
 static const char SQL_KEY1[] = "INSERT INTO profile_keys_new (khash, profile) VALUES (?,?)";
 static const char SQL_WRITE1[] =
 	"INSERT INTO writes (seq, profile, shape, cells, n, enqueued_at_ms, source, urgent) "
@@ -86,9 +86,10 @@ static int flush_profiles(struct pobox_store *st, struct append_buf *b)
 			return POBOX_EIO;
 		for (int i = 0; i < n; i++) {
 			const struct ab_profile *p = &b->p[at + i];
-			sqlite3_bind_int64(s, 3 * i + 1, p->id);
-			sqlite3_bind_int(s, 3 * i + 2, p->type);
-			sqlite3_bind_text(s, 3 * i + 3, b->text + p->off, (int)p->len, SQLITE_STATIC);
+			sqlite3_bind_int64(s, 4 * i + 1, p->id);
+			sqlite3_bind_int(s, 4 * i + 2, p->type);
+			sqlite3_bind_text(s, 4 * i + 3, b->text + p->off, (int)p->len, SQLITE_STATIC);
+			sqlite3_bind_int64(s, 4 * i + 4, p->last_write);
 		}
 		rc = step(st, s, "adding profiles");
 		if (rc == 0) {
@@ -162,7 +163,7 @@ void pobox_store_append_free(struct pobox_store *st)
 }
 
 int pobox_store_append_profile(struct pobox_store *st, int64_t id, int type, const char *pid,
-                               size_t len, int64_t khash)
+                               size_t len, int64_t khash, int64_t last_write)
 {
 	struct append_buf *b = &st->ab;
 	int rc;
@@ -175,6 +176,7 @@ int pobox_store_append_profile(struct pobox_store *st, int64_t id, int type, con
 	p->type = type;
 	p->len = len;
 	p->khash = khash;
+	p->last_write = last_write;
 	b->np++;
 	return 0;
 }
@@ -193,6 +195,19 @@ int pobox_store_append_write(struct pobox_store *st, int64_t seq, int64_t profil
 		return pobox_errf(st->err, st->errlen, POBOX_ENOMEM, "out of memory");
 	*w = (struct ab_write){seq, profile, shape, n, enq, source, urgent ? 1 : 0, w->off, len};
 	b->nw++;
+	return 0;
+}
+
+int pobox_store_append_last_write(struct pobox_store *st, int64_t profile, int64_t seq)
+{
+	struct append_buf *b = &st->ab;
+	for (int i = b->np - 1; i >= 0; i--) {
+		if (b->p[i].id == profile) {
+			if (seq > b->p[i].last_write)
+				b->p[i].last_write = seq;
+			return 1;
+		}
+	}
 	return 0;
 }
 

@@ -401,20 +401,50 @@ static int finish(struct pobox_store *st, int64_t batch, const char *state, int6
 	" AND NOT EXISTS (SELECT 1 FROM batch_left l WHERE l.batch = x.id"                          \
 	" AND l.profile = CAST(m.value AS INTEGER)))"
 
+/* Each member's watermark moves to the batch's seq, 32 to a statement
+ * (in id order: the rows are near each other). */
+static int members_delivered(struct pobox_store *st, const int64_t *ids, size_t n,
+                             int64_t batch_seq, int v2, int64_t now_ms)
+{
+#define Q4 "?,?,?,?"
+#define Q32 Q4 "," Q4 "," Q4 "," Q4 "," Q4 "," Q4 "," Q4 "," Q4
+	static const char sql[] =
+		"UPDATE profiles SET done_seq = max(done_seq, ?3), done_at_ms = ?1, attempts = 0,"
+		" next_attempt_at_ms = 0, last_error = NULL, route_bulk = 0,"
+		" last_v2_at_ms = CASE WHEN ?2 THEN ?1 ELSE last_v2_at_ms END "
+		"WHERE id IN (" Q32 ")";
+#undef Q32
+#undef Q4
+	int rc = 0;
+	for (size_t at = 0; at < n && rc == 0; at += 32) {
+		sqlite3_stmt *s = pobox_store_prep(st, sql);
+		if (!s)
+			return POBOX_EIO;
+		sqlite3_bind_int64(s, 1, now_ms);
+		sqlite3_bind_int(s, 2, v2);
+		sqlite3_bind_int64(s, 3, batch_seq);
+		for (size_t i = 0; i < 32; i++) /* unused places repeat the first */
+			sqlite3_bind_int64(s, (int)i + 4, ids[at + (at + i < n ? i : 0)]);
+		int r = sqlite3_step(s);
+		sqlite3_reset(s);
+		if (r != SQLITE_DONE)
+			rc = pobox_store_fail(st, r, "recording a delivery");
+	}
+	return rc;
+}
+
 int pobox_store_batch_delivered(struct pobox_store *st, int64_t batch, int v2, int64_t now_ms)
 {
-	static const char sql[] =
-		"UPDATE profiles SET done_seq = max(done_seq, ?4), done_at_ms = ?2, attempts = 0,"
-		" next_attempt_at_ms = 0, last_error = NULL, route_bulk = 0,"
-		" last_v2_at_ms = CASE WHEN ?3 THEN ?2 ELSE last_v2_at_ms END "
-		"WHERE id IN " MEMBERS_OF("?1");
 	struct batch_info bi;
+	int64_t *ids = NULL;
+	size_t n = 0;
 	int rc = pobox_store_need_tx(st, "recording a delivery");
-	if (rc || (rc = batch_info(st, batch, &bi)) != 0)
+	if (rc || (rc = batch_info(st, batch, &bi)) != 0 ||
+	    (rc = pobox_store_members(st, batch, &ids, &n)) != 0)
 		return rc;
-	int64_t a[4] = {batch, now_ms, v2, bi.batch_seq};
-	if ((rc = pobox_store_run(st, sql, "recording a delivery", 4, a, 0, NULL)) != 0 ||
-	    (rc = set_held(st, batch, -bi.held)) != 0 || (rc = finish(st, batch, "done", now_ms)) != 0)
+	rc = members_delivered(st, ids, n, bi.batch_seq, v2, now_ms);
+	pobox_free(ids);
+	if (rc || (rc = set_held(st, batch, -bi.held)) != 0 || (rc = finish(st, batch, "done", now_ms)) != 0)
 		return rc;
 	st->d.batched -= bi.held;
 	st->d.delivered += bi.held;

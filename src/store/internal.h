@@ -61,7 +61,7 @@ struct key_filter;
 /* Rows appended by the open transaction, not inserted yet (append.c). */
 #define APPEND_ROWS 32
 struct ab_profile {
-	int64_t id, khash;
+	int64_t id, khash, last_write;
 	int type;
 	size_t off, len;           /* the profile id, in text */
 };
@@ -103,6 +103,10 @@ struct pobox_store {
 	int64_t hint;                  /* id of the last profile looked up */
 	struct key_filter *filter;     /* Bloom filter over profile_keys, if loaded */
 	int64_t main_probes;           /* lookups that reached profile_keys */
+	struct key_filter *fresh;      /* Bloom filter over profile_keys_new, when it
+	                                  covers all of it (fresh_known rows) */
+	int64_t fresh_known, fresh_gen;
+	int64_t fresh_probes;
 	/* members.c */
 	struct fence *fence;           /* members of unfinished batches, by batch_gen */
 	struct cut_members *cm;        /* members collected by the open cut */
@@ -150,19 +154,24 @@ int pobox_store_register_functions(struct pobox_store *st);
  * (called before COMMIT). */
 int pobox_store_keys_maybe_merge(struct pobox_store *st);
 void pobox_store_keys_free(struct pobox_store *st);
-/* A new profile with the next id. */
+/* At BEGIN and at ROLLBACK: keeps the filter over profile_keys_new true. */
+void pobox_store_keys_begin(struct pobox_store *st);
+void pobox_store_keys_rollback(struct pobox_store *st);
+/* A new profile with the next id, its newest write last_write. */
 int pobox_store_profile_create(struct pobox_store *st, enum pobox_id_type t, const char *id,
-                               size_t len, int64_t *out);
+                               size_t len, int64_t last_write, int64_t *out);
 
 /* append.c */
 int pobox_store_append_flush(struct pobox_store *st);
 void pobox_store_append_drop(struct pobox_store *st);
 void pobox_store_append_free(struct pobox_store *st);
 int pobox_store_append_profile(struct pobox_store *st, int64_t id, int type, const char *pid,
-                               size_t len, int64_t khash);
+                               size_t len, int64_t khash, int64_t last_write);
 int pobox_store_append_write(struct pobox_store *st, int64_t seq, int64_t profile, int64_t shape,
                              const char *cells, size_t len, int64_t n, int64_t enq,
                              int64_t source, int urgent);
+/* Moves a buffered new profile's newest write: 0 when it is not buffered. */
+int pobox_store_append_last_write(struct pobox_store *st, int64_t profile, int64_t seq);
 /* The id of a buffered new profile with this key, 0 when none. */
 int64_t pobox_store_append_find(const struct pobox_store *st, int64_t khash, int type,
                                 const char *pid, size_t len);

@@ -11,7 +11,9 @@
  *               one lookup by rowid, next to the previous one.
  *   2. new      profile_keys_new, small (a quarter of the big table at
  *               most) and so in the page cache: the keys of profiles
- *               created since the last merge.
+ *               created since the last merge.  A process that made all of
+ *               them (an import, mostly) also keeps a Bloom filter over
+ *               them, so a new profile skips this probe too.
  *   3. filter   a Bloom filter over profile_keys, loaded by a process that
  *               keeps reaching step 4 (an import), so new profiles skip it.
  *   4. main     profile_keys.
@@ -99,6 +101,8 @@ void pobox_store_keys_free(struct pobox_store *st)
 {
 	filter_free(st->filter);
 	st->filter = NULL;
+	filter_free(st->fresh);
+	st->fresh = NULL;
 }
 
 static void filter_add(struct key_filter *f, int64_t key)
@@ -143,7 +147,8 @@ static int filter_load(struct pobox_store *st, int64_t gen)
 	sqlite3_stmt *s = pobox_store_prep_raw(st, sql);
 	if (!s)
 		return POBOX_EIO;
-	pobox_store_keys_free(st);
+	filter_free(st->filter);
+	st->filter = NULL;
 	int rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW && sqlite3_column_int64(s, 0) == gen) {
 		struct key_filter *f = pobox_calloc(1, sizeof *f);
@@ -162,6 +167,70 @@ static int filter_load(struct pobox_store *st, int64_t gen)
 	}
 	sqlite3_reset(s);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : pobox_store_fail(st, rc, "reading the key filter");
+}
+
+/* ---- the filter over profile_keys_new ------------------------------------
+
+   It covers the table while fresh_known = the table's rows: this process
+   added every key since (a merge empties the table), or loaded them all.
+   Another process's key makes the counts differ, and the filter is set
+   aside until the table is empty again. */
+
+static int fresh_valid(const struct pobox_store *st)
+{
+	return st->fresh && st->fresh_gen == st->filter_gen &&
+	       st->fresh_known == st->keys_new + st->d.keys_new;
+}
+
+void pobox_store_keys_begin(struct pobox_store *st)
+{
+	if (st->fresh && st->fresh_gen == st->filter_gen && st->fresh_known == st->keys_new)
+		return;
+	filter_free(st->fresh);
+	st->fresh = NULL;
+	if (st->keys_new == 0) {
+		/* empty: every key from here on is ours until told otherwise */
+		int64_t cap = st->keys_main / 4 > MERGE_MIN ? st->keys_main / 4 : MERGE_MIN;
+		if ((st->fresh = filter_new(cap + cap / 4))) {
+			st->fresh_known = 0;
+			st->fresh_gen = st->filter_gen;
+		}
+	}
+}
+
+void pobox_store_keys_rollback(struct pobox_store *st)
+{
+	/* the rolled-back keys stay set in the filter (a false maybe, no harm) */
+	st->fresh_known -= st->d.keys_new;
+}
+
+/* Loads the keys of profile_keys_new into a filter, for a process that
+ * looks up many profiles (another one made the table's keys). */
+static void fresh_load(struct pobox_store *st)
+{
+	static const char sql[] = "SELECT khash FROM profile_keys_new";
+	int64_t cap = st->keys_main / 4 > MERGE_MIN ? st->keys_main / 4 : MERGE_MIN;
+	if (st->keys_new + st->d.keys_new > cap)
+		cap = st->keys_new + st->d.keys_new;
+	struct key_filter *f = filter_new(cap + cap / 4);
+	sqlite3_stmt *s = f ? pobox_store_prep_raw(st, sql) : NULL;
+	int64_t n = 0;
+	int r = SQLITE_ERROR;
+	if (s) {
+		while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+			filter_add(f, sqlite3_column_int64(s, 0));
+			n++;
+		}
+		sqlite3_reset(s);
+	}
+	if (r != SQLITE_DONE) {
+		filter_free(f); /* only an optimisation */
+		return;
+	}
+	filter_free(st->fresh);
+	st->fresh = f;
+	st->fresh_known = n;
+	st->fresh_gen = st->filter_gen;
 }
 
 /* ---- lookups ------------------------------------------------------------ */
@@ -259,8 +328,13 @@ int pobox_store_profile_find(struct pobox_store *st, enum pobox_id_type t, const
 	key = pobox_khash((int)t, id, len);
 	if ((ref->id = pobox_store_append_find(st, key, (int)t, id, len)) != 0)
 		goto out; /* created by this transaction */
-	if ((rc = by_key(st, SQL_BY_KEY_NEW, key, t, id, len, ref)) != 0 || ref->id)
+	if (pobox_store_in_tx(st) && !fresh_valid(st) && ++st->fresh_probes % FILTER_LOAD_AFTER == 0)
+		fresh_load(st);
+	if (!(pobox_store_in_tx(st) && fresh_valid(st) && !filter_has(st->fresh, key)) &&
+	    ((rc = by_key(st, SQL_BY_KEY_NEW, key, t, id, len, ref)) != 0 || ref->id))
 		goto out;
+	if (pobox_store_in_tx(st) && st->keys_main == 0)
+		goto out; /* nothing merged yet */
 	if ((rc = current_gen(st, &gen)) != 0)
 		goto out;
 	if (filter_ready(st, gen) && !filter_has(st->filter, key))
@@ -275,14 +349,19 @@ out:
 /* ---- new profiles -------------------------------------------------------- */
 
 int pobox_store_profile_create(struct pobox_store *st, enum pobox_id_type t, const char *id,
-                               size_t len, int64_t *out)
+                               size_t len, int64_t last_write, int64_t *out)
 {
 	int rc = pobox_store_need_tx(st, "creating a profile");
 	if (rc)
 		return rc;
 	int64_t pid = st->next_profile + st->d.profiles;
-	if ((rc = pobox_store_append_profile(st, pid, (int)t, id, len, pobox_khash((int)t, id, len))) != 0)
+	if ((rc = pobox_store_append_profile(st, pid, (int)t, id, len, pobox_khash((int)t, id, len),
+	                                     last_write)) != 0)
 		return rc;
+	if (fresh_valid(st)) {
+		filter_add(st->fresh, pobox_khash((int)t, id, len));
+		st->fresh_known++;
+	}
 	st->d.profiles++;
 	st->d.keys_new++;
 	st->d.dirty = 1;
@@ -309,7 +388,7 @@ static int filter_update(struct pobox_store *st, int64_t keys, int64_t gen)
 			return rc;
 	}
 	if (!st->filter || st->filter->keys < keys) {
-		pobox_store_keys_free(st);
+		filter_free(st->filter);
 		if (!(st->filter = filter_new(keys + keys / 2)))
 			return 0; /* no memory: no filter, lookups probe the table */
 		from = all;   /* called before the merge: all = the old keys, then added */
@@ -363,7 +442,8 @@ int pobox_store_keys_maybe_merge(struct pobox_store *st)
 		st->keys_new = -st->d.keys_new; /* so that keys_new + d.keys_new = 0 */
 		st->filter_gen = gen;
 	} else {
-		pobox_store_keys_free(st); /* it may hold keys the rollback removes */
+		filter_free(st->filter); /* it may hold keys the rollback removes */
+		st->filter = NULL;
 	}
 	return rc;
 }

@@ -315,21 +315,86 @@ static int visit_held(struct visit *v)
 	return rc;
 }
 
+/* A new write's profile, read with it: most have that one write only
+ * (last_write says so), and then nothing else is read. */
+static const char SQL_NEW[] =
+	"SELECT w.profile, w.seq, w.shape, w.cells, w.urgent, w.enqueued_at_ms, w.fates,"
+	"       p.id_type, p.profile_id, p.done_seq, p.sent_seq, coalesce(p.last_v2_at_ms, -1),"
+	"       p.route_bulk, p.done_at_ms IS NOT NULL, p.next_attempt_at_ms, p.last_write "
+	"FROM writes w JOIN profiles p ON p.id = w.profile WHERE w.seq > ?1 ORDER BY w.seq";
+
+/* The profile's columns of a SQL_NEW row into p (id copied into g). */
+static int new_profile(struct group *g, sqlite3_stmt *s, struct pobox_prow *p)
+{
+	size_t pl = (size_t)sqlite3_column_bytes(s, 8);
+	if (pl + 1 > g->pid_cap && grow((void **)&g->pid, 1, (g->pid_cap = pl + 1)))
+		return POBOX_ENOMEM;
+	memcpy(g->pid, sqlite3_column_text(s, 8), pl);
+	g->pid[pl] = '\0';
+	p->profile = sqlite3_column_int64(s, 0);
+	p->id_type = sqlite3_column_int(s, 7) == POBOX_ID_PCID ? POBOX_ID_PCID : POBOX_ID_THIRDPARTY;
+	p->profile_id = g->pid;
+	p->profile_id_len = pl;
+	p->done_seq = sqlite3_column_int64(s, 9);
+	p->sent_seq = sqlite3_column_int64(s, 10);
+	p->last_v2_at_ms = sqlite3_column_int64(s, 11);
+	p->route_bulk = sqlite3_column_int(s, 12);
+	p->delivered_once = sqlite3_column_int(s, 13);
+	return 0;
+}
+
+/* A profile met at its first write no cut has seen (so it is not held:
+ * every pending update of it is above cut_seq, the oldest in this write). */
+static int visit_first(struct visit *v, sqlite3_stmt *s)
+{
+	struct pobox_store *st = v->st;
+	struct pobox_prow p = {0};
+	int64_t id = sqlite3_column_int64(s, 0), seq = sqlite3_column_int64(s, 1);
+	int64_t enq = sqlite3_column_int64(s, 5), fence = 0, oldest = enq;
+	int rc;
+	if ((rc = new_profile(&v->g, s, &p)) != 0)
+		return pobox_errf(st->err, st->errlen, rc, "out of memory");
+	if ((rc = pobox_store_fenced(st, id, &fence)) != 0)
+		return rc;
+	if (fence || sqlite3_column_int64(s, 14) > v->now_ms)
+		return pobox_store_hold(st, id, enq);
+	v->g.n = 0;
+	v->g.text_len = 0;
+	if (sqlite3_column_int64(s, 15) == seq) {
+		struct add_ctx a = {&v->g, sqlite3_column_int(s, 4), enq};
+		rc = pobox_store_each_cell(st, seq, sqlite3_column_int64(s, 2),
+		                           (const char *)sqlite3_column_text(s, 3),
+		                           (size_t)sqlite3_column_bytes(s, 3), sqlite3_column_int64(s, 6),
+		                           add_cell, &a);
+		if (rc == POBOX_ENOMEM)
+			rc = pobox_errf(st->err, st->errlen, rc, "out of memory reading updates");
+	} else { /* later writes too: read them all */
+		rc = load_updates(st, id, p.done_seq, INT64_MAX, &v->g, &oldest);
+	}
+	if (rc || v->g.n == 0)
+		return rc;
+	if ((rc = hand_over(&v->g, &p)) != 0)
+		return pobox_errf(st->err, st->errlen, rc, "out of memory");
+	st->taken = 0;
+	if ((rc = v->fn(v->ctx, &p)) != 0)
+		return rc;
+	return st->taken ? 0 : pobox_store_hold(st, id, oldest);
+}
+
 /* The profiles of the writes no cut has seen, in seq order. */
 static int visit_new(struct visit *v, int64_t cut_seq)
 {
-	static const char sql[] = "SELECT profile FROM writes WHERE seq > ?1 ORDER BY seq";
-	sqlite3_stmt *s = pobox_store_prep(v->st, sql);
+	sqlite3_stmt *s = pobox_store_prep(v->st, SQL_NEW);
 	int rc = 0, r;
 	if (!s)
 		return POBOX_EIO;
 	sqlite3_bind_int64(s, 1, cut_seq);
 	while (rc == 0 && (r = sqlite3_step(s)) == SQLITE_ROW) {
-		int64_t id = sqlite3_column_int64(s, 0);
-		size_t byte = (size_t)id / 8;
-		if (byte < v->seen_bytes && (v->seen[byte] & (1u << (id & 7))))
-			continue;
-		rc = visit(v, id, 0);
+		int seen = mark_seen(v, sqlite3_column_int64(s, 0));
+		if (seen < 0)
+			rc = pobox_errf(v->st->err, v->st->errlen, POBOX_ENOMEM, "out of memory");
+		else if (!seen)
+			rc = visit_first(v, s);
 	}
 	sqlite3_reset(s);
 	if (rc == 0 && r != SQLITE_DONE)
@@ -406,91 +471,77 @@ int pobox_store_scan_batch(struct pobox_store *st, int64_t batch, pobox_prow_fn 
 
 /* ---- counting the pending set -------------------------------------------- */
 
-struct pend_count {
-	int64_t now_ms, due, later, next_due, oldest;
-};
-
-/* One pending candidate: not fenced, due now or later. */
-static int count_one(struct pobox_store *st, int64_t id, struct pend_count *pc)
-{
-	static const char sql[] =
-		"SELECT p.next_attempt_at_ms, (SELECT min(w.enqueued_at_ms) FROM writes w"
-		"  WHERE w.profile = p.id AND w.seq > max(p.done_seq, ?2) AND w.n > w.fates) "
-		"FROM profiles p WHERE p.id = ?1";
-	int64_t fence = 0;
-	int rc = pobox_store_fenced(st, id, &fence);
-	if (rc || fence)
-		return rc; /* waits for its batch: neither due nor later */
-	sqlite3_stmt *s = pobox_store_prep(st, sql);
-	if (!s)
-		return POBOX_EIO;
-	sqlite3_bind_int64(s, 1, id);
-	sqlite3_bind_int64(s, 2, fence);
-	int r = sqlite3_step(s);
-	if (r == SQLITE_ROW && sqlite3_column_type(s, 1) != SQLITE_NULL) {
-		int64_t at = sqlite3_column_int64(s, 0), since = sqlite3_column_int64(s, 1);
-		if (at > pc->now_ms) {
-			pc->later++;
-			if (pc->next_due < 0 || at < pc->next_due)
-				pc->next_due = at;
-		} else {
-			pc->due++;
-		}
-		if (pc->oldest < 0 || since < pc->oldest)
-			pc->oldest = since;
-	}
-	sqlite3_reset(s);
-	return r == SQLITE_ROW || r == SQLITE_DONE ? 0 : pobox_store_fail(st, r, "counting pending updates");
-}
-
 int pobox_store_pending(struct pobox_store *st, int64_t now_ms, int64_t *due_profiles,
                         int64_t *later_profiles, int64_t *next_due_ms, int64_t *oldest_ms)
 {
-	/* the pending set only (held, new writes, staged): O(pending) */
-	static const char cand[] =
-		"SELECT profile FROM held UNION SELECT profile FROM writes"
+	/* O(pending): the profiles of the writes no cut has seen count as due
+	 * (the next cut holds those that are fenced); held ones are looked at
+	 * one by one (they are few: fenced, or waiting for a retry time) */
+	static const char fresh[] =
+		"SELECT count(DISTINCT profile), min(enqueued_at_ms) FROM writes"
 		" WHERE seq > (SELECT cut_seq FROM tallies)";
 	static const char staged[] =
 		"SELECT count(DISTINCT id_type || ':' || profile_id), min(enqueued_at_ms) FROM staged";
-	struct pend_count pc = {now_ms, 0, 0, -1, -1};
-	int64_t *ids = NULL;
-	size_t n = 0, cap = 0;
+	static const char held[] =
+		"SELECT h.profile, h.since_ms, p.next_attempt_at_ms FROM held h JOIN profiles p"
+		" ON p.id = h.profile";
+	int64_t due = 0, later = 0, next_due = -1, oldest = -1;
 	int rc = 0, r;
-	sqlite3_stmt *s = pobox_store_prep(st, cand);
-	if (!s)
-		return POBOX_EIO;
-	/* copied first: counting runs other statements */
-	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
-		if (n == cap && grow((void **)&ids, sizeof *ids, (cap = cap ? cap * 2 : 256))) {
-			rc = pobox_errf(st->err, st->errlen, POBOX_ENOMEM, "out of memory");
-			break;
-		}
-		ids[n++] = sqlite3_column_int64(s, 0);
-	}
-	sqlite3_reset(s);
-	if (rc == 0 && r != SQLITE_DONE)
-		rc = pobox_store_fail(st, r, "counting pending updates");
-	for (size_t i = 0; i < n && rc == 0; i++)
-		rc = count_one(st, ids[i], &pc);
-	pobox_free(ids);
-	if (rc == 0 && !(s = pobox_store_prep(st, staged)))
-		rc = POBOX_EIO;
-	if (rc == 0) {
+	for (int i = 0; i < 2 && rc == 0; i++) {
+		sqlite3_stmt *s = pobox_store_prep(st, i ? staged : fresh);
+		if (!s)
+			return POBOX_EIO;
 		if ((r = sqlite3_step(s)) == SQLITE_ROW) {
-			pc.due += sqlite3_column_int64(s, 0);
+			due += sqlite3_column_int64(s, 0);
 			int64_t t = pobox_store_col_int(s, 1, -1);
-			if (t >= 0 && (pc.oldest < 0 || t < pc.oldest))
-				pc.oldest = t;
+			if (t >= 0 && (oldest < 0 || t < oldest))
+				oldest = t;
 		}
 		sqlite3_reset(s);
 		if (r != SQLITE_ROW)
 			rc = pobox_store_fail(st, r, "counting pending updates");
 	}
+	/* the held rows are copied first: the fence may read batches */
+	struct hrow {
+		int64_t id, since, at;
+	} *h = NULL;
+	size_t n = 0, cap = 0;
+	sqlite3_stmt *s = rc ? NULL : pobox_store_prep(st, held);
+	if (rc == 0 && !s)
+		rc = POBOX_EIO;
+	while (rc == 0 && (r = sqlite3_step(s)) == SQLITE_ROW) {
+		if (n == cap && grow((void **)&h, sizeof *h, (cap = cap ? cap * 2 : 64))) {
+			rc = pobox_errf(st->err, st->errlen, POBOX_ENOMEM, "out of memory");
+			break;
+		}
+		h[n++] = (struct hrow){sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1),
+		                       sqlite3_column_int64(s, 2)};
+	}
+	if (s) {
+		sqlite3_reset(s);
+		if (rc == 0 && r != SQLITE_DONE)
+			rc = pobox_store_fail(st, r, "counting pending updates");
+	}
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		int64_t fence = 0;
+		if ((rc = pobox_store_fenced(st, h[i].id, &fence)) != 0 || fence)
+			continue; /* waits for its batch: neither due nor later */
+		if (h[i].at > now_ms) {
+			later++;
+			if (next_due < 0 || h[i].at < next_due)
+				next_due = h[i].at;
+		} else {
+			due++;
+		}
+		if (oldest < 0 || h[i].since < oldest)
+			oldest = h[i].since;
+	}
+	pobox_free(h);
 	if (rc == 0) {
-		*due_profiles = pc.due;
-		*later_profiles = pc.later;
-		*next_due_ms = pc.next_due;
-		*oldest_ms = pc.oldest;
+		*due_profiles = due;
+		*later_profiles = later;
+		*next_due_ms = next_due;
+		*oldest_ms = oldest;
 	}
 	return rc;
 }

@@ -506,6 +506,7 @@ int pobox_store_begin(struct pobox_store *st)
 		st->cut_seq = sqlite3_column_int64(s, 5);
 		st->batch_gen = sqlite3_column_int64(s, 6);
 		st->cut_max = st->next_seq - 1;
+		pobox_store_keys_begin(st);
 		rc = SQLITE_OK;
 	} else if (rc == SQLITE_DONE) {
 		rc = SQLITE_CORRUPT; /* the row is made by the schema and never deleted */
@@ -549,6 +550,7 @@ int pobox_store_commit(struct pobox_store *st)
 		/* COMMIT failed but the transaction is still open (e.g. SQLITE_BUSY):
 		 * roll it back so the handle is usable; the caller reports the loss. */
 		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+		pobox_store_keys_rollback(st);
 		drop_caches(st);
 	}
 	memset(&st->d, 0, sizeof st->d);
@@ -557,6 +559,7 @@ int pobox_store_commit(struct pobox_store *st)
 
 int pobox_store_rollback(struct pobox_store *st)
 {
+	pobox_store_keys_rollback(st);
 	drop_caches(st);
 	if (sqlite3_get_autocommit(st->db))
 		return 0;

@@ -98,15 +98,19 @@ static int insert_write(struct pobox_store *st, int64_t seq, int64_t profile, in
 	                                source, urgent);
 }
 
-/* The profile of a write: created when new.  (A known profile needs no
- * change: its write is pending by being above the cut watermark.) */
+/* The profile of a write at seq: created when new, else its newest write
+ * moves (the write is pending by being above the cut watermark). */
 static int write_profile(struct pobox_store *st, enum pobox_id_type t, const char *id, size_t len,
-                         struct pobox_profile_ref *ref)
+                         struct pobox_profile_ref *ref, int64_t seq)
 {
-	int rc = 0;
+	static const char sql[] =
+		"UPDATE profiles SET last_write = max(last_write, ?2) WHERE id = ?1";
 	if (ref->id == 0)
-		rc = pobox_store_profile_create(st, t, id, len, &ref->id);
-	return rc;
+		return pobox_store_profile_create(st, t, id, len, seq, &ref->id);
+	if (pobox_store_append_last_write(st, ref->id, seq))
+		return 0; /* created by this transaction: its buffered row says so */
+	int64_t a[2] = {ref->id, seq};
+	return pobox_store_run(st, sql, "noting a profile's write", 2, a, 0, NULL);
 }
 
 int pobox_store_write(struct pobox_store *st, enum pobox_id_type t, const char *id, size_t len,
@@ -114,10 +118,10 @@ int pobox_store_write(struct pobox_store *st, enum pobox_id_type t, const char *
                       const char *cells, size_t cells_len, int64_t n, int64_t enqueued_at_ms,
                       int64_t source, int urgent, int64_t *first_seq)
 {
-	int rc = pobox_store_need_tx(st, "appending a write");
-	if (rc || (rc = write_profile(st, t, id, len, ref)) != 0)
-		return rc;
 	int64_t seq = st->next_seq + st->d.seqs;
+	int rc = pobox_store_need_tx(st, "appending a write");
+	if (rc || (rc = write_profile(st, t, id, len, ref, seq)) != 0)
+		return rc;
 	if ((rc = insert_write(st, seq, ref->id, shape, cells, cells_len, n, enqueued_at_ms, source,
 	                       urgent)) != 0)
 		return rc;
@@ -153,7 +157,7 @@ static int ingest_one(struct pobox_store *st, const struct staged_row *r)
 		                  st->path, (long long)r->seq, r->type);
 	if ((rc = pobox_store_profile_find(st, (enum pobox_id_type)r->type, r->id, r->id_len, &ref)) != 0 ||
 	    (rc = pobox_store_shape_id(st, &r->attr, 1, &shape)) != 0 ||
-	    (rc = write_profile(st, (enum pobox_id_type)r->type, r->id, r->id_len, &ref)) != 0)
+	    (rc = write_profile(st, (enum pobox_id_type)r->type, r->id, r->id_len, &ref, r->seq)) != 0)
 		return rc;
 	pobox_cells_open(&b);
 	pobox_cells_str(&b, r->value, r->value_len);
