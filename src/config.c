@@ -304,9 +304,20 @@ struct load_ctx {
 static char *read_line(char *str, int num, void *stream)
 {
 	struct load_ctx *l = stream;
+	if (l->rc)
+		return NULL;
 	char *r = fgets(str, num, l->fp);
 	if (r)
 		l->lineno++;
+	/* inih reads at most num - 1 bytes a line and would take the rest for
+	 * another (malformed) line: say what is wrong instead */
+	int next = r && !strchr(r, '\n') ? getc(l->fp) : EOF;
+	if (next != EOF) {
+		l->rc = pobox_errf(l->err, l->errlen, POBOX_ECONFIG,
+		                   "%s:%d: line longer than %d characters; shorten it (a long "
+		                   "token_command can live in a script)", l->path, l->lineno, num - 2);
+		return NULL;
+	}
 	return r;
 }
 
