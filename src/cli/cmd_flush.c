@@ -268,6 +268,10 @@ static int loop(struct cli *cli, struct pobox *pb, struct pobox_deliver_opts *o,
 					pobox_singler_free(sg);
 					d = nd;
 					sg = ns;
+					/* perhaps reloaded with fixed credentials: try them now */
+					if (pobox_store_lane_unpause_auth(pb->st) != 0)
+						pobox_log(POBOX_LOG_WARN, "unpause_failed", "reason=\"%s\"",
+						          pobox_errmsg(pb));
 				} else {
 					pobox_deliverer_free(nd);
 					pobox_log(POBOX_LOG_ERROR, "reload_failed", "reason=\"%s\"", err);
