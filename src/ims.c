@@ -45,6 +45,14 @@ static size_t form_room(const char *name, const char *value)
 	return strlen(name) + 2 + pobox_urlencoded_len(value, strlen(value));
 }
 
+/* Frees an answer that may hold a token. */
+static void resp_wipe_free(struct pobox_http_resp *resp)
+{
+	if (resp->body)
+		explicit_bzero(resp->body, resp->body_len);
+	pobox_http_resp_free(resp);
+}
+
 /* "step: METHOD url" for messages (our URLs carry no secrets; the query,
  * authorizationScope, is left out for brevity). */
 static void where(char *buf, size_t len, const char *step, enum pobox_http_method m,
@@ -192,7 +200,7 @@ int pobox_ims_token(struct pobox_http *h, const struct pobox_ims_opts *o, char *
 		                      : NULL,
 		                  err, errlen);
 	}
-	pobox_http_resp_free(&resp);
+	resp_wipe_free(&resp);
 	pobox_free(body);
 	pobox_free(url);
 	return rc;
@@ -241,7 +249,7 @@ int pobox_admin_token(struct pobox_http *h, const struct pobox_ims_opts *o, cons
 			hint = " (check target_tenant)";
 		rc = http_failure(at, rc, &resp, detail, hint, err, errlen);
 	}
-	pobox_http_resp_free(&resp);
+	resp_wipe_free(&resp);
 out:
 	if (auth)
 		explicit_bzero(auth, strlen(auth));
