@@ -97,7 +97,7 @@ leak_check proactive "$T/proactive/secrets" "$T/proactive/flush.out" "$T/proacti
 new_scenario fail
 sim_start --seed "$seed" --token "$stat_tok"
 write_conf
-for i in $(seq 1 25); do put_logged thirdPartyId "f-$i" a="v$i"; done
+import_logged f 1 25
 total=$(q "SELECT count(*) FROM updates")
 cmdfail() { # NAME COMMAND PATTERN [extra config]
 	local name=$1 cmd=$2 pat=$3; shift 3

@@ -96,7 +96,7 @@ check_eq "shared: two Admin API calls (GET: none yet, POST)" 2 "$(sim_counter ca
 check_eq "shared: three of them took the cached token" 3 "$(grep -l '^token: from cache' "$T"/shared/auth.*.out | wc -l)"
 check_eq "shared: the cache is mode 600" 600 "$(stat -c %a "$DB-token.cache")"
 check_eq "shared: pobox auth never prints a token" 0 "$(cat "$T"/shared/auth.*.out | grep -cE 'ptk-|ims-[0-9]')"
-for i in $(seq 1 40); do put_logged thirdPartyId "s-$i" a="v$i"; done
+import_logged s 1 40
 "$POBOX" -c "$CONF" run >"$T/shared/run.out" 2>"$T/shared/run.err" &
 RUN_PID=$!; bg "$RUN_PID"
 flush_wait "shared: flush --wait while run delivers" 0 60
@@ -107,7 +107,7 @@ check_eq "shared: run and flush used the cached token (no new mint)" "1 1 2" \
 # the token is regenerated in the Target UI: the next run is refused (403),
 # replaces it once, delivers
 curl -s -X POST "$B/_sim/auth?expire=revoke" >/dev/null
-for i in $(seq 41 60); do put_logged thirdPartyId "s-$i" a="v$i"; done
+import_logged s 41 60
 flush_wait "shared: after the token was regenerated elsewhere" 0 60
 check_store shared
 check_eq "shared: a new profile token, with the cached IMS token" "1 2" \
@@ -157,7 +157,7 @@ sim_start --seed "$seed" "${F[@]}"
 write_secret "$T/fail/secret"
 fconf() { write_conf; ims_conf_lines "$T/fail/secret" >>"$CONF"; local l; for l in "$@"; do echo "$l" >>"$CONF"; done; }
 fconf
-for i in $(seq 1 30); do put_logged thirdPartyId "f-$i" a="v$i"; done
+import_logged f 1 30
 total=$(q "SELECT count(*) FROM updates")
 
 fconf; sim_faults 'ims_fail=400'
