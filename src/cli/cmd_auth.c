@@ -56,11 +56,12 @@ static void print_human(const struct pobox_cred_info *in)
 static void print_json(const struct pobox_cred_info *in)
 {
 	char a[32], b[32], c[32], d[32];
-	printf("{\"source\":\"%s\",\"have_token\":%s,\"origin\":%s%s%s,\"obtained_at\":\"%s\","
+	printf("{\"source\":\"%s\",\"have_token\":%s,\"origin\":%s%s%s,\"obtained_at\":%s%s%s,"
 	       "\"expires_at\":%s%s%s,\"refresh_at\":%s%s%s,\"ims_expires_at\":%s%s%s,\"fetched\":%llu}\n",
 	       pobox_cred_source_name(in->source), in->have ? "true" : "false",
 	       in->origin ? "\"" : "", in->origin ? in->origin : "null", in->origin ? "\"" : "",
-	       when(in->obtained_at_ms, a, sizeof a),
+	       in->have ? "\"" : "", in->have ? when(in->obtained_at_ms, a, sizeof a) : "null",
+	       in->have ? "\"" : "",
 	       in->expires_at_ms >= 0 ? "\"" : "", in->expires_at_ms >= 0 ? when(in->expires_at_ms, b, sizeof b) : "null",
 	       in->expires_at_ms >= 0 ? "\"" : "",
 	       in->refresh_at_ms >= 0 ? "\"" : "", in->refresh_at_ms >= 0 ? when(in->refresh_at_ms, c, sizeof c) : "null",

@@ -96,6 +96,9 @@ check_eq "shared: two Admin API calls (GET: none yet, POST)" 2 "$(sim_counter ca
 check_eq "shared: three of them took the cached token" 3 "$(grep -l '^token: from cache' "$T"/shared/auth.*.out | wc -l)"
 check_eq "shared: the cache is mode 600" 600 "$(stat -c %a "$DB-token.cache")"
 check_eq "shared: pobox auth never prints a token" 0 "$(cat "$T"/shared/auth.*.out | grep -cE 'ptk-|ims-[0-9]')"
+pb auth --json >"$T/shared/auth.json" 2>"$T/shared/auth.json.err"
+check_eq "shared: pobox auth --json" "ims true cache true true" \
+	"$(jq -r '"\(.source) \(.have_token) \(.origin) \(.expires_at | test("Z$")) \(.ims_expires_at | test("Z$"))"' "$T/shared/auth.json")"
 import_logged s 1 40
 "$POBOX" -c "$CONF" run >"$T/shared/run.out" 2>"$T/shared/run.err" &
 RUN_PID=$!; bg "$RUN_PID"
@@ -164,6 +167,10 @@ fconf; sim_faults 'ims_fail=400'
 flush_wait "fail: IMS answers 400" 69 60
 one_reason "fail: IMS 400" "$T/flush.err" 'IMS token: POST http://[^ ]+/ims/token/v3: HTTP 400 invalid_request'
 cp "$T/flush.err" "$T/fail/ims400.err"; LOGS+=("$T/fail/ims400.err")
+pb auth >"$T/fail/auth.out" 2>"$T/fail/auth.err"
+check_eq "fail: pobox auth exits 69 too" 69 "$?"
+check_ge "fail: pobox auth names the step" 1 "$(grep -c '^pobox: auth: no profile API token: IMS token: POST .*HTTP 400 invalid_request' "$T/fail/auth.err")"
+LOGS+=("$T/fail/auth.out" "$T/fail/auth.err")
 sim_faults 'ims_fail=0&admin_fail=406'
 flush_wait "fail: the Admin API answers 406" 69 60
 one_reason "fail: Admin API 406" "$T/flush.err" 'Admin API token: GET http://[^ ]+/acme/target/authentication/token: HTTP 406 Simulated'
@@ -194,6 +201,10 @@ flush_wait "fail: two sources" 78 30
 check_ge "fail: two sources: named" 1 "$(grep -c 'set only one of token_file, token_command and ims_client_id' "$T/flush.err")"
 check_eq "fail: nothing reached IMS for the configuration errors" "$ims_calls" \
 	"$(sim_counter calls.ims_token.total)"
+write_conf
+pb auth --json >"$T/fail/auth.json" 2>&1
+check_eq "fail: no credentials configured: pobox auth says so" 'none false null' \
+	"$(jq -r '"\(.source) \(.have_token) \(.obtained_at)"' "$T/fail/auth.json")"
 # the next run, fixed: everything is delivered
 fconf
 flush_wait "fail: fixed" 0 60
