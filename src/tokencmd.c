@@ -309,6 +309,8 @@ struct run {
 	int out_overflow;
 	char err[STDERR_KEEP];
 	size_t err_len;
+	int timed_out;
+	int status;              /* waitpid's */
 };
 
 /* Reads what is there; returns 0 at EOF (fd closed), 1 otherwise. */
@@ -372,11 +374,80 @@ static int reap(pid_t pid, int kill_it)
 	return st;
 }
 
+/* Reads the command's output until both pipes close and it exits, or the
+ * deadline: fills r (status, timed_out, overflow); the child is reaped
+ * (killed first when it is late or printed too much). */
+static void collect(struct run *r, pid_t pid, int out_fd, int err_fd, int64_t deadline)
+{
+	int open_out = 1, open_err = 1;
+	while (open_out || open_err) {
+		struct pollfd p[2] = {{open_out ? out_fd : -1, POLLIN, 0}, {open_err ? err_fd : -1, POLLIN, 0}};
+		int64_t left = deadline - mono_ms();
+		if (left <= 0) {
+			r->timed_out = 1;
+			break;
+		}
+		if (poll(p, 2, (int)(left > 1000 ? 1000 : left)) < 0 && errno != EINTR)
+			break;
+		if (open_out && p[0].revents)
+			open_out = drain(out_fd, r->out, POBOX_TOKENCMD_MAX_STDOUT, &r->out_len, &r->out_overflow);
+		if (open_err && p[1].revents)
+			open_err = drain(err_fd, r->err, STDERR_KEEP, &r->err_len, NULL);
+		if (r->out_overflow)
+			break;
+	}
+	/* the pipes are closed: the command should be exiting now */
+	while (!r->timed_out && !r->out_overflow) {
+		if (waitpid(pid, &r->status, WNOHANG) == pid)
+			return;
+		if (mono_ms() >= deadline) {
+			r->timed_out = 1;
+			break;
+		}
+		struct timespec ts = {0, 10 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	r->status = reap(pid, 1);
+}
+
+/* What the finished run means. */
+static int judge(const struct run *r, int64_t timeout_ms, int64_t now_ms,
+                 struct pobox_tokencmd_result *res, char *err, size_t errlen)
+{
+	int st = r->status;
+	if (r->timed_out)
+		return pobox_errf(err, errlen, POBOX_ETRANSIENT,
+		                  "token_command timed out after %lld%s and was killed "
+		                  "(token_command_timeout)",
+		                  (long long)(timeout_ms % 1000 ? timeout_ms : timeout_ms / 1000),
+		                  timeout_ms % 1000 ? "ms" : "s");
+	if (r->out_overflow)
+		return pobox_errf(err, errlen, POBOX_ECONFIG,
+		                  "token_command printed more than %d KB on stdout and was killed",
+		                  POBOX_TOKENCMD_MAX_STDOUT / 1024);
+	if (WIFSIGNALED(st))
+		return pobox_errf(err, errlen, POBOX_ECONFIG, "token_command was killed by signal %d (%s)",
+		                  WTERMSIG(st), strsignal(WTERMSIG(st)));
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		return pobox_errf(err, errlen, POBOX_ECONFIG, "token_command exited with status %d%s",
+		                  WEXITSTATUS(st),
+		                  r->err_len ? " (its stderr is in the log: token_command_stderr)" : "");
+	return pobox_tokencmd_parse_output(r->out, r->out_len, now_ms, res, err, errlen);
+}
+
+static void close_pair(int p[2])
+{
+	for (int i = 0; i < 2; i++)
+		if (p[i] >= 0)
+			close(p[i]);
+	p[0] = p[1] = -1;
+}
+
 int pobox_tokencmd_run(char *const *argv, int64_t timeout_ms, const char *reason, int64_t now_ms,
                        pobox_tokencmd_line_fn on_stderr, void *ctx,
                        struct pobox_tokencmd_result *res, char *err, size_t errlen)
 {
-	int po[2] = {-1, -1}, pe[2] = {-1, -1}, pr[2] = {-1, -1}, devnull = -1, rc = 0, st = 0;
+	int po[2] = {-1, -1}, pe[2] = {-1, -1}, pr[2] = {-1, -1}, devnull = -1, rc = 0;
 	char *added = NULL, **env = NULL;
 	struct run *r = pobox_calloc(1, sizeof *r);
 	pid_t pid = -1;
@@ -404,7 +475,6 @@ int pobox_tokencmd_run(char *const *argv, int64_t timeout_ms, const char *reason
 	close(pe[1]);
 	close(pr[1]);
 	po[1] = pe[1] = pr[1] = -1;
-
 	int exec_errno = 0;
 	if (read(pr[0], &exec_errno, sizeof exec_errno) == (ssize_t)sizeof exec_errno) {
 		reap(pid, 0);
@@ -413,79 +483,16 @@ int pobox_tokencmd_run(char *const *argv, int64_t timeout_ms, const char *reason
 		                strerror(exec_errno));
 		goto out;
 	}
-
-	int64_t deadline = mono_ms() + timeout_ms;
-	int open_out = 1, open_err = 1, timed_out = 0;
-	while (open_out || open_err) {
-		struct pollfd p[2] = {{po[0], POLLIN, 0}, {pe[0], POLLIN, 0}};
-		int64_t left = deadline - mono_ms();
-		if (left <= 0) {
-			timed_out = 1;
-			break;
-		}
-		if (!open_out)
-			p[0].fd = -1;
-		if (!open_err)
-			p[1].fd = -1;
-		if (poll(p, 2, (int)(left > 1000 ? 1000 : left)) < 0 && errno != EINTR)
-			break;
-		if (open_out && p[0].revents)
-			open_out = drain(po[0], r->out, POBOX_TOKENCMD_MAX_STDOUT, &r->out_len, &r->out_overflow);
-		if (open_err && p[1].revents)
-			open_err = drain(pe[0], r->err, STDERR_KEEP, &r->err_len, NULL);
-		if (r->out_overflow)
-			break;
-	}
-	/* the pipes are closed: the command should be exiting now */
-	while (!timed_out && !r->out_overflow) {
-		int w = waitpid(pid, &st, WNOHANG);
-		if (w == pid) {
-			pid = -1;
-			break;
-		}
-		if (mono_ms() >= deadline) {
-			timed_out = 1;
-			break;
-		}
-		struct timespec ts = {0, 10 * 1000000L};
-		nanosleep(&ts, NULL);
-	}
-	if (pid > 0) {
-		st = reap(pid, 1);
-		pid = -1;
-	}
+	collect(r, pid, po[0], pe[0], mono_ms() + timeout_ms);
+	pid = -1;
 	report_stderr(r, on_stderr, ctx);
-	if (timed_out) {
-		rc = pobox_errf(err, errlen, POBOX_ETRANSIENT,
-		                "token_command timed out after %lld%s and was killed "
-		                "(token_command_timeout)",
-		                (long long)(timeout_ms % 1000 ? timeout_ms : timeout_ms / 1000),
-		                timeout_ms % 1000 ? "ms" : "s");
-	} else if (r->out_overflow) {
-		rc = pobox_errf(err, errlen, POBOX_ECONFIG,
-		                "token_command printed more than %d KB on stdout and was killed",
-		                POBOX_TOKENCMD_MAX_STDOUT / 1024);
-	} else if (WIFSIGNALED(st)) {
-		rc = pobox_errf(err, errlen, POBOX_ECONFIG, "token_command was killed by signal %d (%s)",
-		                WTERMSIG(st), strsignal(WTERMSIG(st)));
-	} else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-		rc = pobox_errf(err, errlen, POBOX_ECONFIG,
-		                "token_command exited with status %d%s", WEXITSTATUS(st),
-		                r->err_len ? " (its stderr is in the log: token_command_stderr)" : "");
-	} else {
-		rc = pobox_tokencmd_parse_output(r->out, r->out_len, now_ms, res, err, errlen);
-	}
+	rc = judge(r, timeout_ms, now_ms, res, err, errlen);
 out:
 	if (pid > 0)
 		reap(pid, 1);
-	for (int i = 0; i < 2; i++) {
-		if (po[i] >= 0)
-			close(po[i]);
-		if (pe[i] >= 0)
-			close(pe[i]);
-		if (pr[i] >= 0)
-			close(pr[i]);
-	}
+	close_pair(po);
+	close_pair(pe);
+	close_pair(pr);
 	if (devnull >= 0)
 		close(devnull);
 	if (r) {
