@@ -88,7 +88,10 @@ check_ge "proactive: the helper ran again before the expiry" 1 "$(grep -c ' expi
 check_eq "proactive: never after a refusal" 0 "$(grep -c ' refused$' "$T/proactive/runs.log")"
 check_eq "proactive: Target never refused a call" 0 "$(( $(sim_fault_total unauthorized) + $(sim_fault_total forbidden) ))"
 gap=$(awk 'NR > 1 { d = $1 - prev; if (min == "" || d < min) min = d } { prev = $1 } END { printf "%d", (min == "" ? 9 : min) * 1000 }' "$T/proactive/runs.log")
-check_ge "proactive: runs at least token_min_interval (1s) apart (ms; $(grep -c . "$T/proactive/runs.log") runs)" 990 "$gap"
+# the helper notes its own start, a process start after pobox's clock
+# check: allow for that jitter (without the limit it would run on every
+# call, 100-500 ms apart)
+check_ge "proactive: runs about token_min_interval (1s) apart or more (ms; $(grep -c . "$T/proactive/runs.log") runs)" 800 "$gap"
 check_ge "proactive: the refresh is logged as due to the expiry" 1 "$(grep -c 'token_obtained source=token_command from="command" reason=expiry lifetime_s=5 ' "$T/proactive/flush.err")"
 printf '%s\n' "$stat_tok" >"$T/proactive/secrets"
 leak_check proactive "$T/proactive/secrets" "$T/proactive/flush.out" "$T/proactive/flush.err"
