@@ -36,6 +36,15 @@ static const struct key keys[] = {
 	{"client", K_STRING, OFF(client), 0, 0, "Target client code"},
 	{"base_url", K_STRING, OFF(base_url), 0, 0, "Target edge URL (default https://<client>.tt.omtrdc.net)"},
 	{"token_file", K_STRING, OFF(token_file), 0, 0, "file holding the profile API bearer token"},
+	{"token_command", K_STRING, OFF(token_command), 0, 0, "command that prints the profile API token (or JSON with token and expires_at)"},
+	{"token_command_timeout", K_DURATION, OFF(token_command_timeout_ms), 1000, 3600000, "how long token_command may run before it is killed"},
+	{"token_min_interval", K_DURATION, OFF(token_min_interval_ms), 1000, 86400000, "shortest time between two token fetches (token_command runs, IMS mints) by one process"},
+	{"ims_client_id", K_STRING, OFF(ims_client_id), 0, 0, "Adobe IMS OAuth server-to-server client id (also the Admin API key)"},
+	{"ims_client_secret_file", K_STRING, OFF(ims_client_secret_file), 0, 0, "file holding the IMS client secret (mode 600)"},
+	{"ims_scopes", K_STRING, OFF(ims_scopes), 0, 0, "comma list of scopes of the OAuth server-to-server credential"},
+	{"target_tenant", K_STRING, OFF(target_tenant), 0, 0, "Target tenant name for the Admin API"},
+	{"ims_base_url", K_STRING, OFF(ims_base_url), 0, 0, "Adobe IMS (default https://ims-na1.adobelogin.com)"},
+	{"admin_base_url", K_STRING, OFF(admin_base_url), 0, 0, "Target Admin API (default https://mc.adobe.io)"},
 	{"max_value_chars", K_INT, OFF(max_value_chars), 1, 1 << 20, "longest attribute value, in characters"},
 	{"synchronous", K_SYNC, OFF(synchronous), 0, 0, "FULL (default), NORMAL or OFF"},
 	{"busy_timeout", K_DURATION, OFF(busy_timeout_ms), 0, 3600000, "how long a writer waits for the outbox lock"},
@@ -87,6 +96,8 @@ void pobox_config_init(struct pobox_config *c)
 	c->max_value_chars = POBOX_DEFAULT_MAX_VALUE_CHARS;
 	c->synchronous = POBOX_SYNC_FULL;
 	c->busy_timeout_ms = 30000;
+	c->token_command_timeout_ms = 30000;
+	c->token_min_interval_ms = 60000;
 	c->bulk_api_thirdpartyid = 2;
 	c->bulk_api_pcid = 1;
 	c->max_batch_rows = 500000;
@@ -293,9 +304,20 @@ struct load_ctx {
 static char *read_line(char *str, int num, void *stream)
 {
 	struct load_ctx *l = stream;
+	if (l->rc)
+		return NULL;
 	char *r = fgets(str, num, l->fp);
 	if (r)
 		l->lineno++;
+	/* inih reads at most num - 1 bytes a line and would take the rest for
+	 * another (malformed) line: say what is wrong instead */
+	int next = r && !strchr(r, '\n') ? getc(l->fp) : EOF;
+	if (next != EOF) {
+		l->rc = pobox_errf(l->err, l->errlen, POBOX_ECONFIG,
+		                   "%s:%d: line longer than %d characters; shorten it (a long "
+		                   "token_command can live in a script)", l->path, l->lineno, num - 2);
+		return NULL;
+	}
 	return r;
 }
 

@@ -23,6 +23,17 @@ struct pobox_config {
 	char *client;             /* Target client code */
 	char *base_url;           /* default https://<client>.tt.omtrdc.net */
 	char *token_file;         /* bearer token file, or NULL */
+	/* or a command that prints the token (credentials.h) */
+	char *token_command;
+	int64_t token_command_timeout_ms;
+	int64_t token_min_interval_ms; /* between two token fetches by one process */
+	/* or Adobe IMS OAuth server-to-server + the Admin API */
+	char *ims_client_id;
+	char *ims_client_secret_file;
+	char *ims_scopes;
+	char *target_tenant;
+	char *ims_base_url;       /* NULL: Adobe's */
+	char *admin_base_url;     /* NULL: Adobe's */
 	int max_value_chars;
 	enum pobox_sync synchronous;
 	int64_t busy_timeout_ms;

@@ -64,11 +64,11 @@ const char *cli_duration(char *buf, size_t len, int64_t ms);
 const char *cli_bytes(char *buf, size_t len, int64_t bytes);
 
 struct pobox_deliver_opts;
-/* Fills delivery options from the config; reads the token file into
- * *token (free with cli_token_free).  Returns EXIT_OK or an exit code after
- * printing why. */
-int cli_deliver_opts(struct cli *cli, struct pobox_deliver_opts *o, char **token);
-void cli_token_free(char *token);
+struct pobox_cred;
+/* Fills delivery options from the config, with the credentials it names in
+ * *cred (o->cred; NULL when none are configured; free with
+ * pobox_cred_free).  Returns EXIT_OK or an exit code after printing why. */
+int cli_deliver_opts(struct cli *cli, struct pobox_deliver_opts *o, struct pobox_cred **cred);
 
 int cmd_put(struct cli *cli, int argc, char **argv);
 int cmd_flush(struct cli *cli, int argc, char **argv);
@@ -83,6 +83,7 @@ int cmd_batches(struct cli *cli, int argc, char **argv);
 int cmd_show(struct cli *cli, int argc, char **argv);
 int cmd_import(struct cli *cli, int argc, char **argv);
 int cmd_status(struct cli *cli, int argc, char **argv);
+int cmd_auth(struct cli *cli, int argc, char **argv);
 
 extern const struct command cli_commands[];
 

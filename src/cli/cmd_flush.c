@@ -7,6 +7,7 @@
  * it cuts its batches and waits for run to deliver them instead of racing it.
  */
 #include "cli.h"
+#include "credentials.h"
 #include "deliver.h"
 #include "metrics.h"
 #include "quota.h"
@@ -173,7 +174,7 @@ static int lane_blocked(const struct pobox_step *st)
 }
 
 /* Reloads the configuration file (SIGHUP).  Keeps the old one on error. */
-static void reload(struct cli *cli, struct pobox_deliver_opts *o, char **token)
+static void reload(struct cli *cli, struct pobox_deliver_opts *o, struct pobox_cred **cred)
 {
 	struct pobox_config fresh;
 	char err[POBOX_ERRLEN];
@@ -188,23 +189,23 @@ static void reload(struct cli *cli, struct pobox_deliver_opts *o, char **token)
 	struct pobox_config old = cli->cfg;
 	cli->cfg = fresh;
 	struct pobox_deliver_opts no;
-	char *nt = NULL;
-	if (cli_deliver_opts(cli, &no, &nt) != EXIT_OK) {
+	struct pobox_cred *nc = NULL;
+	if (cli_deliver_opts(cli, &no, &nc) != EXIT_OK) {
 		pobox_log(POBOX_LOG_ERROR, "reload_failed", "reason=\"invalid delivery settings\"");
 		cli->cfg = old;
 		pobox_config_free(&fresh);
 		return;
 	}
 	pobox_config_free(&old);
-	cli_token_free(*token);
-	*token = nt;
+	pobox_cred_free(*cred); /* a deliverer still using it holds its own reference */
+	*cred = nc;
 	*o = no;
 	pobox_log(POBOX_LOG_INFO, "reloaded", "config=%s", cli->config_path);
 }
 
 /* The delivery loop shared by flush --wait and run. */
-static int loop(struct cli *cli, struct pobox *pb, struct pobox_deliver_opts *o, char **token,
-                enum mode mode, int64_t deadline_ms, int once)
+static int loop(struct cli *cli, struct pobox *pb, struct pobox_deliver_opts *o,
+                struct pobox_cred **cred, enum mode mode, int64_t deadline_ms, int once)
 {
 	struct pobox_deliverer *d = NULL;
 	struct pobox_singler *sg = NULL;
@@ -256,7 +257,7 @@ static int loop(struct cli *cli, struct pobox *pb, struct pobox_deliver_opts *o,
 		}
 		if (reload_signal) {
 			reload_signal = 0;
-			reload(cli, o, token);
+			reload(cli, o, cred);
 			if (d) {
 				struct pobox_deliverer *nd = NULL;
 				struct pobox_singler *ns = NULL;
@@ -267,6 +268,10 @@ static int loop(struct cli *cli, struct pobox *pb, struct pobox_deliver_opts *o,
 					pobox_singler_free(sg);
 					d = nd;
 					sg = ns;
+					/* perhaps reloaded with fixed credentials: try them now */
+					if (pobox_store_lane_unpause_auth(pb->st) != 0)
+						pobox_log(POBOX_LOG_WARN, "unpause_failed", "reason=\"%s\"",
+						          pobox_errmsg(pb));
 				} else {
 					pobox_deliverer_free(nd);
 					pobox_log(POBOX_LOG_ERROR, "reload_failed", "reason=\"%s\"", err);
@@ -289,9 +294,9 @@ static int loop(struct cli *cli, struct pobox *pb, struct pobox_deliver_opts *o,
 		const struct pobox_step *blocked = lane_blocked(&st) ? &st : lane_blocked(&ss) ? &ss : NULL;
 		if (blocked) {
 			cli_error("delivery paused: %s. Nothing was marked dead; fix the %s and run again "
-			          "(token_file, client, base_url)",
+			          "(token_file, token_command or ims_*; client, base_url)",
 			          blocked->pause_reason,
-			          strcmp(blocked->pause_class, "auth") == 0 ? "token" : "configuration");
+			          strcmp(blocked->pause_class, "auth") == 0 ? "credentials" : "configuration");
 			if (mode == FLUSH_WAIT) {
 				/* a human is waiting: say it now instead of retrying for hours;
 				 * the pause stays recorded, and the next run lifts it */
@@ -395,7 +400,7 @@ int cmd_flush(struct cli *cli, int argc, char **argv)
 	};
 	struct pobox_deliver_opts o;
 	struct pobox *pb = NULL;
-	char *token = NULL;
+	struct pobox_cred *cred = NULL;
 	int wait = 0, c, code;
 	int64_t timeout_ms = 0;
 
@@ -420,7 +425,7 @@ int cmd_flush(struct cli *cli, int argc, char **argv)
 		cli_error("flush: --timeout needs --wait");
 		return EXIT_USAGE;
 	}
-	if ((code = cli_deliver_opts(cli, &o, &token)) != EXIT_OK)
+	if ((code = cli_deliver_opts(cli, &o, &cred)) != EXIT_OK)
 		return code;
 	if (!(pb = cli_open(cli, 0, &code)))
 		goto out;
@@ -435,11 +440,11 @@ int cmd_flush(struct cli *cli, int argc, char **argv)
 	}
 	code = EXIT_OK;
 	if (wait)
-		code = loop(cli, pb, &o, &token, FLUSH_WAIT,
+		code = loop(cli, pb, &o, &cred, FLUSH_WAIT,
 		            timeout_ms ? pobox_clock_now_ms(&pb->clock) + timeout_ms : 0, 0);
 out:
 	pobox_close(pb);
-	cli_token_free(token);
+	pobox_cred_free(cred);
 	return code;
 }
 
@@ -451,7 +456,7 @@ int cmd_run(struct cli *cli, int argc, char **argv)
 	};
 	struct pobox_deliver_opts o;
 	struct pobox *pb = NULL;
-	char *token = NULL;
+	struct pobox_cred *cred = NULL;
 	int once = 0, c, code;
 
 	optind = 0;
@@ -467,14 +472,14 @@ int cmd_run(struct cli *cli, int argc, char **argv)
 		cli_error("run: unexpected argument '%s'", argv[optind]);
 		return EXIT_USAGE;
 	}
-	if ((code = cli_deliver_opts(cli, &o, &token)) != EXIT_OK)
+	if ((code = cli_deliver_opts(cli, &o, &cred)) != EXIT_OK)
 		return code;
 	if (!(pb = cli_open(cli, 0, &code)))
 		goto out;
-	code = loop(cli, pb, &o, &token, RUN, 0, once);
+	code = loop(cli, pb, &o, &cred, RUN, 0, once);
 out:
 	pobox_close(pb);
-	cli_token_free(token);
+	pobox_cred_free(cred);
 	return code;
 }
 
@@ -513,7 +518,8 @@ int cmd_plan(struct cli *cli, int argc, char **argv)
 	struct pobox_cut_summary sum = {0};
 	struct pobox_quota q;
 	struct pobox *pb = NULL;
-	char *token = NULL, a[32], b[32], c[32], d[32];
+	struct pobox_cred *cred = NULL;
+	char a[32], b[32], c[32], d[32];
 	int code, rc;
 	int64_t due = 0, later = 0, next_due, oldest;
 
@@ -522,7 +528,7 @@ int cmd_plan(struct cli *cli, int argc, char **argv)
 		cli_error("plan: takes no arguments");
 		return EXIT_USAGE;
 	}
-	if ((code = cli_deliver_opts(cli, &o, &token)) != EXIT_OK)
+	if ((code = cli_deliver_opts(cli, &o, &cred)) != EXIT_OK)
 		return code;
 	if (!(pb = cli_open(cli, 1, &code)))
 		goto out;
@@ -553,6 +559,6 @@ fail:
 	code = cli_exit_code(rc);
 out:
 	pobox_close(pb);
-	cli_token_free(token);
+	pobox_cred_free(cred);
 	return code;
 }

@@ -118,6 +118,18 @@ const struct command cli_commands[] = {
 	 "\n"
 	 "Shows every recorded field of a batch.  --payload prints the batch file\n"
 	 "exactly as it is (or was) sent, after checking its stored checksum.\n"},
+	{"auth", cmd_auth, "obtain the profile API token as delivery would; show its source and expiry",
+	 "usage: pobox auth [--json]\n"
+	 "\n"
+	 "Gets the profile API token the way `run` and `flush` do -- from token_file,\n"
+	 "by running token_command, or from Adobe IMS and Target's Admin API (using\n"
+	 "the token cache beside the outbox when it holds a fresh one) -- and shows\n"
+	 "where it came from, when it expires and when it will be refreshed.  The\n"
+	 "token itself is never shown.  Use it to check new credentials before the\n"
+	 "first delivery.\n"
+	 "exit: 0 a token is in hand (or no credentials are configured), 69 it could\n"
+	 "      not be obtained (the message names the step that failed), 78\n"
+	 "      configuration error\n"},
 	{"quota", cmd_quota, "the single-call budget: last 24 hours per hour, remaining, reserve",
 	 "usage: pobox quota [--json]\n"
 	 "\n"
