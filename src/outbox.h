@@ -23,8 +23,12 @@ struct pobox {
 };
 
 /* 0 when there is room for new updates, else POBOX_EFULL with the reason
- * on the handle. */
+ * on the handle.  Inside a transaction it counts what the transaction has
+ * written so far, including what SQLite has not put on disk yet. */
 int pobox_check_room(struct pobox *pb);
+/* The same, with the bytes that may still be written before a limit is
+ * reached in *left (INT64_MAX when no limit applies). */
+int pobox_room_left(struct pobox *pb, int64_t *left);
 
 /* Replaces the handle's clock (tests). */
 void pobox_set_clock(struct pobox *pb, struct pobox_clock c);

@@ -378,6 +378,7 @@ int pobox_store_open(struct pobox_store **out, const char *path,
 		goto out;
 	}
 	sqlite3_extended_result_codes(st->db, 1);
+	st->busy_timeout_ms = o->busy_timeout_ms;
 	sqlite3_busy_timeout(st->db, o->busy_timeout_ms);
 	if ((rc = check_identity(st, &version)) != 0)
 		goto out;

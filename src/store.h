@@ -306,6 +306,16 @@ int pobox_store_newest(struct pobox_store *st, int64_t after_seq, int64_t *max_s
 int64_t pobox_store_file_bytes(struct pobox_store *st);
 /* The bytes the outbox holds: pages in use (not the WAL's high-water mark). */
 int64_t pobox_store_used_bytes(struct pobox_store *st);
+/* For room checks, also inside a write transaction: *used as
+ * pobox_store_used_bytes (counting the transaction's new pages), and
+ * *unwritten, an upper bound of the bytes SQLite will still write to disk
+ * for what it holds now: its page cache (dirty pages go to the WAL at
+ * commit) and the main file's growth when the WAL is checkpointed. */
+void pobox_store_space(struct pobox_store *st, int64_t *used, int64_t *unwritten);
+/* Checkpoints the WAL into the main file and truncates it (after an import
+ * stopped, so a swollen WAL gives its space back).  Waits at most a second
+ * for other processes; best effort, errors are ignored. */
+void pobox_store_checkpoint(struct pobox_store *st);
 /* Whether a pending update (not delivered, not in a batch) exists for
  * profile+attr. */
 int pobox_store_pending_exists(struct pobox_store *st, enum pobox_id_type t, const char *id,

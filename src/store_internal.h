@@ -42,6 +42,7 @@ struct name_cache {
 struct pobox_store {
 	sqlite3 *db;
 	char *path;
+	int busy_timeout_ms;
 	char *err;
 	size_t errlen;
 	sqlite3_stmt *stmts[S_COUNT];

@@ -28,6 +28,11 @@ enum {
 	EXIT_IOERR = 74,
 	EXIT_TEMPFAIL = 75,
 	EXIT_CONFIG = 78,
+	/* pobox's own: sysexits has no code for "stopped part-way".  `import`
+	 * read some of its input and stopped (bad header or CSV, outbox full
+	 * or busy, I/O error): the rows before the line it names are in, none
+	 * after.  Distinct from 65, where the whole input was read. */
+	EXIT_IMPORT_STOPPED = 79,
 };
 
 struct cli {
@@ -52,6 +57,14 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Opens the configured outbox (must_exist for read-only commands); on
  * failure prints the reason and returns the exit code in *exit_code. */
 struct pobox *cli_open(struct cli *cli, int must_exist, int *exit_code);
+
+/* Refuses an output file (what: "reject file", "metrics_file") that is the
+ * outbox, a file of its family, the config or token file, `input` (may be
+ * NULL) or the file open as input_fd (-1: none).  Returns EXIT_OK, or
+ * EXIT_USAGE after printing why; call it before opening anything for
+ * writing. */
+int cli_check_output(const struct cli *cli, const char *path, const char *what, const char *input,
+                     int input_fd);
 
 /* Prints the command's usage to fp. */
 void cli_usage(const struct command *cmd, FILE *fp);

@@ -189,7 +189,9 @@ static void reload(struct cli *cli, struct pobox_deliver_opts *o, char **token)
 	cli->cfg = fresh;
 	struct pobox_deliver_opts no;
 	char *nt = NULL;
-	if (cli_deliver_opts(cli, &no, &nt) != EXIT_OK) {
+	if ((cli->cfg.metrics_file &&
+	     cli_check_output(cli, cli->cfg.metrics_file, "metrics_file", NULL, -1) != EXIT_OK) ||
+	    cli_deliver_opts(cli, &no, &nt) != EXIT_OK) {
 		pobox_log(POBOX_LOG_ERROR, "reload_failed", "reason=\"invalid delivery settings\"");
 		cli->cfg = old;
 		pobox_config_free(&fresh);
@@ -467,6 +469,11 @@ int cmd_run(struct cli *cli, int argc, char **argv)
 		cli_error("run: unexpected argument '%s'", argv[optind]);
 		return EXIT_USAGE;
 	}
+	/* before anything is opened for writing: the metrics file is replaced
+	 * by rename, so naming the outbox would destroy it */
+	if (cli->cfg.metrics_file &&
+	    (code = cli_check_output(cli, cli->cfg.metrics_file, "metrics_file", NULL, -1)) != EXIT_OK)
+		return code;
 	if ((code = cli_deliver_opts(cli, &o, &token)) != EXIT_OK)
 		return code;
 	if (!(pb = cli_open(cli, 0, &code)))

@@ -10,6 +10,7 @@
 #include "error.h"
 #include "log.h"
 #include "outbox.h"
+#include "outpath.h"
 
 #include <errno.h>
 #include <malloc.h>
@@ -238,6 +239,18 @@ struct pobox *cli_open(struct cli *cli, int must_exist, int *exit_code)
 		return NULL;
 	}
 	return pb;
+}
+
+int cli_check_output(const struct cli *cli, const char *path, const char *what, const char *input,
+                     int input_fd)
+{
+	const char *inputs[] = {input, cli->config_path, cli->cfg.token_file};
+	char err[POBOX_ERRLEN];
+	if (pobox_outpath_check(path, what, cli->cfg.db, inputs,
+	                        sizeof inputs / sizeof inputs[0], input_fd, err, sizeof err) == 0)
+		return EXIT_OK;
+	cli_error("%s (nothing was written)", err);
+	return EXIT_USAGE;
 }
 
 const char *cli_num(char *buf, size_t len, int64_t n)
