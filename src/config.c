@@ -79,6 +79,8 @@ static const struct key keys[] = {
 	{"recovery_ramp", K_DURATION, OFF(recovery_ramp_ms), 0, 3600000, "after an outage, ramp single calls in flight up over this long"},
 	{"max_outbox_size", K_SIZE, OFF(max_outbox_bytes), 0, INT64_MAX, "refuse new updates past this outbox size (0: no limit)"},
 	{"min_free_disk", K_SIZE, OFF(min_free_disk_bytes), 0, INT64_MAX, "refuse new updates when the disk has less free space"},
+	{"check_on_open", K_SIZE, OFF(check_on_open_bytes), 0, INT64_MAX, "writers run SQLite's quick check at open on an outbox up to this size (0: never)"},
+	{"check_interval", K_DURATION, OFF(check_interval_ms), 0, INT64_C(86400000), "run checks the next table of the outbox this often (0: never)"},
 	{"log_level", K_LOG_LEVEL, OFF(log_level), 0, 0, "error, warn, info (default) or debug"},
 	{"metrics_file", K_STRING, OFF(metrics_file), 0, 0, "run writes Prometheus metrics here (node_exporter textfile)"},
 	{"metrics_interval", K_DURATION, OFF(metrics_interval_ms), 1000, 3600000, "how often run rewrites metrics_file"},
@@ -125,6 +127,8 @@ void pobox_config_init(struct pobox_config *c)
 	c->recovery_ramp_ms = 60000;
 	c->max_outbox_bytes = 0;
 	c->min_free_disk_bytes = INT64_C(100) << 20;
+	c->check_on_open_bytes = INT64_C(8) << 20;
+	c->check_interval_ms = 60000;
 	c->metrics_interval_ms = 30000;
 }
 

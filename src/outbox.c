@@ -73,6 +73,28 @@ int pobox_check_room(struct pobox *pb) { return pobox_room_left(pb, NULL); }
 int pobox_open(struct pobox **out, const char *path, const struct pobox_options *opts,
                char *err, size_t errlen)
 {
+	struct pobox_open_ctl ctl = {.check_max_bytes = POBOX_DEFAULT_CHECK_ON_OPEN};
+	return pobox_open_ctl(out, path, opts, &ctl, err, errlen);
+}
+
+/* A writer about to use the outbox: refuses one marked damaged, and checks
+ * a small one first (SQLite finds damage only where a statement reads, and
+ * an append reads little: without this, puts went on landing in a file
+ * `pobox status` called malformed). */
+static int writer_checks(struct pobox *pb, const struct pobox_open_ctl *ctl)
+{
+	int rc = 0;
+	if (pobox_store_damaged(pb->st, NULL, 0))
+		rc = pobox_store_refuse_damaged(pb->st);
+	else if (ctl->check_max_bytes > 0 &&
+	         pobox_store_file_bytes(pb->st) <= ctl->check_max_bytes)
+		rc = pobox_store_quick_check(pb->st, NULL);
+	return ctl->tolerate_damage && rc == POBOX_ECORRUPT ? 0 : rc;
+}
+
+int pobox_open_ctl(struct pobox **out, const char *path, const struct pobox_options *opts,
+                   const struct pobox_open_ctl *ctl, char *err, size_t errlen)
+{
 	struct pobox *pb = NULL;
 	struct pobox_options o;
 	int rc;
@@ -96,8 +118,12 @@ int pobox_open(struct pobox **out, const char *path, const struct pobox_options 
 		.busy_timeout_ms = o.busy_timeout_ms,
 		.max_value_chars = o.max_value_chars,
 		.must_exist = o.read_only,
+		.reader = ctl->reader,
+		.write_damaged = ctl->doctor,
 	};
 	rc = pobox_store_open(&pb->st, path, &so, pb->err, sizeof pb->err);
+	if (rc == 0 && !ctl->reader && !ctl->doctor)
+		rc = writer_checks(pb, ctl);
 	if (rc != 0) {
 		pobox_errf(err, errlen, rc, "%s", pb->err);
 		goto out;

@@ -215,6 +215,7 @@ static int loop(struct cli *cli, struct pobox *pb, struct pobox_deliver_opts *o,
 	int rc, code = EXIT_OK, lock = -1;
 	int64_t last_prune = 0, last_cut_seq = -1, checked_seq = -1, last_full = 0, last_metrics = 0;
 	int64_t due = 0, later = 0, next_due = -1, oldest = -1;
+	struct cli_health health = {0};
 
 	lock = delivery_lock(cli->cfg.db);
 	if (lock == -2)
@@ -275,8 +276,13 @@ static int loop(struct cli *cli, struct pobox *pb, struct pobox_deliver_opts *o,
 				}
 			}
 		}
+		/* a damaged outbox: run waits for the repair, flush --wait gives up */
+		if (mode == RUN && cli_health_paused(pb, &health, now))
+			continue;
 		if (d && ((rc = pobox_deliver_step(d, &st)) != 0 || (rc = pobox_single_step(sg, &ss)) != 0)) {
 			cli_error("delivering: %s", pobox_errmsg(pb));
+			if (mode == RUN && rc == POBOX_ECORRUPT)
+				continue;
 			code = cli_exit_code(rc);
 			break;
 		}
@@ -329,6 +335,8 @@ static int loop(struct cli *cli, struct pobox *pb, struct pobox_deliver_opts *o,
 		if (want_cut) {
 			routing(cli, pb, o, due);
 			if ((rc = cut(pb, &o->sched, mode == RUN ? 2 : 1)) != 0) {
+				if (mode == RUN && rc == POBOX_ECORRUPT)
+					continue;
 				code = cli_exit_code(rc);
 				break;
 			}
@@ -346,6 +354,8 @@ static int loop(struct cli *cli, struct pobox *pb, struct pobox_deliver_opts *o,
 				pobox_log(POBOX_LOG_WARN, "metrics_failed", "reason=\"%s\"", pobox_errmsg(pb));
 			last_metrics = now;
 		}
+		if (mode == RUN)
+			cli_health_check(cli, pb, &health, now);
 		if (mode == RUN && now - last_prune > 600000) {
 			int64_t pruned = 0;
 			if (pobox_begin(pb) == 0) {
@@ -476,7 +486,7 @@ int cmd_run(struct cli *cli, int argc, char **argv)
 		return code;
 	if ((code = cli_deliver_opts(cli, &o, &token)) != EXIT_OK)
 		return code;
-	if (!(pb = cli_open(cli, 0, &code)))
+	if (!(pb = cli_open(cli, CLI_RUN, &code)))
 		goto out;
 	code = loop(cli, pb, &o, &token, RUN, 0, once);
 out:

@@ -4,7 +4,8 @@
 # with exit 64 before anything is opened for writing, and nothing changes.
 # (`--reject-file o.db` used to truncate the outbox and recreate it empty;
 # `--reject-file t.csv` emptied the input; metrics_file = the outbox's path
-# replaced the outbox with metrics text.)
+# replaced the outbox with metrics text.)  Also: an existing non-empty file
+# that is not an outbox is never turned into one.
 . "$(cd "$(dirname "$0")" && pwd)/harden_lib.sh" "$@"
 write_local_conf
 pbr 0 "put the profile to keep" put thirdPartyId:keep a=1
@@ -68,4 +69,21 @@ for m in "$DB" "$DB-wal" "$DB-deliver.lock" "$T/sub/../o.db"; do
 done
 write_local_conf
 
+# existing files that are not outboxes are never made into one
+printf 'not an outbox, just text that is long enough to have an SQLite header size......\n' >"$T/text.db"
+cp "$T/text.db" "$T/text.orig"
+pbr 74 "a text file as the outbox" --db "$T/text.db" put thirdPartyId:x a=1
+out_has "a text file: says it is not an outbox" "not an SQLite database"
+if cmp -s "$T/text.db" "$T/text.orig"; then pass "a text file: unchanged"; else fail "a text file: unchanged"; fi
+check_eq "a text file: no -wal/-shm beside it" "" "$(ls "$T/text.db"-* 2>/dev/null)"
+: >"$T/empty.db"
+pbr 66 "an empty file: status does not make it an outbox" --db "$T/empty.db" status
+out_has "an empty file: status says it is empty" "is an empty file"
+check_eq "an empty file: still empty" 0 "$(stat -c %s "$T/empty.db")"
+: >"$T/trunc.db"
+head -c 8192 /dev/urandom >"$T/trunc.db-wal"
+pbr 74 "an empty file beside a WAL: put refuses" --db "$T/trunc.db" put thirdPartyId:x a=1
+out_has "an empty file beside a WAL: says so" "truncated"
+check_eq "an empty file beside a WAL: still empty" 0 "$(stat -c %s "$T/trunc.db")"
+pbr 0 "an empty file made for the outbox: put makes it one" --db "$T/empty.db" put thirdPartyId:x a=1
 finish
