@@ -34,7 +34,10 @@ pbr 79 "min_free_disk: the import stops part-way" import "$T/big.csv"
 out_has "min_free_disk: says why" "under min_free_disk"
 free=$(free_bytes "$T/d64")
 check_ge "min_free_disk: at most 1 MB below the 32 MB floor ($((free / 1024)) KiB free)" $((31 * MB)) "$free"
-check_le "min_free_disk: and the import did fill the disk" $((50 * MB)) "$free"
+# (the floor holds at the peak, while the WAL still holds the last
+# transaction and the file has grown by it; truncating the WAL then gives
+# that back, so the end is well above the floor)
+check_le "min_free_disk: and the import did fill the disk" $((56 * MB)) "$free"
 wal=$(stat -c %s "$DB-wal" 2>/dev/null || echo 0)
 check_le "min_free_disk: the WAL is given back" $MB "$wal"
 exec 8>&-
