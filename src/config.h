@@ -75,6 +75,9 @@ struct pobox_config {
 	/* bounded disk */
 	int64_t max_outbox_bytes;    /* 0: no limit */
 	int64_t min_free_disk_bytes;
+	/* damage */
+	int64_t check_on_open_bytes; /* writers quick_check outboxes up to this size */
+	int64_t check_interval_ms;   /* run checks one table this often; 0: never */
 	/* service */
 	char *log_level;
 	char *metrics_file;          /* run keeps Prometheus metrics here */

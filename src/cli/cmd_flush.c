@@ -190,7 +190,9 @@ static void reload(struct cli *cli, struct pobox_deliver_opts *o, struct pobox_c
 	cli->cfg = fresh;
 	struct pobox_deliver_opts no;
 	struct pobox_cred *nc = NULL;
-	if (cli_deliver_opts(cli, &no, &nc) != EXIT_OK) {
+	if ((cli->cfg.metrics_file &&
+	     cli_check_output(cli, cli->cfg.metrics_file, "metrics_file", NULL, -1) != EXIT_OK) ||
+	    cli_deliver_opts(cli, &no, &nc) != EXIT_OK) {
 		pobox_log(POBOX_LOG_ERROR, "reload_failed", "reason=\"invalid delivery settings\"");
 		cli->cfg = old;
 		pobox_config_free(&fresh);
@@ -214,6 +216,7 @@ static int loop(struct cli *cli, struct pobox *pb, struct pobox_deliver_opts *o,
 	int rc, code = EXIT_OK, lock = -1;
 	int64_t last_prune = 0, last_cut_seq = -1, checked_seq = -1, last_full = 0, last_metrics = 0;
 	int64_t due = 0, later = 0, next_due = -1, oldest = -1;
+	struct cli_health health = {0};
 
 	lock = delivery_lock(cli->cfg.db);
 	if (lock == -2)
@@ -278,8 +281,13 @@ static int loop(struct cli *cli, struct pobox *pb, struct pobox_deliver_opts *o,
 				}
 			}
 		}
+		/* a damaged outbox: run waits for the repair, flush --wait gives up */
+		if (mode == RUN && cli_health_paused(pb, &health, now))
+			continue;
 		if (d && ((rc = pobox_deliver_step(d, &st)) != 0 || (rc = pobox_single_step(sg, &ss)) != 0)) {
 			cli_error("delivering: %s", pobox_errmsg(pb));
+			if (mode == RUN && rc == POBOX_ECORRUPT)
+				continue;
 			code = cli_exit_code(rc);
 			break;
 		}
@@ -332,6 +340,8 @@ static int loop(struct cli *cli, struct pobox *pb, struct pobox_deliver_opts *o,
 		if (want_cut) {
 			routing(cli, pb, o, due);
 			if ((rc = cut(pb, &o->sched, mode == RUN ? 2 : 1)) != 0) {
+				if (mode == RUN && rc == POBOX_ECORRUPT)
+					continue;
 				code = cli_exit_code(rc);
 				break;
 			}
@@ -349,6 +359,8 @@ static int loop(struct cli *cli, struct pobox *pb, struct pobox_deliver_opts *o,
 				pobox_log(POBOX_LOG_WARN, "metrics_failed", "reason=\"%s\"", pobox_errmsg(pb));
 			last_metrics = now;
 		}
+		if (mode == RUN)
+			cli_health_check(cli, pb, &health, now);
 		if (mode == RUN && now - last_prune > 600000) {
 			int64_t pruned = 0;
 			if (pobox_begin(pb) == 0) {
@@ -472,9 +484,14 @@ int cmd_run(struct cli *cli, int argc, char **argv)
 		cli_error("run: unexpected argument '%s'", argv[optind]);
 		return EXIT_USAGE;
 	}
+	/* before anything is opened for writing: the metrics file is replaced
+	 * by rename, so naming the outbox would destroy it */
+	if (cli->cfg.metrics_file &&
+	    (code = cli_check_output(cli, cli->cfg.metrics_file, "metrics_file", NULL, -1)) != EXIT_OK)
+		return code;
 	if ((code = cli_deliver_opts(cli, &o, &cred)) != EXIT_OK)
 		return code;
-	if (!(pb = cli_open(cli, 0, &code)))
+	if (!(pb = cli_open(cli, CLI_RUN, &code)))
 		goto out;
 	code = loop(cli, pb, &o, &cred, RUN, 0, once);
 out:
