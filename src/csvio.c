@@ -109,7 +109,7 @@ static int no_space(unsigned char c)
 int pobox_csv_read(FILE *in, const char *name, pobox_csv_row_fn fn, void *ctx, char *err,
                    size_t errlen)
 {
-	enum { BLOCK = 1 << 16 };
+	enum { BLOCK = POBOX_CSV_BLOCK };
 	struct csv_parser p;
 	struct reader r = {.line = 1, .fn = fn, .ctx = ctx};
 	char *block = NULL;
