@@ -114,6 +114,7 @@ int pobox_csv_read(FILE *in, const char *name, pobox_csv_row_fn fn, void *ctx, c
 	struct reader r = {.line = 1, .fn = fn, .ctx = ctx};
 	char *block = NULL;
 	int rc = 0, first = 1;
+	char eol = 0; /* what ends a line: '\n', or '\r' in a file with CR line ends */
 
 	if (csv_init(&p, CSV_STRICT_FINI) != 0)
 		return pobox_errf(err, errlen, POBOX_ENOMEM, "%s: cannot set up the CSV parser", name);
@@ -140,9 +141,15 @@ int pobox_csv_read(FILE *in, const char *name, pobox_csv_row_fn fn, void *ctx, c
 				r.bytes += 3;
 			}
 		}
+		/* Lines end at LF (and so at CRLF), unless the first block that
+		 * ends a line has no LF at all: then it is a file with CR line
+		 * ends (old Mac exports), which libcsv reads as rows all the
+		 * same, and whose lines are counted at CR. */
+		if (!eol && (memchr(s, '\n', n) || memchr(s, '\r', n)))
+			eol = memchr(s, '\n', n) ? '\n' : '\r';
 		/* Feed line by line so callbacks know which line they are on. */
 		while (n > 0) {
-			char *nl = memchr(s, '\n', n);
+			char *nl = memchr(s, eol ? eol : '\n', n);
 			size_t chunk = nl ? (size_t)(nl - s) + 1 : n;
 			r.bytes += (int64_t)chunk;
 			if (csv_parse(&p, s, chunk, on_field, on_row, &r) != chunk && !r.stop) {

@@ -128,6 +128,31 @@ static void test_rejects_with_line_numbers(void **state)
 	free(s);
 }
 
+/* A file with CR line ends (old Mac exports): rows as usual, and the line
+ * numbers are the file's lines, not all "1" (fuzz_import found this). */
+static void test_cr_line_ends(void **state)
+{
+	struct fx *f = *state;
+	struct pobox_import_opts o = {0};
+	struct pobox_import_summary sum;
+	char *rej = NULL;
+	static const char csv[] = "thirdPartyId,tier\r"   /* 1 */
+	                          "ok1,gold\r"            /* 2 */
+	                          "bad/1,gold\r"          /* 3 */
+	                          "\"ok2\",\"a\rb\"\r"     /* 4-5: a quoted CR */
+	                          "bad+2,x\r";            /* 6 */
+	assert_int_equal(run(f, csv, sizeof csv - 1, &o, &sum, &rej), 0);
+	assert_int_equal(sum.rows, 4);
+	assert_int_equal(sum.rejected, 2);
+	assert_int_equal(sum.updates, 1 + 1);
+	assert_non_null(strstr(rej, "\n\"3\",\"thirdPartyId 'bad/1'"));
+	assert_non_null(strstr(rej, "\n\"6\",\"thirdPartyId 'bad+2'"));
+	free(rej);
+	char *s = stored(f);
+	assert_string_equal(s, "thirdPartyId|ok1|tier|gold;thirdPartyId|ok2|tier|a\rb");
+	free(s);
+}
+
 static void test_id_column_and_type(void **state)
 {
 	struct fx *f = *state;
@@ -251,6 +276,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_dialect),
 		T(test_rejects_with_line_numbers),
+		T(test_cr_line_ends),
 		T(test_id_column_and_type),
 		T(test_batch_file_form),
 		T(test_header_errors),
