@@ -141,7 +141,8 @@ int pobox_parse_duration_ms(const char *s, int64_t *out)
 	char *end;
 	errno = 0;
 	double v = strtod(s, &end);
-	if (errno || end == s || v < 0)
+	/* !(v >= 0) also refuses NaN, which every comparison lets through */
+	if (errno || end == s || !(v >= 0))
 		return POBOX_EINVALID;
 	double mult = 1000;
 	if (*end) {
@@ -208,7 +209,7 @@ int pobox_config_set(struct pobox_config *c, const char *key, const char *value,
 		char *end;
 		errno = 0;
 		double v = strtod(value, &end);
-		if (errno || end == value || *end || v < 0 || v > 1)
+		if (errno || end == value || *end || !(v >= 0 && v <= 1)) /* NaN too */
 			return pobox_errf(err, errlen, POBOX_ECONFIG,
 			                  "%s = '%s': expected a share from 0 to 1, like 0.25", key, value);
 		*(double *)field = v;
@@ -227,7 +228,7 @@ int pobox_config_set(struct pobox_config *c, const char *key, const char *value,
 			mult = 1024.0 * 1024 * 1024, end++;
 		if (*end == 'B' || *end == 'b')
 			end++;
-		if (errno || end == value || *end || v < 0 || v * mult > 9e18)
+		if (errno || end == value || *end || !(v >= 0 && v * mult <= 9e18)) /* NaN too */
 			return pobox_errf(err, errlen, POBOX_ECONFIG,
 			                  "%s = '%s': expected a size like 500M, 2G or 0", key, value);
 		*(int64_t *)field = (int64_t)(v * mult);
