@@ -5,8 +5,8 @@
  * The reader never holds more than one row: it feeds libcsv the input in
  * 64 KiB blocks, split at line ends so each row can be given the line number
  * it starts on (rows with quoted newlines span several lines).  A UTF-8 BOM
- * at the start is dropped; CRLF and LF both end rows (and a lone CR, in a
- * file whose lines end so); blank lines are skipped.
+ * at the start is dropped; LF, CRLF and a lone CR (old Mac exports) end rows
+ * and lines alike; blank lines are skipped.
  *
  * Memory is bounded: a field longer than POBOX_CSV_MAX_FIELD or a row with
  * more than POBOX_CSV_MAX_FIELDS fields stops the read with POBOX_EINVALID

@@ -151,6 +151,27 @@ static void test_cr_line_ends(void **state)
 	char *s = stored(f);
 	assert_string_equal(s, "thirdPartyId|ok1|tier|gold;thirdPartyId|ok2|tier|a\rb");
 	free(s);
+
+	/* CR and LF line ends mixed in one file: each row its own line. */
+	static const char mixed[] = "thirdPartyId,a\rx,1\rd,1,2\n1234/5,2\ry,3\r";
+	assert_int_equal(run(f, mixed, sizeof mixed - 1, &o, &sum, &rej), 0);
+	assert_non_null(strstr(rej, "\n\"3\",\"row has 3 fields"));
+	assert_non_null(strstr(rej, "\n\"4\",\"thirdPartyId '1234/5'"));
+	free(rej);
+
+	/* A CRLF cut by the reader's 64 KiB block is one line end, not two:
+	 * the header (16 bytes), then a row whose CR is the block's last byte. */
+	size_t len = 65536 + 9;
+	char *big = malloc(len);
+	memcpy(big, "thirdPartyId,a\r\nx,", 18);
+	memset(big + 18, 'v', 65536 - 18 - 1);
+	memcpy(big + 65535, "\r\nbad/1,2\n", 10);
+	assert_int_equal(run(f, big, len, &o, &sum, &rej), 0);
+	assert_int_equal(sum.rejected, 2);
+	assert_non_null(strstr(rej, "\n\"2\",\"column 2 (a): value"));
+	assert_non_null(strstr(rej, "\n\"3\",\"thirdPartyId 'bad/1'"));
+	free(rej);
+	free(big);
 }
 
 static void test_id_column_and_type(void **state)
