@@ -56,7 +56,7 @@ trap 'rm -rf "$scratch"' EXIT
 export TMPDIR=$scratch
 failed=0
 for n in "${NAMES[@]}"; do
-	corpus=$OUT/corpus/$n art=$OUT/artifacts/$n/ log=$OUT/$n.log
+	corpus=$OUT/corpus/$n art=$OUT/artifacts/$n/$(date +%Y%m%d-%H%M%S)/ log=$OUT/$n.log
 	mkdir -p "$corpus" "$art"
 	dict=()
 	[ -f "$ROOT/tools/fuzz/$n.dict" ] && dict=(-dict="$ROOT/tools/fuzz/$n.dict")
