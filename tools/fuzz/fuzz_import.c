@@ -157,11 +157,10 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 	unsigned char b0 = data[0], b1 = data[1];
 	const unsigned char *csv = data + 2;
 	size_t len = size - 2;
-	/* lines the file has, whether they end in LF, CRLF or CR */
-	int64_t lf = 0, cr = 0;
+	/* lines the file has, ending in LF, CRLF or a lone CR */
+	int64_t lines = 1;
 	for (size_t i = 0; i < len; i++)
-		lf += csv[i] == '\n', cr += csv[i] == '\r';
-	int64_t lines = 1 + (lf > cr ? lf : cr);
+		lines += csv[i] == '\n' || (csv[i] == '\r' && (i + 1 == len || csv[i + 1] != '\n'));
 
 	fresh_outbox();
 	struct pobox *pb = NULL;
