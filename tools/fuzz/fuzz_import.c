@@ -8,11 +8,12 @@
  * CSV file, read through a FILE like any other.  Each input gets a fresh
  * outbox: a copy of a template made once on tmpfs ($TMPDIR or /dev/shm),
  * opened with synchronous=OFF, so an execution costs an open, not a schema
- * migration.
+ * migration.  The template holds a little delivered history (profiles x,
+ * c1, y and pcId 1234-5678.28_0) for --changed-only to compare with.
  *
  * Properties: the result is 0 or a documented stop (bad input, full outbox)
  * with a message; the summary is consistent (rejects <= rows); what the
- * outbox holds afterwards is exactly summary.updates updates, none empty;
+ * outbox holds afterwards is exactly summary.updates new updates, none empty;
  * the reject file, read back with the project's own CSV reader, is a header
  * plus one row per rejected row, each naming a line the input has; nothing
  * leaks.
@@ -45,6 +46,37 @@ static void remove_dir(void)
 	free(template_bytes);
 }
 
+static int64_t template_updates; /* updates already in the template */
+
+/* Delivered history for --changed-only to compare with: values the seeds
+ * use, put and then marked delivered the way a batch's completion does
+ * (done_seq), plus one pruned value kept only in profile_state. */
+static void deliver_some(struct pobox *pb)
+{
+	static const struct {
+		enum pobox_id_type t;
+		const char *id, *attr, *value;
+	} ups[] = {
+		{POBOX_ID_THIRDPARTY, "x", "a", "1"},
+		{POBOX_ID_THIRDPARTY, "c1", "tier", "gold"},
+		{POBOX_ID_THIRDPARTY, "c1", "points", "10"},
+		{POBOX_ID_PCID, "1234-5678.28_0", "level", "3"},
+		{POBOX_ID_THIRDPARTY, "y", "a", "2"},
+	};
+	for (size_t i = 0; i < sizeof ups / sizeof ups[0]; i++) {
+		struct pobox_update u = {ups[i].t, ups[i].id, ups[i].attr, ups[i].value, 0, NULL};
+		FUZZ_CHECK(pobox_put(pb, &u) == 0);
+	}
+	FUZZ_CHECK(pobox_store_exec(pb->st, "UPDATE profiles SET done_seq = (SELECT max(seq) FROM updates)") == 0);
+	FUZZ_CHECK(pobox_store_exec(pb->st,
+	                            "INSERT INTO profile_state (profile, attr, value, sent_at_ms, seq) "
+	                            "SELECT u.profile, u.attr, u.value, 0, u.seq FROM updates u "
+	                            "JOIN profiles p ON p.id = u.profile WHERE p.profile_id = 'y'") == 0);
+	FUZZ_CHECK(pobox_store_exec(pb->st, "DELETE FROM updates WHERE profile = "
+	                                    "(SELECT id FROM profiles WHERE profile_id = 'y')") == 0);
+	FUZZ_CHECK(pobox_store_query_int64(pb->st, "SELECT count(*) FROM updates", &template_updates) == 0);
+}
+
 /* Makes the template outbox once and keeps its bytes. */
 static void setup(void)
 {
@@ -65,6 +97,7 @@ static void setup(void)
 	pobox_options_init(&o);
 	o.synchronous = POBOX_SYNC_OFF;
 	FUZZ_CHECK(pobox_open(&pb, db_path, &o, err, sizeof err) == 0);
+	deliver_some(pb);
 	pobox_close(pb);
 	FILE *f = fopen(db_path, "rb");
 	FUZZ_CHECK(f && fseek(f, 0, SEEK_END) == 0);
@@ -99,7 +132,7 @@ static int64_t query_int(struct pobox *pb, const char *sql)
  * the cost of an execution). */
 static void check_stored(struct pobox *pb, const struct pobox_import_summary *sum)
 {
-	FUZZ_CHECK(query_int(pb, "SELECT count(*) FROM updates") == sum->updates);
+	FUZZ_CHECK(query_int(pb, "SELECT count(*) FROM updates") == template_updates + sum->updates);
 	FUZZ_CHECK(query_int(pb, "SELECT count(*) FROM v_updates WHERE length(CAST(value AS BLOB)) = 0 "
 	                         "OR length(CAST(profile_id AS BLOB)) = 0") == 0);
 }
@@ -202,6 +235,12 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 	FUZZ_CHECK(sum.rows >= 0 && sum.updates >= 0 && sum.empty >= 0 && sum.unchanged >= 0);
 	FUZZ_CHECK(sum.rejected >= 0 && sum.rejected <= sum.rows);
 	FUZZ_CHECK(sum.rows <= lines);
+	FUZZ_CHECK(o.changed_only || sum.unchanged == 0);
+	if (getenv("POBOX_FUZZ_VERBOSE"))
+		fprintf(stderr, "import: rc %d, rows %lld, updates %lld, empty %lld, rejected %lld, "
+		        "unchanged %lld: %s\n", rc, (long long)sum.rows, (long long)sum.updates,
+		        (long long)sum.empty, (long long)sum.rejected, (long long)sum.unchanged,
+		        pobox_errmsg(pb));
 	check_stored(pb, &sum);
 	pobox_close(pb);
 	if (o.reject) {

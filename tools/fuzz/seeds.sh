@@ -30,6 +30,7 @@ imp utf16          '\x01\x00\xff\xfet\x00h\x00i\x00r\x00d\x00P\x00a\x00r\x00t\x0
 imp long_value     '\x01\x82thirdPartyId,a\nx,abc\ny,\xc3\xa9\xc3\xa9\nz,ab\n'
 imp full           '\xc1\x40thirdPartyId,a\nx1,1\nx2,2\nx3,3\nx4,4\nx5,5\nx6,6\n'
 imp changed        '\x19\x00thirdPartyId,a\nx,1\nx,1\n'
+imp changed_state  '\x19\x00thirdPartyId,a\nx,1\nx,1\ny,2\ny,3\n'
 imp spaces         '\x01\x00 thirdPartyId , a \n x , v \n'
 imp cr_only        '\x01\x00thirdPartyId,a\rx,1\rbad/id,2\ry,3\r'
 imp blank_header   '\x01\x00\n\n\nthirdPartyId,a\n\nx,1\n'
