@@ -23,7 +23,9 @@ NAMES=("$@")
 BUILD=${POBOX_FUZZ_BUILD:-$ROOT/build-fuzz}
 OUT=${POBOX_FUZZ_OUT:-/tmp/pobox-fuzz}
 
-# clang and libclang_rt.fuzzer (Debian 12: clang 14, libclang-rt-14-dev)
+# the project's own build dependencies, then clang and libclang_rt.fuzzer
+# (Debian 12: clang 14 and libclang-rt-14-dev, by their default-version names)
+bash "$ROOT/tools/install-deps.sh"
 need=()
 command -v clang >/dev/null 2>&1 || need+=(clang)
 if ! dpkg-query -W -f='${Status}' libclang-rt-dev 2>/dev/null | grep -q 'install ok installed' &&
@@ -31,13 +33,12 @@ if ! dpkg-query -W -f='${Status}' libclang-rt-dev 2>/dev/null | grep -q 'install
 	need+=(libclang-rt-dev)
 fi
 if [ ${#need[@]} -gt 0 ]; then
-	bash "$ROOT/tools/install-deps.sh"
 	SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 	echo "fuzz: installing ${need[*]}" >&2
-	DEBIAN_FRONTEND=noninteractive $SUDO apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+	export DEBIAN_FRONTEND=noninteractive
+	$SUDO apt-get update -qq
+	$SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-bash "$ROOT/tools/install-deps.sh"
 
 echo "== fuzz: build $BUILD"
 CC=clang cmake -S "$ROOT" -B "$BUILD" -DPOBOX_FUZZ=ON -DPOBOX_BUILD_TESTS=OFF \
