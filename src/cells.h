@@ -1,7 +1,7 @@
 /*
  * cells.h - the packed form of a write's values, and of a profile's last
  * delivered values, as JSON text the sqlite3 shell's JSON functions can
- * expand (schema/0005_storage.sql):
+ * expand (schema/0006_storage.sql):
  *
  *   a write's cells    ["gold","838.19",null,"Zürich"]   one element per
  *                      position of the write's shape; null = not set

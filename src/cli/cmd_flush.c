@@ -7,6 +7,7 @@
  * it cuts its batches and waits for run to deliver them instead of racing it.
  */
 #include "cli.h"
+#include "credentials.h"
 #include "deliver.h"
 #include "metrics.h"
 #include "quota.h"
@@ -173,7 +174,7 @@ static int lane_blocked(const struct pobox_step *st)
 }
 
 /* Reloads the configuration file (SIGHUP).  Keeps the old one on error. */
-static void reload(struct cli *cli, struct pobox_deliver_opts *o, char **token)
+static void reload(struct cli *cli, struct pobox_deliver_opts *o, struct pobox_cred **cred)
 {
 	struct pobox_config fresh;
 	char err[POBOX_ERRLEN];
@@ -188,23 +189,25 @@ static void reload(struct cli *cli, struct pobox_deliver_opts *o, char **token)
 	struct pobox_config old = cli->cfg;
 	cli->cfg = fresh;
 	struct pobox_deliver_opts no;
-	char *nt = NULL;
-	if (cli_deliver_opts(cli, &no, &nt) != EXIT_OK) {
+	struct pobox_cred *nc = NULL;
+	if ((cli->cfg.metrics_file &&
+	     cli_check_output(cli, cli->cfg.metrics_file, "metrics_file", NULL, -1) != EXIT_OK) ||
+	    cli_deliver_opts(cli, &no, &nc) != EXIT_OK) {
 		pobox_log(POBOX_LOG_ERROR, "reload_failed", "reason=\"invalid delivery settings\"");
 		cli->cfg = old;
 		pobox_config_free(&fresh);
 		return;
 	}
 	pobox_config_free(&old);
-	cli_token_free(*token);
-	*token = nt;
+	pobox_cred_free(*cred); /* a deliverer still using it holds its own reference */
+	*cred = nc;
 	*o = no;
 	pobox_log(POBOX_LOG_INFO, "reloaded", "config=%s", cli->config_path);
 }
 
 /* The delivery loop shared by flush --wait and run. */
-static int loop(struct cli *cli, struct pobox *pb, struct pobox_deliver_opts *o, char **token,
-                enum mode mode, int64_t deadline_ms, int once)
+static int loop(struct cli *cli, struct pobox *pb, struct pobox_deliver_opts *o,
+                struct pobox_cred **cred, enum mode mode, int64_t deadline_ms, int once)
 {
 	struct pobox_deliverer *d = NULL;
 	struct pobox_singler *sg = NULL;
@@ -213,6 +216,7 @@ static int loop(struct cli *cli, struct pobox *pb, struct pobox_deliver_opts *o,
 	int rc, code = EXIT_OK, lock = -1;
 	int64_t last_prune = 0, prune_cursor = 0, last_cut_seq = -1, checked_seq = -1, last_full = 0, last_metrics = 0;
 	int64_t due = 0, later = 0, next_due = -1, oldest = -1;
+	struct cli_health health = {0};
 
 	lock = delivery_lock(cli->cfg.db);
 	if (lock == -2)
@@ -256,7 +260,7 @@ static int loop(struct cli *cli, struct pobox *pb, struct pobox_deliver_opts *o,
 		}
 		if (reload_signal) {
 			reload_signal = 0;
-			reload(cli, o, token);
+			reload(cli, o, cred);
 			if (d) {
 				struct pobox_deliverer *nd = NULL;
 				struct pobox_singler *ns = NULL;
@@ -267,14 +271,23 @@ static int loop(struct cli *cli, struct pobox *pb, struct pobox_deliver_opts *o,
 					pobox_singler_free(sg);
 					d = nd;
 					sg = ns;
+					/* perhaps reloaded with fixed credentials: try them now */
+					if (pobox_store_lane_unpause_auth(pb->st) != 0)
+						pobox_log(POBOX_LOG_WARN, "unpause_failed", "reason=\"%s\"",
+						          pobox_errmsg(pb));
 				} else {
 					pobox_deliverer_free(nd);
 					pobox_log(POBOX_LOG_ERROR, "reload_failed", "reason=\"%s\"", err);
 				}
 			}
 		}
+		/* a damaged outbox: run waits for the repair, flush --wait gives up */
+		if (mode == RUN && cli_health_paused(pb, &health, now))
+			continue;
 		if (d && ((rc = pobox_deliver_step(d, &st)) != 0 || (rc = pobox_single_step(sg, &ss)) != 0)) {
 			cli_error("delivering: %s", pobox_errmsg(pb));
+			if (mode == RUN && rc == POBOX_ECORRUPT)
+				continue;
 			code = cli_exit_code(rc);
 			break;
 		}
@@ -289,9 +302,9 @@ static int loop(struct cli *cli, struct pobox *pb, struct pobox_deliver_opts *o,
 		const struct pobox_step *blocked = lane_blocked(&st) ? &st : lane_blocked(&ss) ? &ss : NULL;
 		if (blocked) {
 			cli_error("delivery paused: %s. Nothing was marked dead; fix the %s and run again "
-			          "(token_file, client, base_url)",
+			          "(token_file, token_command or ims_*; client, base_url)",
 			          blocked->pause_reason,
-			          strcmp(blocked->pause_class, "auth") == 0 ? "token" : "configuration");
+			          strcmp(blocked->pause_class, "auth") == 0 ? "credentials" : "configuration");
 			if (mode == FLUSH_WAIT) {
 				/* a human is waiting: say it now instead of retrying for hours;
 				 * the pause stays recorded, and the next run lifts it */
@@ -327,6 +340,8 @@ static int loop(struct cli *cli, struct pobox *pb, struct pobox_deliver_opts *o,
 		if (want_cut) {
 			routing(cli, pb, o, due);
 			if ((rc = cut(pb, &o->sched, mode == RUN ? 2 : 1)) != 0) {
+				if (mode == RUN && rc == POBOX_ECORRUPT)
+					continue;
 				code = cli_exit_code(rc);
 				break;
 			}
@@ -344,6 +359,8 @@ static int loop(struct cli *cli, struct pobox *pb, struct pobox_deliver_opts *o,
 				pobox_log(POBOX_LOG_WARN, "metrics_failed", "reason=\"%s\"", pobox_errmsg(pb));
 			last_metrics = now;
 		}
+		if (mode == RUN)
+			cli_health_check(cli, pb, &health, now);
 		if (mode == RUN && (now - last_prune > 600000 || prune_cursor)) {
 			/* a slice at a time, so producers never wait long */
 			int64_t pruned = 0;
@@ -399,7 +416,7 @@ int cmd_flush(struct cli *cli, int argc, char **argv)
 	};
 	struct pobox_deliver_opts o;
 	struct pobox *pb = NULL;
-	char *token = NULL;
+	struct pobox_cred *cred = NULL;
 	int wait = 0, c, code;
 	int64_t timeout_ms = 0;
 
@@ -424,7 +441,7 @@ int cmd_flush(struct cli *cli, int argc, char **argv)
 		cli_error("flush: --timeout needs --wait");
 		return EXIT_USAGE;
 	}
-	if ((code = cli_deliver_opts(cli, &o, &token)) != EXIT_OK)
+	if ((code = cli_deliver_opts(cli, &o, &cred)) != EXIT_OK)
 		return code;
 	if (!(pb = cli_open(cli, 0, &code)))
 		goto out;
@@ -439,11 +456,11 @@ int cmd_flush(struct cli *cli, int argc, char **argv)
 	}
 	code = EXIT_OK;
 	if (wait)
-		code = loop(cli, pb, &o, &token, FLUSH_WAIT,
+		code = loop(cli, pb, &o, &cred, FLUSH_WAIT,
 		            timeout_ms ? pobox_clock_now_ms(&pb->clock) + timeout_ms : 0, 0);
 out:
 	pobox_close(pb);
-	cli_token_free(token);
+	pobox_cred_free(cred);
 	return code;
 }
 
@@ -455,7 +472,7 @@ int cmd_run(struct cli *cli, int argc, char **argv)
 	};
 	struct pobox_deliver_opts o;
 	struct pobox *pb = NULL;
-	char *token = NULL;
+	struct pobox_cred *cred = NULL;
 	int once = 0, c, code;
 
 	optind = 0;
@@ -471,14 +488,19 @@ int cmd_run(struct cli *cli, int argc, char **argv)
 		cli_error("run: unexpected argument '%s'", argv[optind]);
 		return EXIT_USAGE;
 	}
-	if ((code = cli_deliver_opts(cli, &o, &token)) != EXIT_OK)
+	/* before anything is opened for writing: the metrics file is replaced
+	 * by rename, so naming the outbox would destroy it */
+	if (cli->cfg.metrics_file &&
+	    (code = cli_check_output(cli, cli->cfg.metrics_file, "metrics_file", NULL, -1)) != EXIT_OK)
 		return code;
-	if (!(pb = cli_open(cli, 0, &code)))
+	if ((code = cli_deliver_opts(cli, &o, &cred)) != EXIT_OK)
+		return code;
+	if (!(pb = cli_open(cli, CLI_RUN, &code)))
 		goto out;
-	code = loop(cli, pb, &o, &token, RUN, 0, once);
+	code = loop(cli, pb, &o, &cred, RUN, 0, once);
 out:
 	pobox_close(pb);
-	cli_token_free(token);
+	pobox_cred_free(cred);
 	return code;
 }
 
@@ -517,7 +539,8 @@ int cmd_plan(struct cli *cli, int argc, char **argv)
 	struct pobox_cut_summary sum = {0};
 	struct pobox_quota q;
 	struct pobox *pb = NULL;
-	char *token = NULL, a[32], b[32], c[32], d[32];
+	struct pobox_cred *cred = NULL;
+	char a[32], b[32], c[32], d[32];
 	int code, rc;
 	int64_t due = 0, later = 0, next_due, oldest;
 
@@ -526,7 +549,7 @@ int cmd_plan(struct cli *cli, int argc, char **argv)
 		cli_error("plan: takes no arguments");
 		return EXIT_USAGE;
 	}
-	if ((code = cli_deliver_opts(cli, &o, &token)) != EXIT_OK)
+	if ((code = cli_deliver_opts(cli, &o, &cred)) != EXIT_OK)
 		return code;
 	if (!(pb = cli_open(cli, 1, &code)))
 		goto out;
@@ -557,6 +580,6 @@ fail:
 	code = cli_exit_code(rc);
 out:
 	pobox_close(pb);
-	cli_token_free(token);
+	pobox_cred_free(cred);
 	return code;
 }

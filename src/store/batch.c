@@ -3,7 +3,7 @@
  * and filling them, completion, releasing and dead-lettering what they
  * hold, splitting, the per-minute call ledger and lane pauses.  Part of the
  * store (see store.h for contracts, schema/0002_delivery.sql for the batch
- * states and schema/0005_storage.sql for how updates are kept).  Moving
+ * states and schema/0006_storage.sql for how updates are kept).  Moving
  * updates between batched, pending, delivered and dead keeps the tallies:
  * a batch's `held` says how many move (members.c keeps who is in it).
  *

@@ -81,6 +81,15 @@ struct append_buf {
 struct pobox_store {
 	sqlite3 *db;
 	char *path;
+	char *marker;          /* "<path>-corrupt" */
+	int busy_timeout_ms;
+	int read_only;         /* opened read-only (opts.reader fallback) */
+	int immutable;         /* ... and without -shm: a snapshot, no marker */
+	int write_damaged;     /* doctor: writes allowed when marked */
+	int damaged;           /* this process saw damage */
+	int hook_refused;      /* the commit hook refused the last commit */
+	int last_rc;           /* SQLite's code of the last failure */
+	int identified;        /* the file proved to be a pobox outbox (or new) */
 	char *err;
 	size_t errlen;
 	struct name_cache attrs;
@@ -127,6 +136,24 @@ sqlite3_stmt *pobox_store_prep_raw(struct pobox_store *st, const char *sql);
 sqlite3_stmt *pobox_store_prep_len(struct pobox_store *st, const char *sql, size_t len);
 
 int pobox_store_code(int rc);
+/* Records damage when rc says SQLite found the file damaged (marker file,
+ * flag); returns rc.  msg is SQLite's message. */
+int pobox_store_note_damage(struct pobox_store *st, int rc, const char *msg);
+/* Installs the commit hook that refuses commits while damaged. */
+void pobox_store_guard_commits(struct pobox_store *st);
+
+/* Opening (store/health.c).  Before SQLite sees the path: refuses, naming
+ * the path and what is wrong, a directory, a missing directory, a
+ * non-regular file, an empty file where an outbox must exist (existing) and
+ * an empty file beside a non-empty WAL (a truncated outbox). */
+int pobox_store_check_path(struct pobox_store *st, int existing);
+/* 1 when the last failure was SQLite failing to set up its files (a
+ * read-only directory or file, a full disk): a reader may then try
+ * read-only. */
+int pobox_store_setup_failed(const struct pobox_store *st);
+/* Rewrites an open failure (code) into what the operator can act on: the
+ * disk is full (POBOX_EFULL), the directory or file is not writable. */
+int pobox_store_explain_open(struct pobox_store *st, int code);
 int pobox_store_fail(struct pobox_store *st, int rc, const char *what);
 int pobox_store_exec_sql(struct pobox_store *st, const char *sql, const char *what);
 /* An error when no write transaction is open (tallied changes need one). */

@@ -1,7 +1,7 @@
 /*
  * ops.c - the store's SQL for operators' commands: selecting, requeueing
  * and purging dead letters, and pobox doctor's checks.  Part of the store;
- * see store.h for the contracts and schema/0005_storage.sql for the
+ * see store.h for the contracts and schema/0006_storage.sql for the
  * invariants doctor checks.  Callers hold a transaction (a dry run rolls it
  * back).
  */
@@ -573,7 +573,7 @@ static int check_tallies(struct pobox_store *st, int repair,
 int pobox_store_doctor(struct pobox_store *st, int repair, int64_t now_ms,
                        int (*fn)(void *ctx, const char *name, int64_t problems, int fixed,
                                  const char *advice),
-                       void *ctx)
+                       void *ctx, int *integrity_ok)
 {
 	sqlite3_stmt *s = NULL;
 	int rc = pobox_store_append_flush(st);
@@ -592,10 +592,26 @@ int pobox_store_doctor(struct pobox_store *st, int repair, int64_t now_ms,
 		}
 	}
 	sqlite3_finalize(s);
-	if (rc != SQLITE_DONE)
+	*integrity_ok = 0;
+	if (rc != SQLITE_DONE) {
+		pobox_store_note_damage(st, rc, sqlite3_errmsg(st->db));
 		return pobox_errf(st->err, st->errlen, pobox_store_code(rc),
 		                  "outbox %s: SQLite's integrity check cannot even run: %s", st->path,
 		                  sqlite3_errmsg(st->db));
+	}
+	/* damage is recorded for every process; a healthy file loses the mark,
+	 * and nothing is repaired inside a damaged one (writing there can only
+	 * spread the damage) */
+	if (bad) {
+		char msg[360];
+		snprintf(msg, sizeof msg, "integrity_check: %s", first);
+		pobox_store_note_damage(st, SQLITE_CORRUPT, msg);
+		repair = 0;
+	} else {
+		*integrity_ok = 1;
+		if ((rc = pobox_store_clear_damage(st)) != 0)
+			return rc;
+	}
 	char advice[600];
 	snprintf(advice, sizeof advice,
 	         "SQLite reports damage (%s); stop pobox, copy the outbox aside, and recover it with "

@@ -2,7 +2,7 @@
  * scan.c - what a cut reads: the pending set, and the profiles of a batch.
  *
  * The pending set is the profiles in `held` and the profiles of writes
- * above tallies.cut_seq (schema/0005_storage.sql).  pobox_store_scan_pending
+ * above tallies.cut_seq (schema/0006_storage.sql).  pobox_store_scan_pending
  * visits each once - held ones first, in id order, then in the order of
  * their first new write - and
  *

@@ -2,7 +2,7 @@
  * sent.c - what Target has been sent: a profile's last delivered values
  * (the `sent` row, overlaid by delivered writes not folded into it yet),
  * folding them, and pruning delivered history.  Part of the store; see
- * schema/0005_storage.sql (invariant 5) and store.h.
+ * schema/0006_storage.sql (invariant 5) and store.h.
  *
  * Folding keeps a value's delivery time exact: a profile's delivered
  * writes above sent_seq were all delivered by its last delivery (done_at),

@@ -1,7 +1,7 @@
 /*
  * writes.c - writes and their updates: shapes, appending, moving staged
  * sqlite3 rows in, reading a write's live updates, superseding and
- * dead-lettering them.  Part of the store (see schema/0005_storage.sql for
+ * dead-lettering them.  Part of the store (see schema/0006_storage.sql for
  * the layout and its invariants, store.h for the contracts); the cut's
  * scan is scan.c's, delivered values and pruning sent.c's.
  *

@@ -66,7 +66,7 @@ delivers() {
 }
 
 # ---- an unfinished batch listing a profile that does not exist -------------------
-# (a batch's members are a list in its row: schema/0005_storage.sql)
+# (a batch's members are a list in its row: schema/0006_storage.sql)
 P1="unfinished batches listing members that are not profiles"
 base batch_missing
 q "UPDATE batches SET members = json_insert(members, '\$[#]', 999999) WHERE state = 'ready'" >/dev/null

@@ -1,4 +1,4 @@
--- 0005_storage.sql: storage that costs what the change costs.
+-- 0006_storage.sql: storage that costs what the change costs.
 --
 -- Until schema 4 every attribute update was a row of `updates`, and every
 -- step (a cut, a count, a status, changed-only) walked those rows: the
@@ -476,7 +476,7 @@ ORDER BY d.seq;
 
 -- ---------------------------------------------------------------------
 -- The sqlite3 producer path, with the same verdicts as before (schema
--- 0001's rules; tests/unit/test_enqueue_sql.c checks them against the C
+-- 0005's rules; tests/unit/test_enqueue_sql.c checks them against the C
 -- rules).  Accepted rows go to `staged` with their seq.
 
 CREATE VIEW enqueue (id_type, profile_id, attr, value, urgent, source) AS
@@ -484,6 +484,19 @@ SELECT NULL, NULL, NULL, NULL, NULL, NULL WHERE 0;
 
 CREATE TRIGGER enqueue_insert INSTEAD OF INSERT ON enqueue
 BEGIN
+	-- NUL bytes: before every other rule (GLOB and the length checks below
+	-- cannot see past one, and an empty value must not hide a bad id)
+	SELECT RAISE(ABORT, 'enqueue: id_type contains a NUL byte')
+	WHERE instr(CAST(NEW.id_type AS BLOB), x'00') > 0;
+	SELECT RAISE(ABORT, 'enqueue: profile_id contains a NUL byte')
+	WHERE instr(CAST(NEW.profile_id AS BLOB), x'00') > 0;
+	SELECT RAISE(ABORT, 'enqueue: attr contains a NUL byte')
+	WHERE instr(CAST(NEW.attr AS BLOB), x'00') > 0;
+	SELECT RAISE(ABORT, 'enqueue: value contains a NUL byte')
+	WHERE instr(CAST(NEW.value AS BLOB), x'00') > 0;
+	SELECT RAISE(ABORT, 'enqueue: source contains a NUL byte')
+	WHERE instr(CAST(NEW.source AS BLOB), x'00') > 0;
+
 	-- id type: pcId or thirdPartyId (and aliases), never ECID
 	SELECT RAISE(ABORT, 'enqueue: id_type is missing: use ''thirdPartyId'' or ''pcId''')
 	WHERE NEW.id_type IS NULL OR NEW.id_type = '';
