@@ -184,3 +184,122 @@ out:
 	pobox_free(buf);
 	return rc;
 }
+
+/* ---- reading back, piece by piece -------------------------------------- */
+
+int pobox_zreader_init(struct pobox_zreader *r, const void *blob, size_t len,
+                       uint64_t want_len, uint32_t want_crc)
+{
+	memset(r, 0, sizeof *r);
+	z_stream *z = pobox_calloc(1, sizeof *z);
+	if (!z)
+		return POBOX_ENOMEM;
+	z->zalloc = z_alloc;
+	z->zfree = z_free;
+	if (inflateInit(z) != Z_OK) {
+		pobox_free(z);
+		return POBOX_ENOMEM;
+	}
+	r->z = z;
+	r->blob = blob;
+	r->blob_len = len;
+	r->want_len = want_len;
+	r->want_crc = want_crc;
+	z->next_in = (Bytef *)(uintptr_t)blob;
+	z->avail_in = (uInt)len;
+	return 0;
+}
+
+int pobox_zreader_rewind(struct pobox_zreader *r)
+{
+	z_stream *z = r->z;
+	if (inflateReset(z) != Z_OK)
+		return POBOX_ECORRUPT;
+	z->next_in = (Bytef *)(uintptr_t)r->blob;
+	z->avail_in = (uInt)r->blob_len;
+	r->out = 0;
+	r->crc = 0;
+	r->in_stream = 0;
+	return 0;
+}
+
+/* Inflates into buf[0..cap): the bytes produced, or POBOX_ECORRUPT.  Streams
+ * back to back are one payload (header, then rows). */
+static long inflate_some(struct pobox_zreader *r, unsigned char *buf, size_t cap)
+{
+	z_stream *z = r->z;
+	size_t got = 0;
+	while (got < cap && z->avail_in > 0) {
+		r->in_stream = 1;
+		z->next_out = buf + got;
+		z->avail_out = (uInt)(cap - got);
+		int rc = inflate(z, Z_NO_FLUSH);
+		got = cap - z->avail_out;
+		if (rc == Z_STREAM_END) {
+			r->in_stream = 0;
+			if (inflateReset(z) != Z_OK)
+				return POBOX_ECORRUPT;
+		} else if (rc != Z_OK && !(rc == Z_BUF_ERROR && z->avail_out == 0)) {
+			return POBOX_ECORRUPT;
+		}
+	}
+	return (long)got;
+}
+
+/* At the stored length: nothing more may decode, the last stream must have
+ * ended and the CRC must match. */
+static int check_end(struct pobox_zreader *r)
+{
+	unsigned char extra[1];
+	long n = r->in_stream ? inflate_some(r, extra, sizeof extra) : 0;
+	if (n != 0 || r->in_stream || ((z_stream *)r->z)->avail_in != 0 || r->crc != r->want_crc)
+		return POBOX_ECORRUPT;
+	return 0;
+}
+
+long pobox_zreader_read(struct pobox_zreader *r, char *buf, size_t cap)
+{
+	uint64_t left = r->want_len - r->out;
+	if (left == 0)
+		return check_end(r);
+	if (cap > left)
+		cap = (size_t)left;
+	long n = inflate_some(r, (unsigned char *)buf, cap);
+	if (n < 0)
+		return n;
+	if (n == 0)
+		return POBOX_ECORRUPT; /* the payload ends before its stored length */
+	r->crc = (uint32_t)crc32(r->crc, (const Bytef *)buf, (uInt)n);
+	r->out += (uint64_t)n;
+	if (r->out == r->want_len) {
+		int rc = check_end(r);
+		if (rc)
+			return rc;
+	}
+	return n;
+}
+
+void pobox_zreader_free(struct pobox_zreader *r)
+{
+	if (r->z) {
+		inflateEnd(r->z);
+		pobox_free(r->z);
+	}
+	memset(r, 0, sizeof *r);
+}
+
+int pobox_zpayload_check(const void *blob, size_t len, uint64_t want_len, uint32_t want_crc,
+                         int (*out)(void *ctx, const char *data, size_t n), void *ctx)
+{
+	struct pobox_zreader r;
+	char buf[65536];
+	long n;
+	int rc = pobox_zreader_init(&r, blob, len, want_len, want_crc);
+	if (rc)
+		return rc;
+	while ((n = pobox_zreader_read(&r, buf, sizeof buf)) > 0)
+		if (out && (rc = out(ctx, buf, (size_t)n)) != 0)
+			break;
+	pobox_zreader_free(&r);
+	return rc ? rc : (int)(n < 0 ? n : 0);
+}

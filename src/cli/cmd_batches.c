@@ -108,6 +108,11 @@ int cmd_batches(struct cli *cli, int argc, char **argv)
 	return cli_exit_code(rc);
 }
 
+static int write_out(void *ctx, const char *data, size_t n)
+{
+	return fwrite(data, 1, n, ctx) == n ? 0 : POBOX_EIO;
+}
+
 static int print_kv(void *ctx, int n, const char *const *names, const char *const *v)
 {
 	(void)ctx;
@@ -150,17 +155,17 @@ int cmd_show(struct cli *cli, int argc, char **argv)
 		return cli_exit_code(rc);
 	}
 	if (payload) {
-		char *body = NULL;
-		size_t len = 0;
-		rc = pobox_zpayload_inflate(b.payload, b.payload_len, (size_t)b.bytes, &body, &len);
-		if (rc == 0 && (pobox_crc32(0, body, len) != b.payload_crc32 || (int64_t)len != b.bytes))
-			rc = POBOX_ECORRUPT;
+		/* checked whole first: a damaged payload prints nothing */
+		rc = pobox_zpayload_check(b.payload, b.payload_len, (uint64_t)b.bytes, b.payload_crc32,
+		                          NULL, NULL);
 		if (rc == 0)
-			fwrite(body, 1, len, stdout);
-		else
+			rc = pobox_zpayload_check(b.payload, b.payload_len, (uint64_t)b.bytes,
+			                          b.payload_crc32, write_out, stdout);
+		if (rc == POBOX_ECORRUPT)
 			cli_error("show: batch %lld: the stored payload is damaged (checksum mismatch); "
 			          "run `pobox doctor`", (long long)id);
-		pobox_free(body);
+		else if (rc)
+			cli_error("show: batch %lld: %s", (long long)id, pobox_strerror(rc));
 	} else {
 		rc = pobox_store_each_row(pb->st, "SELECT * FROM v_batches WHERE id = ?1", 1, id,
 		                          print_kv, NULL);
