@@ -21,8 +21,9 @@
 --                  `sent` holds its last delivered
 --                  values folded into one row ([attr, value, seq,
 --                  sent_at_ms] each) for changed-only and carry-forward.
---   batches        each batch lists its profiles (members, a JSON array)
---                  and the seq it was cut at (batch_seq); profiles that
+--   batches        each batch lists its profiles (batch_members, a JSON
+--                  array; its body is in batch_payloads) and the seq it
+--                  was cut at (batch_seq); profiles that
 --                  left it early (a settled single call, a failed row) are
 --                  in batch_left.  A cut writes no profile row.
 --   the pending set  writes above tallies.cut_seq (what no cut has seen
@@ -237,17 +238,42 @@ CREATE TABLE key_filter (
 -- Batches: their members, the seq they were cut at, the live updates
 -- they hold; who left an unfinished one early; counts by lane and state
 -- (kept by triggers: batch state changes are few).
-ALTER TABLE batches ADD COLUMN members TEXT NOT NULL DEFAULT '[]';
+--
+-- A batch's row changes at every step of its delivery (state, polls,
+-- status), and SQLite writes a row whole: the body (tens of MB) and the
+-- member list (megabytes) live beside it, in parts of about a megabyte
+-- that are written once, as a cut makes them, so neither a cut nor a send
+-- ever holds a whole batch.
 ALTER TABLE batches ADD COLUMN batch_seq INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE batches ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE batch_payloads (
+	batch   INTEGER NOT NULL,      -- batches.id
+	part    INTEGER NOT NULL,      -- in order: 0 is the header's stream
+	payload BLOB NOT NULL,         -- zlib: the parts, joined, are the exact
+	                               -- bytes to send (zpayload.h)
+	PRIMARY KEY (batch, part)
+) STRICT;
+INSERT INTO batch_payloads (batch, part, payload)
+SELECT id, 0, payload FROM batches WHERE lane = 'bulk';
+CREATE TABLE batch_members (
+	batch   INTEGER NOT NULL,      -- batches.id
+	part    INTEGER NOT NULL,
+	members TEXT NOT NULL,         -- JSON array of profiles.id: the batch's
+	                               -- members are those of all its parts
+	PRIMARY KEY (batch, part)
+) STRICT;
+INSERT INTO batch_members (batch, part, members)
+SELECT b.id, 0, (SELECT json_group_array(id) FROM (SELECT id FROM profiles p
+                 WHERE p.batch = b.id ORDER BY id))
+FROM batches b WHERE b.state IN ('ready', 'sending', 'submitted')
+  AND EXISTS (SELECT 1 FROM profiles p WHERE p.batch = b.id);
 UPDATE batches SET
-	members = coalesce((SELECT json_group_array(id) FROM (SELECT id FROM profiles p
-	                    WHERE p.batch = batches.id ORDER BY id)), '[]'),
 	batch_seq = coalesce((SELECT max(p.batch_seq) FROM profiles p WHERE p.batch = batches.id), 0),
 	held = (SELECT count(*) FROM profiles p JOIN updates u ON u.profile = p.id
 	        WHERE p.batch = batches.id AND u.state = 'live' AND u.seq > p.done_seq
 	          AND u.seq <= p.batch_seq)
 WHERE state IN ('ready', 'sending', 'submitted');
+ALTER TABLE batches DROP COLUMN payload;
 
 CREATE TABLE batch_left (
 	batch   INTEGER NOT NULL,
@@ -289,7 +315,15 @@ BEGIN
 	ON CONFLICT (lane, state) DO UPDATE SET n = n + 1;
 	UPDATE tallies SET batch_gen = batch_gen + 1;
 END;
-CREATE TRIGGER batch_members_update AFTER UPDATE OF members ON batches
+CREATE TRIGGER batch_members_insert AFTER INSERT ON batch_members
+BEGIN
+	UPDATE tallies SET batch_gen = batch_gen + 1;
+END;
+CREATE TRIGGER batch_members_update AFTER UPDATE OF members ON batch_members
+BEGIN
+	UPDATE tallies SET batch_gen = batch_gen + 1;
+END;
+CREATE TRIGGER batch_members_delete AFTER DELETE ON batch_members
 BEGIN
 	UPDATE tallies SET batch_gen = batch_gen + 1;
 END;
@@ -297,6 +331,8 @@ CREATE TRIGGER batch_counts_delete AFTER DELETE ON batches
 BEGIN
 	UPDATE batch_counts SET n = n - 1 WHERE lane = OLD.lane AND state = OLD.state;
 	UPDATE tallies SET batch_gen = batch_gen + 1;
+	DELETE FROM batch_payloads WHERE batch = OLD.id;
+	DELETE FROM batch_members WHERE batch = OLD.id;
 END;
 CREATE TRIGGER batch_left_insert AFTER INSERT ON batch_left
 BEGIN
@@ -335,7 +371,7 @@ WHERE e.type <> 'null';
 -- The members of unfinished batches (fenced: their newer updates wait).
 CREATE VIEW v_in_batch AS
 SELECT CAST(e.value AS INTEGER) AS profile, b.id AS batch, b.batch_seq
-FROM batches b, json_each(b.members) e
+FROM batches b JOIN batch_members m ON m.batch = b.id, json_each(m.members) e
 WHERE b.state IN ('ready', 'sending', 'submitted')
   AND NOT EXISTS (SELECT 1 FROM batch_left l WHERE l.batch = b.id AND l.profile = CAST(e.value AS INTEGER));
 

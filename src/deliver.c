@@ -19,6 +19,7 @@
 #include "outbox.h"
 #include "response.h"
 #include "store.h"
+#include "payload.h"
 #include "zpayload.h"
 
 #include <stdio.h>
@@ -459,6 +460,7 @@ static int submit(struct pobox_deliverer *d, struct pobox_batch *b, struct pobox
 {
 	struct pobox *pb = d->pb;
 	struct exchange x;
+	struct pobox_payload_src ps;
 	struct pobox_zreader zr;
 	char url[1024];
 	int rc;
@@ -468,8 +470,8 @@ static int submit(struct pobox_deliverer *d, struct pobox_batch *b, struct pobox
 		return rc; /* 1: the minute's calls are used: stop this step */
 
 	/* 2. the call, with the exact bytes stored at cut time */
-	if ((rc = pobox_zreader_init(&zr, b->payload, b->payload_len, (uint64_t)b->bytes,
-	                             b->payload_crc32)) != 0)
+	if ((rc = pobox_zreader_init(&zr, pobox_payload_src_init(&ps, pb->st, b->id),
+	                             (uint64_t)b->bytes, b->payload_crc32)) != 0)
 		return rc;
 	struct pobox_http_source src = {.read = payload_read, .rewind = payload_rewind, .ctx = &zr};
 	snprintf(url, sizeof url, "%s/m2/%s%s/profile/batchUpdate", d->base_url, d->client,
@@ -478,10 +480,19 @@ static int submit(struct pobox_deliverer *d, struct pobox_batch *b, struct pobox
 		.method = POBOX_HTTP_POST, .url = url, .source = &src, .body_len = (size_t)b->bytes};
 	call_req(d, POBOX_CALL_BULK_SUBMIT, &req, POBOX_ANSWER_SUBMIT, NULL, NULL, &x);
 	pobox_zreader_free(&zr);
+	pobox_payload_src_free(&ps);
 	st->actions++;
 	if (x.resp.fail != POBOX_HTTP_FAIL_NONE && x.request_rc == POBOX_ECORRUPT) {
 		exchange_free(&x);
 		return payload_damaged(d, b);
+	}
+	if (x.resp.fail != POBOX_HTTP_FAIL_NONE && x.request_rc < 0 &&
+	    x.request_rc != POBOX_ETRANSIENT) {
+		/* the outbox could not be read mid-send: as after a crash, the
+		 * batch stays sending */
+		rc = x.request_rc;
+		exchange_free(&x);
+		return rc;
 	}
 
 	/* 4. record the outcome */
@@ -788,7 +799,7 @@ int pobox_deliver_step(struct pobox_deliverer *d, struct pobox_step *out)
 		if ((rc = need_token(d, out)) != 0)
 			return rc == 1 ? pobox_store_unfinished(pb->st, &out->unfinished) : rc;
 		struct pobox_batch b;
-		if ((rc = pobox_store_batch_get(pb->st, id, 1, &b)) != 0)
+		if ((rc = pobox_store_batch_get(pb->st, id, &b)) != 0)
 			return rc;
 		if (b.state == POBOX_B_SUBMITTED)
 			rc = poll_status(d, &b, out);

@@ -8,9 +8,11 @@
  * become part of the value; percent-encoding already leaves no comma, quote
  * or newline in any cell, so no quoting is needed.
  *
- * Memory is bounded by the open batches' compressed output (a full 49 MB
- * batch compresses to roughly a quarter) plus one profile's rows; the
- * updates themselves are streamed from the store.
+ * Memory does not depend on batch size: each open batch holds at most a
+ * part (PART_BYTES) of compressed output before it goes to the outbox, its
+ * members go there in parts too (store/members.c), and one profile's rows
+ * are in hand at a time; the updates themselves are streamed from the
+ * store.
  */
 #include "sched.h"
 #include "alloc.h"
@@ -26,6 +28,9 @@
 
 #define MAX_OPEN 4         /* open batches per id type */
 #define ZLEVEL 1           /* fast: payloads are built once and read rarely */
+/* compressed bytes of a payload part: a builder stores its rows' output
+ * whenever it has this much */
+#define PART_BYTES ((size_t)1 << 20)
 
 struct attr_name {
 	char *name;            /* as stored */
@@ -41,6 +46,7 @@ struct builder {
 	size_t ncols, capcols;
 	int32_t *colpos;       /* attribute id -> column index, -1 when absent */
 	struct pobox_zwriter rows;
+	int64_t next_part;     /* of the payload: rows' parts are 1.. */
 	int64_t nrows, updates, carried, bytes; /* bytes: header + rows, encoded */
 	int64_t last_used;     /* for choosing which to close */
 };
@@ -184,8 +190,11 @@ static int builder_new(struct cut *c, enum pobox_id_type t, int api, const char 
 		b->colpos[i] = -1;
 	if ((rc = pobox_zwriter_init(&b->rows, ZLEVEL)) != 0)
 		goto fail;
+	b->next_part = 1;
 	if (c->fixed_batch > 0) {
 		b->id = c->fixed_batch;
+		if ((rc = pobox_store_payload_clear(c->pb->st, b->id)) != 0)
+			goto fail;
 	} else if ((rc = pobox_store_batch_new(c->pb->st, b->api, t, reason, 0, 0, c->now_ms,
 	                                       &b->id)) != 0) {
 		goto fail;
@@ -199,6 +208,20 @@ fail:
 }
 
 /* Writes the header, joins it to the rows and stores the payload. */
+/* The rows' compressed output so far, as the next part of the payload,
+ * once there is at least `least` of it. */
+static int store_part(struct cut *c, struct builder *b, size_t least)
+{
+	if (b->rows.len == 0 || b->rows.len < least)
+		return 0;
+	int rc = pobox_store_payload_part(c->pb->st, b->id, b->next_part, b->rows.out, b->rows.len);
+	if (rc == 0) {
+		b->next_part++;
+		pobox_zwriter_taken(&b->rows);
+	}
+	return rc;
+}
+
 static int builder_close(struct cut *c, struct builder *b)
 {
 	struct pobox_zwriter h;
@@ -219,7 +242,7 @@ static int builder_close(struct cut *c, struct builder *b)
 			goto out;
 	}
 	if ((rc = pobox_zwriter_write(&h, "\n", 1)) != 0 || (rc = pobox_zwriter_finish(&h)) != 0 ||
-	    (rc = pobox_zwriter_finish(&b->rows)) != 0)
+	    (rc = pobox_zwriter_finish(&b->rows)) != 0 || (rc = store_part(c, b, 0)) != 0)
 		goto out;
 	if ((int64_t)(h.in_bytes + b->rows.in_bytes) != b->bytes) {
 		rc = pobox_errf(c->pb->err, sizeof c->pb->err, POBOX_EIO,
@@ -229,7 +252,7 @@ static int builder_close(struct cut *c, struct builder *b)
 	}
 	uint32_t crc = pobox_crc32_combine(h.crc, b->rows.crc, b->rows.in_bytes);
 	rc = pobox_store_batch_payload(c->pb->st, b->id, b->nrows, b->updates, b->carried, b->bytes,
-	                               h.out, h.len, b->rows.out, b->rows.len, crc);
+	                               h.out, h.len, crc);
 	if (rc == 0) {
 		c->sum->batches++;
 		c->sum->bytes += b->bytes;
@@ -393,7 +416,8 @@ static int write_row(struct cut *c, struct builder *b, const struct pobox_prow *
 			b->carried++;
 	}
 	c->line[c->line_len++] = '\n';
-	if ((rc = pobox_zwriter_write(&b->rows, c->line, c->line_len)) != 0)
+	if ((rc = pobox_zwriter_write(&b->rows, c->line, c->line_len)) != 0 ||
+	    (rc = store_part(c, b, PART_BYTES)) != 0)
 		return rc;
 	b->bytes += (int64_t)c->line_len;
 	b->nrows++;
@@ -441,6 +465,65 @@ static int route_single(struct cut *c, const struct pobox_prow *p, size_t own)
 	c->sum->updates += (int64_t)own;
 	if (g->n >= o->single_group)
 		return close_single(c, g);
+	return 0;
+}
+
+/* Stores an open batch and frees its slot. */
+static int retire(struct cut *c, struct builder **slot)
+{
+	int rc = builder_close(c, *slot);
+	builder_free(*slot);
+	*slot = NULL;
+	return rc;
+}
+
+/* The slot of the batch a row of row_bytes goes into: an open one of its
+ * kind where the row stays dense and fits, else a new one (storing the
+ * least recently used one when all slots are taken).  0, 1 when the row
+ * does not fit even an empty batch, or <0. */
+static int choose(struct cut *c, enum pobox_id_type t, int api, int64_t row_bytes,
+                  struct builder ***out)
+{
+	struct builder **open = c->open[(t == POBOX_ID_PCID ? 0 : 2) + api - 1];
+	size_t best_new = (size_t)-1, nc;
+	int best = -1, rc;
+	for (int i = 0; i < MAX_OPEN; i++) {
+		if (open[i] && fits(c, open[i], row_bytes, &nc) && nc < best_new) {
+			best = i;
+			best_new = nc;
+		}
+	}
+	if (best < 0 && c->fixed_batch > 0 && open[0])
+		best = 0; /* rebuilding: one batch, no choice */
+	if (best >= 0) {
+		*out = &open[best];
+		return 0;
+	}
+	for (int i = 0; i < MAX_OPEN && best < 0; i++)
+		if (!open[i])
+			best = i;
+	if (best < 0) {
+		best = 0;
+		for (int i = 1; i < MAX_OPEN; i++)
+			if (open[i]->last_used < open[best]->last_used)
+				best = i;
+		if ((rc = retire(c, &open[best])) != 0)
+			return rc;
+	}
+	if ((rc = builder_new(c, t, api, "cut", &open[best])) != 0)
+		return rc;
+	*out = &open[best];
+	return !fits(c, open[best], row_bytes, &nc) && c->fixed_batch == 0;
+}
+
+/* A batch that is full is stored at once: its slot is free for the next. */
+static int retire_full(struct cut *c, struct builder **used)
+{
+	const struct builder *u = *used;
+	/* full: no room for another row of this batch's mean size */
+	int64_t mean = (u->bytes - header_bytes(c, u)) / u->nrows;
+	if (u->nrows >= c->o->max_rows || u->bytes + mean > c->o->max_bytes)
+		return retire(c, used);
 	return 0;
 }
 
@@ -510,60 +593,28 @@ static int on_profile(void *ctx, const struct pobox_prow *p)
 		c->sum->dead_profiles++;
 		return pobox_store_kill_rows(pb->st, p->profile, p->done_seq, upto, why, 0);
 	}
-	/* choose a batch: an open one where the row stays dense and fits */
-	int ti = (p->id_type == POBOX_ID_PCID ? 0 : 2) + api - 1;
-	struct builder *best = NULL;
-	size_t best_new = (size_t)-1;
-	for (int i = 0; i < MAX_OPEN; i++) {
-		struct builder *b = c->open[ti][i];
-		size_t nc;
-		if (b && fits(c, b, row_bytes, &nc) && nc < best_new) {
-			best = b;
-			best_new = nc;
-		}
+	struct builder **slot = NULL;
+	if ((rc = choose(c, p->id_type, api, row_bytes, &slot)) < 0)
+		return rc;
+	if (rc == 1) {
+		char why[200];
+		snprintf(why, sizeof why, "profile row is %lld bytes encoded, more than "
+		         "max_batch_bytes allows", (long long)row_bytes);
+		c->sum->dead_profiles++;
+		return pobox_store_kill_rows(pb->st, p->profile, p->done_seq, upto, why, 0);
 	}
-	if (!best) {
-		if (c->fixed_batch > 0 && c->open[ti][0]) {
-			best = c->open[ti][0]; /* rebuilding: one batch, no choice */
-		} else {
-			int slot = -1;
-			for (int i = 0; i < MAX_OPEN && slot < 0; i++)
-				if (!c->open[ti][i])
-					slot = i;
-			if (slot < 0) {
-				/* close the least recently used one to make room */
-				slot = 0;
-				for (int i = 1; i < MAX_OPEN; i++)
-					if (c->open[ti][i]->last_used < c->open[ti][slot]->last_used)
-						slot = i;
-				rc = builder_close(c, c->open[ti][slot]);
-				builder_free(c->open[ti][slot]);
-				c->open[ti][slot] = NULL;
-				if (rc)
-					return rc;
-			}
-			if ((rc = builder_new(c, p->id_type, api, "cut", &c->open[ti][slot])) != 0)
-				return rc;
-			best = c->open[ti][slot];
-			size_t nc;
-			if (!fits(c, best, row_bytes, &nc) && c->fixed_batch == 0) {
-				char why[200];
-				snprintf(why, sizeof why, "profile row is %lld bytes encoded, more than "
-				         "max_batch_bytes allows", (long long)row_bytes);
-				c->sum->dead_profiles++;
-				return pobox_store_kill_rows(pb->st, p->profile, p->done_seq, upto, why, 0);
-			}
-		}
-	}
+	struct builder *best = *slot;
 	if ((rc = write_row(c, best, p)) != 0)
 		return rc;
 	best->updates += updates;
 	c->sum->profiles++;
 	c->sum->updates += updates;
 	c->sum->carried += (int64_t)(c->ncells - own);
-	if (c->fixed_batch == 0)
-		return pobox_store_cut_profile(pb->st, p, best->id, updates);
-	return 0;
+	if (c->fixed_batch > 0)
+		return 0;
+	if ((rc = pobox_store_cut_profile(pb->st, p, best->id, updates)) != 0)
+		return rc;
+	return retire_full(c, slot);
 }
 
 static int run_cut(struct cut *c)

@@ -1025,7 +1025,7 @@ static int prepare(struct pobox_singler *s, struct group *g, struct pobox_step *
 			rc = pobox_store_profile_release(pb->st, id, g->calls[i].profile, g->calls[i].cells,
 			                                 1, 0, 0, "single-call budget spent; sent by bulk", 0,
 			                                 &killed);
-		if (rc == 0 && (rc = pobox_store_batch_get(pb->st, id, 0, &b)) == 0) {
+		if (rc == 0 && (rc = pobox_store_batch_get(pb->st, id, &b)) == 0) {
 			b.state = POBOX_B_DONE;
 			b.finished_at_ms = now;
 			rc = pobox_store_batch_save(pb->st, &b);
@@ -1111,7 +1111,7 @@ static int prepare(struct pobox_singler *s, struct group *g, struct pobox_step *
 	}
 	if (rc == 0) {
 		struct pobox_batch b;
-		if ((rc = pobox_store_batch_get(pb->st, id, 0, &b)) == 0) {
+		if ((rc = pobox_store_batch_get(pb->st, id, &b)) == 0) {
 			b.state = POBOX_B_SENDING;
 			rc = pobox_store_batch_save(pb->st, &b);
 			pobox_batch_free(&b);

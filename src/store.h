@@ -233,9 +233,7 @@ struct pobox_batch {
 	char *reason;                 /* cut, split, stuck, lost */
 	int64_t parent, resubmits;
 	int64_t profiles, updates, carried, bytes;
-	void *payload;                /* compressed; only when asked for */
-	size_t payload_len;
-	uint32_t payload_crc32;
+	uint32_t payload_crc32;       /* of the bytes sent (the payload inflated) */
 	char *status_url;
 	int64_t attempts, polls, next_at_ms;
 	char *remote_status;
@@ -250,17 +248,26 @@ void pobox_batch_free(struct pobox_batch *b);
 int pobox_store_batch_new(struct pobox_store *st, int api, enum pobox_id_type t,
                           const char *reason, int64_t parent, int64_t resubmits, int64_t now_ms,
                           int64_t *id);
-/* The payload is part1 followed by part2 (the compressed header and rows). */
+/* A batch's payload (zlib, zpayload.h) is stored in parts, in order, as
+ * the cut makes them: the rows' parts from 1 while they are written, then
+ * part 0, the header (known last), with the counts and the members.  A
+ * rebuild first clears the old parts. */
+int pobox_store_payload_part(struct pobox_store *st, int64_t batch, int64_t part,
+                             const void *data, size_t len);
+int pobox_store_payload_clear(struct pobox_store *st, int64_t batch);
 int pobox_store_batch_payload(struct pobox_store *st, int64_t id, int64_t profiles,
                               int64_t updates, int64_t carried, int64_t bytes,
-                              const void *part1, size_t len1, const void *part2, size_t len2,
-                              uint32_t crc);
+                              const void *head, size_t head_len, uint32_t crc);
+/* The first part of batch's payload after part `after` (-1: from the
+ * start): copied into *buf (grown with pobox_realloc, *cap its size; the
+ * caller frees), *len bytes, *part its number; *len = 0 past the last. */
+int pobox_store_payload_next(struct pobox_store *st, int64_t batch, int64_t after,
+                             int64_t *part, void **buf, size_t *cap, size_t *len);
 /* Deletes a batch that never got a row (only inside the cut that made it). */
 int pobox_store_batch_delete_empty(struct pobox_store *st, int64_t id);
 /* Copies another batch's payload and counts (stuck/lost resubmission). */
 int pobox_store_batch_copy_payload(struct pobox_store *st, int64_t to, int64_t from);
-int pobox_store_batch_get(struct pobox_store *st, int64_t id, int with_payload,
-                          struct pobox_batch *out);
+int pobox_store_batch_get(struct pobox_store *st, int64_t id, struct pobox_batch *out);
 /* Writes the mutable fields of b (state, attempts, polls, next_at_ms,
  * status_url, remote_status, last_http_status, last_error, submitted_at,
  * finished_at, counts). */

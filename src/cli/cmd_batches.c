@@ -7,7 +7,7 @@
 #include "cli.h"
 #include "outbox.h"
 #include "store.h"
-#include "zpayload.h"
+#include "payload.h"
 
 #include <getopt.h>
 #include <stdlib.h>
@@ -149,18 +149,16 @@ int cmd_show(struct cli *cli, int argc, char **argv)
 	if (!(pb = cli_open(cli, CLI_READER, &code)))
 		return code;
 	struct pobox_batch b;
-	if ((rc = pobox_store_batch_get(pb->st, id, payload, &b)) != 0) {
+	if ((rc = pobox_store_batch_get(pb->st, id, &b)) != 0) {
 		cli_error("show: %s", pobox_errmsg(pb));
 		pobox_close(pb);
 		return cli_exit_code(rc);
 	}
 	if (payload) {
 		/* checked whole first: a damaged payload prints nothing */
-		rc = pobox_zpayload_check(b.payload, b.payload_len, (uint64_t)b.bytes, b.payload_crc32,
-		                          NULL, NULL);
+		rc = pobox_payload_check(pb->st, &b, NULL, NULL);
 		if (rc == 0)
-			rc = pobox_zpayload_check(b.payload, b.payload_len, (uint64_t)b.bytes,
-			                          b.payload_crc32, write_out, stdout);
+			rc = pobox_payload_check(pb->st, &b, write_out, stdout);
 		if (rc == POBOX_ECORRUPT)
 			cli_error("show: batch %lld: the stored payload is damaged (checksum mismatch); "
 			          "run `pobox doctor`", (long long)id);

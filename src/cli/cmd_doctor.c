@@ -10,7 +10,7 @@
 #include "outbox.h"
 #include "quota.h"
 #include "store.h"
-#include "zpayload.h"
+#include "payload.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -107,11 +107,10 @@ int cmd_doctor(struct cli *cli, int argc, char **argv)
 	                          "('ready', 'sending', 'submitted')", 0, 0, collect, ids);
 	for (int i = 0; rc == 0 && i < ids->n; i++) {
 		struct pobox_batch b;
-		if ((rc = pobox_store_batch_get(pb->st, ids->ids[i], 1, &b)) != 0)
+		if ((rc = pobox_store_batch_get(pb->st, ids->ids[i], &b)) != 0)
 			break;
-		int check = pobox_zpayload_check(b.payload, b.payload_len, (uint64_t)b.bytes,
-		                                 b.payload_crc32, NULL, NULL);
-		if (check == POBOX_ENOMEM) {
+		int check = pobox_payload_check(pb->st, &b, NULL, NULL);
+		if (check != 0 && check != POBOX_ECORRUPT) {
 			pobox_batch_free(&b);
 			rc = check;
 			break;

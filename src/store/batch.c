@@ -48,7 +48,6 @@ void pobox_batch_free(struct pobox_batch *b)
 	if (!b)
 		return;
 	pobox_free(b->reason);
-	pobox_free(b->payload);
 	pobox_free(b->status_url);
 	pobox_free(b->remote_status);
 	pobox_free(b->last_error);
@@ -61,8 +60,8 @@ int pobox_store_batch_new(struct pobox_store *st, int api, enum pobox_id_type t,
 {
 	static const char sql[] =
 		"INSERT INTO batches (api, id_type, state, reason, parent, resubmits, profiles, updates,"
-		"                     bytes, payload, payload_crc32, created_at_ms, next_at_ms) "
-		"VALUES (?5, ?6, 'ready', ?7, nullif(?1, 0), ?2, 0, 0, 0, x'', 0, ?3, ?4)";
+		"                     bytes, payload_crc32, created_at_ms, next_at_ms) "
+		"VALUES (?5, ?6, 'ready', ?7, nullif(?1, 0), ?2, 0, 0, 0, 0, ?3, ?4)";
 	int64_t a[4] = {parent, resubmits, now_ms, now_ms};
 	const char *txt[3] = {api == 1 ? "v1" : "v2", pobox_id_type_name(t), reason};
 	int rc = pobox_store_run(st, sql, "creating a batch", 4, a, 3, txt);
@@ -71,49 +70,84 @@ int pobox_store_batch_new(struct pobox_store *st, int api, enum pobox_id_type t,
 	return rc;
 }
 
-int pobox_store_batch_payload(struct pobox_store *st, int64_t id, int64_t profiles,
-                              int64_t updates, int64_t carried, int64_t bytes,
-                              const void *part1, size_t len1, const void *part2, size_t len2,
-                              uint32_t crc)
+int pobox_store_payload_part(struct pobox_store *st, int64_t batch, int64_t part,
+                             const void *data, size_t len)
 {
-	/* A zeroblob of the right size, then the parts written into it in
-	 * place: SQLite never builds the whole (tens of MB) record in memory and
-	 * the caller need not join the parts first. */
 	static const char sql[] =
-		"UPDATE batches SET profiles = ?2, updates = ?3, held = ?3, carried = ?4, bytes = ?5,"
-		" payload_crc32 = ?6, payload = zeroblob(?7) WHERE id = ?1";
+		"INSERT OR REPLACE INTO batch_payloads (batch, part, payload) VALUES (?1, ?2, ?3)";
 	sqlite3_stmt *s = pobox_store_prep(st, sql);
-	sqlite3_blob *b = NULL;
 	if (!s)
 		return POBOX_EIO;
-	sqlite3_bind_int64(s, 1, id);
-	sqlite3_bind_int64(s, 2, profiles);
-	sqlite3_bind_int64(s, 3, updates);
-	sqlite3_bind_int64(s, 4, carried);
-	sqlite3_bind_int64(s, 5, bytes);
-	sqlite3_bind_int64(s, 6, (int64_t)crc);
-	sqlite3_bind_int64(s, 7, (int64_t)(len1 + len2));
+	sqlite3_bind_int64(s, 1, batch);
+	sqlite3_bind_int64(s, 2, part);
+	sqlite3_bind_blob(s, 3, len ? data : "", (int)len, SQLITE_STATIC);
 	int rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
-	if (rc != SQLITE_DONE)
-		return pobox_store_fail(st, rc, "storing a batch payload");
-	rc = sqlite3_blob_open(st->db, "main", "batches", "payload", id, 1, &b);
-	if (rc == SQLITE_OK && len1)
-		rc = sqlite3_blob_write(b, part1, (int)len1, 0);
-	if (rc == SQLITE_OK && len2)
-		rc = sqlite3_blob_write(b, part2, (int)len2, (int)len1);
-	int rc2 = sqlite3_blob_close(b);
-	if (rc == SQLITE_OK)
-		rc = rc2;
-	if (rc != SQLITE_OK)
-		return pobox_store_fail(st, rc, "writing a batch payload");
-	return pobox_store_members_flush(st, id);
+	return rc == SQLITE_DONE ? 0 : pobox_store_fail(st, rc, "writing a batch payload");
+}
+
+int pobox_store_payload_clear(struct pobox_store *st, int64_t batch)
+{
+	static const char sql[] = "DELETE FROM batch_payloads WHERE batch = ?1";
+	return pobox_store_run(st, sql, "clearing a batch payload", 1, &batch, 0, NULL);
+}
+
+int pobox_store_batch_payload(struct pobox_store *st, int64_t id, int64_t profiles,
+                              int64_t updates, int64_t carried, int64_t bytes,
+                              const void *head, size_t head_len, uint32_t crc)
+{
+	static const char sql[] =
+		"UPDATE batches SET profiles = ?2, updates = ?3, held = ?3, carried = ?4, bytes = ?5,"
+		" payload_crc32 = ?6 WHERE id = ?1";
+	int64_t a[6] = {id, profiles, updates, carried, bytes, (int64_t)crc};
+	int rc = pobox_store_run(st, sql, "storing a batch payload", 6, a, 0, NULL);
+	if (rc == 0)
+		rc = pobox_store_payload_part(st, id, 0, head, head_len);
+	return rc ? rc : pobox_store_members_flush(st, id);
+}
+
+int pobox_store_payload_next(struct pobox_store *st, int64_t batch, int64_t after,
+                             int64_t *part, void **buf, size_t *cap, size_t *len)
+{
+	static const char sql[] = "SELECT part, payload FROM batch_payloads"
+	                          " WHERE batch = ?1 AND part > ?2 ORDER BY part LIMIT 1";
+	sqlite3_stmt *s = pobox_store_prep(st, sql);
+	int rc = 0;
+	*len = 0;
+	if (!s)
+		return POBOX_EIO;
+	sqlite3_bind_int64(s, 1, batch);
+	sqlite3_bind_int64(s, 2, after);
+	int r = sqlite3_step(s);
+	if (r == SQLITE_ROW) {
+		size_t n = (size_t)sqlite3_column_bytes(s, 1);
+		const void *data = sqlite3_column_blob(s, 1);
+		if (n > *cap) {
+			void *nb = pobox_realloc(*buf, n);
+			if (!nb)
+				rc = pobox_errf(st->err, st->errlen, POBOX_ENOMEM, "out of memory");
+			else {
+				*buf = nb;
+				*cap = n;
+			}
+		}
+		if (rc == 0 && n) {
+			memcpy(*buf, data, n);
+			*len = n;
+			*part = sqlite3_column_int64(s, 0);
+		}
+	} else if (r != SQLITE_DONE) {
+		rc = pobox_store_fail(st, r, "reading a batch payload");
+	}
+	sqlite3_reset(s);
+	return rc;
 }
 
 int pobox_store_batch_delete_empty(struct pobox_store *st, int64_t id)
 {
-	static const char sql[] = "DELETE FROM batches WHERE id = ?1 AND members = '[]'";
+	static const char sql[] = "DELETE FROM batches WHERE id = ?1 AND NOT EXISTS"
+	                          " (SELECT 1 FROM batch_members WHERE batch = ?1 AND members <> '[]')";
 	int64_t a[1] = {id};
 	return pobox_store_run(st, sql, "dropping an empty batch", 1, a, 0, NULL);
 }
@@ -121,11 +155,15 @@ int pobox_store_batch_delete_empty(struct pobox_store *st, int64_t id)
 int pobox_store_batch_copy_payload(struct pobox_store *st, int64_t to, int64_t from)
 {
 	static const char sql[] =
-		"UPDATE batches SET (profiles, updates, carried, bytes, payload, payload_crc32) = "
-		"(SELECT profiles, updates, carried, bytes, payload, payload_crc32 FROM batches WHERE id = ?2) "
+		"UPDATE batches SET (profiles, updates, carried, bytes, payload_crc32) = "
+		"(SELECT profiles, updates, carried, bytes, payload_crc32 FROM batches WHERE id = ?2) "
 		"WHERE id = ?1";
+	static const char parts[] =
+		"INSERT OR REPLACE INTO batch_payloads (batch, part, payload)"
+		" SELECT ?1, part, payload FROM batch_payloads WHERE batch = ?2";
 	int64_t a[2] = {to, from};
-	return pobox_store_run(st, sql, "copying a batch payload", 2, a, 0, NULL);
+	int rc = pobox_store_run(st, sql, "copying a batch payload", 2, a, 0, NULL);
+	return rc ? rc : pobox_store_run(st, parts, "copying a batch payload", 2, a, 0, NULL);
 }
 
 static char *dup_col(sqlite3_stmt *s, int i)
@@ -135,12 +173,11 @@ static char *dup_col(sqlite3_stmt *s, int i)
 }
 
 
-int pobox_store_batch_get(struct pobox_store *st, int64_t id, int with_payload,
-                          struct pobox_batch *out)
+int pobox_store_batch_get(struct pobox_store *st, int64_t id, struct pobox_batch *out)
 {
 	static const char sql[] =
 		"SELECT id, api, id_type, state, reason, parent, resubmits, profiles, updates, carried,"
-		" bytes, CASE WHEN ?2 THEN payload END, payload_crc32, status_url, attempts, polls,"
+		" bytes, NULL, payload_crc32, status_url, attempts, polls,"
 		" next_at_ms, remote_status, last_http_status, last_error, created_at_ms, submitted_at_ms,"
 		" finished_at_ms, batch_size, successful_updates, profiles_not_found, failed_updates "
 		"FROM batches WHERE id = ?1";
@@ -151,7 +188,6 @@ int pobox_store_batch_get(struct pobox_store *st, int64_t id, int with_payload,
 		return POBOX_EIO;
 	memset(&b, 0, sizeof b);
 	sqlite3_bind_int64(s, 1, id);
-	sqlite3_bind_int(s, 2, with_payload);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_DONE) {
 		sqlite3_reset(s);
@@ -178,14 +214,6 @@ int pobox_store_batch_get(struct pobox_store *st, int64_t id, int with_payload,
 	b.carried = sqlite3_column_int64(s, 9);
 	b.bytes = sqlite3_column_int64(s, 10);
 	rc = 0;
-	if (with_payload) {
-		b.payload_len = (size_t)sqlite3_column_bytes(s, 11);
-		b.payload = pobox_malloc(b.payload_len);
-		if (!b.payload)
-			rc = POBOX_ENOMEM;
-		else if (b.payload_len)
-			memcpy(b.payload, sqlite3_column_blob(s, 11), b.payload_len);
-	}
 	b.payload_crc32 = (uint32_t)sqlite3_column_int64(s, 12);
 	b.status_url = dup_col(s, 13);
 	b.attempts = sqlite3_column_int64(s, 14);
@@ -397,8 +425,8 @@ static int finish(struct pobox_store *st, int64_t batch, const char *state, int6
 
 /* Its members that have not left it, as a subquery on ?1. */
 #define MEMBERS_OF(b)                                                                          \
-	"(SELECT CAST(m.value AS INTEGER) FROM batches x, json_each(x.members) m WHERE x.id = " b     \
-	" AND NOT EXISTS (SELECT 1 FROM batch_left l WHERE l.batch = x.id"                          \
+	"(SELECT CAST(m.value AS INTEGER) FROM batch_members x, json_each(x.members) m"              \
+	" WHERE x.batch = " b " AND NOT EXISTS (SELECT 1 FROM batch_left l WHERE l.batch = x.batch"   \
 	" AND l.profile = CAST(m.value AS INTEGER)))"
 
 /* Each member's watermark moves to the batch's seq, 32 to a statement

@@ -123,7 +123,6 @@ struct pobox_store {
 	char *scratch;
 	size_t scratch_cap;
 	struct append_buf ab;
-	sqlite3 *reader;               /* second connection for streaming payloads */
 };
 
 /* The statement for sql (a string with static storage), prepared once.

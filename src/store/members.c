@@ -1,8 +1,9 @@
 /*
  * members.c - which profiles a batch holds.
  *
- * A batch lists its members in its row (batches.members, a JSON array of
- * profile ids, ascending) with the seq it was cut at (batch_seq); members
+ * A batch lists its members in a row of its own (batch_members, a JSON
+ * array of profile ids, ascending; no row: none) with the seq it was cut
+ * at in the batch's row (batches.batch_seq); members
  * that leave it before it is final (a settled single call, a failed row)
  * are rows of batch_left.  So cutting a million profiles writes one list,
  * not a million profile rows, and completing the batch updates each
@@ -41,7 +42,12 @@ struct cut_batch {
 	int64_t batch;
 	int64_t *ids;
 	size_t n, cap;
+	int64_t part;            /* next part of batch_members to write */
 };
+
+/* Ids per row of batch_members (~450 KB of JSON): a cut holds at most
+ * this many of a batch's members in memory. */
+#define MEMBERS_PART 65536
 
 struct cut_members {
 	struct cut_batch *b;
@@ -82,7 +88,7 @@ static int cmp_id(const void *a, const void *b)
 
 int pobox_store_members(struct pobox_store *st, int64_t batch, int64_t **ids, size_t *n)
 {
-	static const char list[] = "SELECT members FROM batches WHERE id = ?1";
+	static const char list[] = "SELECT members FROM batch_members WHERE batch = ?1 ORDER BY part";
 	static const char left[] = "SELECT profile FROM batch_left WHERE batch = ?1 ORDER BY profile";
 	int64_t *v = NULL;
 	size_t nv = 0, cap = 0;
@@ -93,10 +99,11 @@ int pobox_store_members(struct pobox_store *st, int64_t batch, int64_t **ids, si
 	if (!s)
 		return POBOX_EIO;
 	sqlite3_bind_int64(s, 1, batch);
-	r = sqlite3_step(s);
-	if (r == SQLITE_ROW)
+	while (rc == 0 && (r = sqlite3_step(s)) == SQLITE_ROW)
 		rc = decode_ids((const char *)sqlite3_column_text(s, 0), (size_t)sqlite3_column_bytes(s, 0),
 		                &v, &nv, &cap);
+	if (rc)
+		r = SQLITE_DONE;
 	sqlite3_reset(s);
 	if (r != SQLITE_ROW && r != SQLITE_DONE)
 		rc = pobox_store_fail(st, r, "reading a batch's members");
@@ -138,9 +145,12 @@ int pobox_store_members(struct pobox_store *st, int64_t batch, int64_t **ids, si
 	return 0;
 }
 
-int pobox_store_members_set(struct pobox_store *st, int64_t batch, const int64_t *ids, size_t n)
+/* One row of batch_members: ids[0..n) as a JSON array. */
+static int write_part(struct pobox_store *st, int64_t batch, int64_t part, const int64_t *ids,
+                      size_t n)
 {
-	static const char sql[] = "UPDATE batches SET members = ?2 WHERE id = ?1";
+	static const char sql[] = "INSERT OR REPLACE INTO batch_members (batch, part, members)"
+	                          " VALUES (?1, ?2, ?3)";
 	struct pobox_cells_buf b = {0};
 	pobox_cells_open(&b);
 	for (size_t i = 0; i < n; i++)
@@ -153,12 +163,23 @@ int pobox_store_members_set(struct pobox_store *st, int64_t batch, const int64_t
 		return s ? pobox_errf(st->err, st->errlen, POBOX_ENOMEM, "out of memory") : POBOX_EIO;
 	}
 	sqlite3_bind_int64(s, 1, batch);
-	sqlite3_bind_text(s, 2, b.s, (int)b.len, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, part);
+	sqlite3_bind_text(s, 3, b.s, (int)b.len, SQLITE_STATIC);
 	rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
 	pobox_cells_buf_free(&b);
 	return rc == SQLITE_DONE ? 0 : pobox_store_fail(st, rc, "writing a batch's members");
+}
+
+int pobox_store_members_set(struct pobox_store *st, int64_t batch, const int64_t *ids, size_t n)
+{
+	static const char clear[] = "DELETE FROM batch_members WHERE batch = ?1";
+	int rc = pobox_store_run(st, clear, "writing a batch's members", 1, &batch, 0, NULL);
+	for (size_t at = 0, part = 0; rc == 0 && at < n; at += MEMBERS_PART, part++)
+		rc = write_part(st, batch, (int64_t)part, ids + at,
+		                n - at < MEMBERS_PART ? n - at : MEMBERS_PART);
+	return rc;
 }
 
 /* ---- the fence ----------------------------------------------------------- */
@@ -379,7 +400,7 @@ static struct cut_batch *cut_batch(struct pobox_store *st, int64_t batch, int cr
 		m->b = nb;
 		m->cap = c;
 	}
-	m->b[m->n] = (struct cut_batch){batch, NULL, 0, 0};
+	m->b[m->n] = (struct cut_batch){batch, NULL, 0, 0, 0};
 	return &m->b[m->n++];
 }
 
@@ -397,17 +418,31 @@ int pobox_store_member_add(struct pobox_store *st, int64_t batch, int64_t profil
 		b->cap = c;
 	}
 	b->ids[b->n++] = profile;
-	return 0;
+	if (b->n < MEMBERS_PART)
+		return 0;
+	/* a part is full: to the outbox (the cut's transaction) */
+	if (b->part == 0) {
+		int rc = pobox_store_members_set(st, batch, NULL, 0);
+		if (rc)
+			return rc;
+	}
+	qsort(b->ids, b->n, sizeof *b->ids, cmp_id);
+	b->n = 0;
+	return write_part(st, batch, b->part++, b->ids, MEMBERS_PART);
 }
 
 int pobox_store_members_flush(struct pobox_store *st, int64_t batch)
 {
 	static const char seq[] = "UPDATE batches SET batch_seq = ?2 WHERE id = ?1";
 	struct cut_batch *b = cut_batch(st, batch, 0);
+	int rc = 0;
 	if (!b)
 		return 0; /* nothing collected: a rebuild keeps its members */
 	qsort(b->ids, b->n, sizeof *b->ids, cmp_id);
-	int rc = pobox_store_members_set(st, batch, b->ids, b->n);
+	if (b->part == 0)
+		rc = pobox_store_members_set(st, batch, b->ids, b->n);
+	else if (b->n)
+		rc = write_part(st, batch, b->part, b->ids, b->n);
 	/* done with it: later batches may reuse the slot */
 	pobox_free(b->ids);
 	*b = st->cm->b[--st->cm->n];

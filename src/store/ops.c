@@ -362,13 +362,15 @@ struct check {
 
 static const struct check checks[] = {
 	{"unfinished batches listing members that are not profiles",
-	 "SELECT count(*) FROM batches b WHERE b.state IN ('ready', 'sending', 'submitted') AND"
-	 " (NOT json_valid(b.members) OR EXISTS (SELECT 1 FROM json_each(b.members) m"
+	 "SELECT count(*) FROM batches b JOIN batch_members x ON x.batch = b.id"
+	 " WHERE b.state IN ('ready', 'sending', 'submitted') AND"
+	 " (NOT json_valid(x.members) OR EXISTS (SELECT 1 FROM json_each(x.members) m"
 	 " WHERE m.type <> 'integer' OR NOT EXISTS (SELECT 1 FROM profiles p WHERE p.id = m.value)))",
-	 "UPDATE batches SET members = (SELECT json_group_array(v) FROM (SELECT m.value AS v FROM"
-	 " json_each(batches.members) m WHERE m.type = 'integer' AND EXISTS (SELECT 1 FROM profiles p"
-	 " WHERE p.id = m.value) ORDER BY 1)) WHERE state IN ('ready', 'sending', 'submitted') AND"
-	 " json_valid(members) AND EXISTS (SELECT 1 FROM json_each(batches.members) m"
+	 "UPDATE batch_members SET members = (SELECT json_group_array(v) FROM (SELECT m.value AS v FROM"
+	 " json_each(batch_members.members) m WHERE m.type = 'integer' AND EXISTS (SELECT 1 FROM profiles p"
+	 " WHERE p.id = m.value) ORDER BY 1)) WHERE batch IN (SELECT id FROM batches WHERE state IN"
+	 " ('ready', 'sending', 'submitted')) AND json_valid(members) AND EXISTS (SELECT 1 FROM"
+	 " json_each(batch_members.members) m"
 	 " WHERE m.type <> 'integer' OR NOT EXISTS (SELECT 1 FROM profiles p WHERE p.id = m.value))",
 	 "--repair drops them from the list (nothing can be delivered for them)", 0},
 	{"profiles that are members of more than one unfinished batch",

@@ -236,9 +236,9 @@ int pobox_store_single_batch_new(struct pobox_store *st, enum pobox_id_type t, i
                                  int64_t *id)
 {
 	static const char sql[] =
-		"INSERT INTO batches (lane, api, id_type, state, profiles, updates, bytes, payload,"
+		"INSERT INTO batches (lane, api, id_type, state, profiles, updates, bytes,"
 		"                     payload_crc32, created_at_ms, next_at_ms) "
-		"VALUES ('single', 'single', ?1, 'ready', 0, 0, 0, x'', 0, ?2, ?2)";
+		"VALUES ('single', 'single', ?1, 'ready', 0, 0, 0, 0, ?2, ?2)";
 	sqlite3_stmt *s = pobox_store_prep(st, sql);
 	if (!s)
 		return POBOX_EIO;
@@ -274,7 +274,7 @@ int pobox_store_single_batch_finish(struct pobox_store *st, int64_t batch, int64
 		" successful_updates = coalesce(successful_updates, 0) + ?3,"
 		" profiles_not_found = coalesce(profiles_not_found, 0) + ?4,"
 		" failed_updates = coalesce(failed_updates, 0) + ?5 "
-		"WHERE id = ?1 AND (SELECT count(*) FROM batch_left WHERE batch = ?1) >= json_array_length(members)";
+		"WHERE id = ?1 AND (SELECT count(*) FROM batch_left WHERE batch = ?1) >= (SELECT coalesce(sum(json_array_length(members)), 0) FROM batch_members WHERE batch = ?1)";
 	sqlite3_stmt *s = pobox_store_prep(st, sql);
 	if (!s)
 		return POBOX_EIO;

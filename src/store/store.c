@@ -533,7 +533,6 @@ void pobox_store_close(struct pobox_store *st)
 	if (st->db && !sqlite3_get_autocommit(st->db))
 		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 	sqlite3_close(st->db);
-	sqlite3_close(st->reader);
 	pobox_store_append_free(st);
 	cache_clear(&st->attrs);
 	cache_clear(&st->sources);

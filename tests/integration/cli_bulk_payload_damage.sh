@@ -61,7 +61,7 @@ again() {
 	enqueue_imports "$T/gen$1"
 }
 again $((seed + 1))
-damage truncated "UPDATE batches SET payload = substr(payload, 1, length(payload) / 2) WHERE id = \$BID"
+damage truncated "UPDATE batch_payloads SET payload = substr(payload, 1, length(payload) / 2) WHERE batch = \$BID"
 again $((seed + 2))
 damage short "UPDATE batches SET bytes = bytes - 1 WHERE id = \$BID"
 finish

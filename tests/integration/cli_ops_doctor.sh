@@ -66,10 +66,11 @@ delivers() {
 }
 
 # ---- an unfinished batch listing a profile that does not exist -------------------
-# (a batch's members are a list in its row: schema/0006_storage.sql)
+# (a batch's members are a list in a row of batch_members: schema/0006_storage.sql)
 P1="unfinished batches listing members that are not profiles"
 base batch_missing
-q "UPDATE batches SET members = json_insert(members, '\$[#]', 999999) WHERE state = 'ready'" >/dev/null
+q "UPDATE batch_members SET members = json_insert(members, '\$[#]', 999999)
+   WHERE batch IN (SELECT id FROM batches WHERE state = 'ready')" >/dev/null
 doctor_finds batch_missing "$P1" 1
 repair_fixes batch_missing "$P1"
 check_eq "batch_missing: p1, p2 still batched" "batched,batched" \
@@ -79,9 +80,13 @@ delivers batch_missing
 # ---- a profile in two unfinished batches (unsafe) ---------------------------------------
 P11="profiles that are members of more than one unfinished batch"
 base two_batches
-q "INSERT INTO batches (id, lane, api, id_type, state, profiles, updates, bytes, payload_crc32, created_at_ms, payload, members, batch_seq, held)
-   SELECT 60, lane, api, id_type, 'ready', profiles, updates, bytes, payload_crc32, created_at_ms, payload, members, batch_seq, held
-   FROM batches WHERE state = 'ready'" >/dev/null
+q "INSERT INTO batches (id, lane, api, id_type, state, profiles, updates, bytes, payload_crc32, created_at_ms, batch_seq, held)
+   SELECT 60, lane, api, id_type, 'ready', profiles, updates, bytes, payload_crc32, created_at_ms, batch_seq, held
+   FROM batches WHERE state = 'ready';
+   INSERT INTO batch_payloads SELECT 60, payload FROM batch_payloads
+   WHERE batch IN (SELECT id FROM batches WHERE state = 'ready' AND id <> 60);
+   INSERT INTO batch_members SELECT 60, members FROM batch_members
+   WHERE batch IN (SELECT id FROM batches WHERE state = 'ready' AND id <> 60)" >/dev/null
 # its members: p1, p2, p3 and d1 (a=2)
 doctor_finds two_batches "$P11" 4
 repair_leaves two_batches "$P11"
@@ -89,8 +94,10 @@ repair_leaves two_batches "$P11"
 # ---- an unfinished batch holding no profile -------------------------------------------
 P2="unfinished batches that hold no profile"
 base empty_batch
-q "INSERT INTO batches (id, lane, api, id_type, state, profiles, updates, bytes, payload_crc32, created_at_ms, payload)
-   SELECT 50, lane, api, id_type, 'ready', profiles, updates, bytes, payload_crc32, created_at_ms, payload FROM batches WHERE state = 'ready'" >/dev/null
+q "INSERT INTO batches (id, lane, api, id_type, state, profiles, updates, bytes, payload_crc32, created_at_ms)
+   SELECT 50, lane, api, id_type, 'ready', profiles, updates, bytes, payload_crc32, created_at_ms FROM batches WHERE state = 'ready';
+   INSERT INTO batch_payloads SELECT 50, payload FROM batch_payloads
+   WHERE batch IN (SELECT id FROM batches WHERE state = 'ready' AND id <> 50)" >/dev/null
 doctor_finds empty_batch "$P2" 1
 repair_fixes empty_batch "$P2"
 check_eq "empty_batch: the empty batch is closed (dead)" dead "$(q "SELECT state FROM batches WHERE id = 50")"
@@ -174,7 +181,7 @@ delivers quota_orphan
 P8="unfinished batches whose stored payload fails its checksum"
 base payload
 BID=$(q "SELECT id FROM batches WHERE state = 'ready'")
-q "UPDATE batches SET payload = x'00' WHERE id = $BID" >/dev/null
+q "UPDATE batch_payloads SET payload = x'00' WHERE batch = $BID" >/dev/null
 doctor_finds payload "$P8" 1
 repair_fixes payload "$P8"
 check_eq "payload: the damaged batch is closed" dead "$(q "SELECT state FROM batches WHERE id = $BID")"
@@ -190,10 +197,11 @@ pb put thirdPartyId:p9 a=orphan >/dev/null
 ORPH=$(seq_of thirdPartyId p9 a orphan)
 BID=$(q "SELECT id FROM batches WHERE state = 'ready'")
 SAVED=$(q "SELECT done_seq FROM profiles WHERE profile_id = 'd2'")
-q "UPDATE batches SET members = json_insert(members, '\$[#]', 999999) WHERE id = $BID;
-   INSERT INTO batches (id, lane, api, id_type, state, profiles, updates, bytes, payload_crc32, created_at_ms, payload)
-     SELECT 50, lane, api, id_type, 'submitted', profiles, updates, bytes, payload_crc32, created_at_ms, payload FROM batches WHERE id = $BID;
-   UPDATE batches SET payload = x'00' WHERE id = $BID;
+q "UPDATE batch_members SET members = json_insert(members, '\$[#]', 999999) WHERE batch = $BID;
+   INSERT INTO batches (id, lane, api, id_type, state, profiles, updates, bytes, payload_crc32, created_at_ms)
+     SELECT 50, lane, api, id_type, 'submitted', profiles, updates, bytes, payload_crc32, created_at_ms FROM batches WHERE id = $BID;
+   INSERT INTO batch_payloads SELECT 50, payload FROM batch_payloads WHERE batch = $BID;
+   UPDATE batch_payloads SET payload = x'00' WHERE batch = $BID;
    UPDATE profiles SET done_seq = 999999 WHERE profile_id = 'd2';
    UPDATE writes SET shape = 999 WHERE seq = $ORPH;
    INSERT INTO quota_minutes VALUES ($((NOW_MIN - 5)), -5, 0);

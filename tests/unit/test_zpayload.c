@@ -75,13 +75,69 @@ static void reads_back_exactly_in_any_piece_size(void **state)
 	size_t pieces[] = {1, 7, 4096, 65536, 70000};
 	for (size_t i = 0; i < sizeof pieces / sizeof *pieces; i++) {
 		struct pobox_zreader zr;
-		assert_int_equal(pobox_zreader_init(&zr, blob, blob_len, len, pobox_crc32(0, text, len)), 0);
+		struct pobox_zblob zb;
+		assert_int_equal(pobox_zreader_init(&zr, pobox_zblob_init(&zb, blob, blob_len), len, pobox_crc32(0, text, len)), 0);
 		assert_int_equal(read_all(&zr, pieces[i], out, len, &got), 0);
 		assert_int_equal(got, len);
 		assert_memory_equal(out, text, len);
 		/* after the end it stays at the end */
 		char b[8];
 		assert_int_equal(pobox_zreader_read(&zr, b, sizeof b), 0);
+		pobox_zreader_free(&zr);
+	}
+	free(out);
+	free(text);
+	free(blob);
+}
+
+/* A source in pieces of `step` bytes: as stored, in parts cut at any byte
+ * of a stream. */
+struct pieces {
+	const unsigned char *data;
+	size_t len, at, step;
+	struct pobox_zsource src;
+};
+
+static int pieces_next(void *ctx, const void **data, size_t *len)
+{
+	struct pieces *p = ctx;
+	size_t n = p->len - p->at < p->step ? p->len - p->at : p->step;
+	*data = p->data + p->at;
+	*len = n;
+	p->at += n;
+	return 0;
+}
+
+static int pieces_rewind(void *ctx)
+{
+	((struct pieces *)ctx)->at = 0;
+	return 0;
+}
+
+static void reads_a_source_in_parts(void **state)
+{
+	(void)state;
+	size_t blob_len, len, got;
+	char *text;
+	unsigned char *blob = make(20000, &blob_len, &text, &len);
+	char *out = malloc(len);
+	size_t steps[] = {1, 2, 1000, 65536};
+	for (size_t i = 0; i < sizeof steps / sizeof *steps; i++) {
+		struct pieces p = {blob, blob_len, 0, steps[i], {pieces_next, pieces_rewind, NULL}};
+		p.src.ctx = &p;
+		struct pobox_zreader zr;
+		assert_int_equal(pobox_zreader_init(&zr, &p.src, len, pobox_crc32(0, text, len)), 0);
+		assert_int_equal(read_all(&zr, 5000, out, len, &got), 0);
+		assert_int_equal(got, len);
+		assert_memory_equal(out, text, len);
+		/* and again after a rewind half way */
+		assert_int_equal(pobox_zreader_rewind(&zr), 0);
+		char b[3000];
+		assert_int_equal(pobox_zreader_read(&zr, b, sizeof b), (long)sizeof b);
+		assert_int_equal(pobox_zreader_rewind(&zr), 0);
+		assert_int_equal(read_all(&zr, 4096, out, len, &got), 0);
+		assert_int_equal(got, len);
+		assert_memory_equal(out, text, len);
 		pobox_zreader_free(&zr);
 	}
 	free(out);
@@ -97,7 +153,8 @@ static void rewind_starts_over(void **state)
 	unsigned char *blob = make(5000, &blob_len, &text, &len);
 	char *out = malloc(len);
 	struct pobox_zreader zr;
-	assert_int_equal(pobox_zreader_init(&zr, blob, blob_len, len, pobox_crc32(0, text, len)), 0);
+	struct pobox_zblob zb;
+	assert_int_equal(pobox_zreader_init(&zr, pobox_zblob_init(&zb, blob, blob_len), len, pobox_crc32(0, text, len)), 0);
 	char b[1000];
 	assert_int_equal(pobox_zreader_read(&zr, b, sizeof b), (long)sizeof b);
 	assert_int_equal(pobox_zreader_rewind(&zr), 0);
@@ -135,7 +192,8 @@ static void damage_is_refused_before_the_last_piece(void **state)
 	memcpy(blob + blob_len, "xyz", 3);
 	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
 		struct pobox_zreader zr;
-		assert_int_equal(pobox_zreader_init(&zr, blob, cases[i].blob_len, cases[i].want_len,
+		struct pobox_zblob zb;
+		assert_int_equal(pobox_zreader_init(&zr, pobox_zblob_init(&zb, blob, cases[i].blob_len), cases[i].want_len,
 		                                     cases[i].want_crc), 0);
 		long rc = read_all(&zr, 4096, out, len + 70000, &got);
 		if (rc != POBOX_ECORRUPT)
@@ -143,11 +201,12 @@ static void damage_is_refused_before_the_last_piece(void **state)
 		if (got >= cases[i].want_len)
 			fail_msg("%s: handed out all %zu bytes", cases[i].what, got);
 		pobox_zreader_free(&zr);
-		assert_int_equal(pobox_zpayload_check(blob, cases[i].blob_len, cases[i].want_len,
+		assert_int_equal(pobox_zpayload_check(pobox_zblob_init(&zb, blob, cases[i].blob_len), cases[i].want_len,
 		                                      cases[i].want_crc, NULL, NULL),
 		                 POBOX_ECORRUPT);
 	}
-	assert_int_equal(pobox_zpayload_check(blob, blob_len, len, crc, NULL, NULL), 0);
+	struct pobox_zblob zb;
+	assert_int_equal(pobox_zpayload_check(pobox_zblob_init(&zb, blob, blob_len), len, crc, NULL, NULL), 0);
 	free(out);
 	free(text);
 	free(blob);
@@ -157,11 +216,12 @@ static void empty_payload(void **state)
 {
 	(void)state;
 	struct pobox_zreader zr;
+	struct pobox_zblob zb;
 	char b[4];
-	assert_int_equal(pobox_zreader_init(&zr, "", 0, 0, 0), 0);
+	assert_int_equal(pobox_zreader_init(&zr, pobox_zblob_init(&zb, "", 0), 0, 0), 0);
 	assert_int_equal(pobox_zreader_read(&zr, b, sizeof b), 0);
 	pobox_zreader_free(&zr);
-	assert_int_equal(pobox_zreader_init(&zr, "", 0, 5, 0), 0);
+	assert_int_equal(pobox_zreader_init(&zr, pobox_zblob_init(&zb, "", 0), 5, 0), 0);
 	assert_int_equal(pobox_zreader_read(&zr, b, sizeof b), POBOX_ECORRUPT);
 	pobox_zreader_free(&zr);
 }
@@ -170,6 +230,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(reads_back_exactly_in_any_piece_size),
+		cmocka_unit_test(reads_a_source_in_parts),
 		cmocka_unit_test(rewind_starts_over),
 		cmocka_unit_test(damage_is_refused_before_the_last_piece),
 		cmocka_unit_test(empty_payload),
