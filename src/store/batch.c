@@ -144,6 +144,20 @@ int pobox_store_payload_next(struct pobox_store *st, int64_t batch, int64_t afte
 	return rc;
 }
 
+int pobox_store_prune_batches(struct pobox_store *st, int64_t cutoff_ms)
+{
+#define OLD_FINISHED                                                                        \
+	"(SELECT id FROM batches WHERE state IN ('done', 'dead', 'split', 'replaced')"       \
+	" AND finished_at_ms < ?1 AND (EXISTS (SELECT 1 FROM batch_payloads WHERE batch = id)" \
+	" OR EXISTS (SELECT 1 FROM batch_members WHERE batch = id)) LIMIT 16)"
+	static const char payloads[] = "DELETE FROM batch_payloads WHERE batch IN " OLD_FINISHED;
+	static const char members[] = "DELETE FROM batch_members WHERE batch IN " OLD_FINISHED;
+#undef OLD_FINISHED
+	/* members first: the payloads' subquery still sees these batches */
+	int rc = pobox_store_run(st, members, "pruning old batches", 1, &cutoff_ms, 0, NULL);
+	return rc ? rc : pobox_store_run(st, payloads, "pruning old batches", 1, &cutoff_ms, 0, NULL);
+}
+
 int pobox_store_batch_delete_empty(struct pobox_store *st, int64_t id)
 {
 	static const char sql[] = "DELETE FROM batches WHERE id = ?1 AND NOT EXISTS"

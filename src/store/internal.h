@@ -216,6 +216,9 @@ int pobox_store_fenced_by(struct pobox_store *st, int64_t profile, int64_t *batc
 int pobox_store_members(struct pobox_store *st, int64_t batch, int64_t **ids, size_t *n);
 /* Replaces batch's members with ids[0..n) (ascending). */
 int pobox_store_members_set(struct pobox_store *st, int64_t batch, const int64_t *ids, size_t n);
+/* Drops the payloads and member lists of batches finished before
+ * cutoff_ms, a few batches at a time (the rows stay: history). */
+int pobox_store_prune_batches(struct pobox_store *st, int64_t cutoff_ms);
 /* A cut's members, collected per batch and written when it is filled. */
 int pobox_store_member_add(struct pobox_store *st, int64_t batch, int64_t profile);
 /* Writes the members collected for batch (if any) and the cut's seq. */

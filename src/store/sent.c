@@ -329,6 +329,8 @@ int pobox_store_prune(struct pobox_store *st, int64_t cutoff_ms, int64_t limit, 
 	}
 	pobox_free(c);
 	if (rc == 0)
+		rc = pobox_store_prune_batches(st, cutoff_ms);
+	if (rc == 0)
 		*cursor = done ? 0 : after;
 	return rc;
 }

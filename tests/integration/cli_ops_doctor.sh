@@ -83,9 +83,9 @@ base two_batches
 q "INSERT INTO batches (id, lane, api, id_type, state, profiles, updates, bytes, payload_crc32, created_at_ms, batch_seq, held)
    SELECT 60, lane, api, id_type, 'ready', profiles, updates, bytes, payload_crc32, created_at_ms, batch_seq, held
    FROM batches WHERE state = 'ready';
-   INSERT INTO batch_payloads SELECT 60, payload FROM batch_payloads
+   INSERT INTO batch_payloads SELECT 60, part, payload FROM batch_payloads
    WHERE batch IN (SELECT id FROM batches WHERE state = 'ready' AND id <> 60);
-   INSERT INTO batch_members SELECT 60, members FROM batch_members
+   INSERT INTO batch_members SELECT 60, part, members FROM batch_members
    WHERE batch IN (SELECT id FROM batches WHERE state = 'ready' AND id <> 60)" >/dev/null
 # its members: p1, p2, p3 and d1 (a=2)
 doctor_finds two_batches "$P11" 4
@@ -96,7 +96,7 @@ P2="unfinished batches that hold no profile"
 base empty_batch
 q "INSERT INTO batches (id, lane, api, id_type, state, profiles, updates, bytes, payload_crc32, created_at_ms)
    SELECT 50, lane, api, id_type, 'ready', profiles, updates, bytes, payload_crc32, created_at_ms FROM batches WHERE state = 'ready';
-   INSERT INTO batch_payloads SELECT 50, payload FROM batch_payloads
+   INSERT INTO batch_payloads SELECT 50, part, payload FROM batch_payloads
    WHERE batch IN (SELECT id FROM batches WHERE state = 'ready' AND id <> 50)" >/dev/null
 doctor_finds empty_batch "$P2" 1
 repair_fixes empty_batch "$P2"
@@ -200,7 +200,7 @@ SAVED=$(q "SELECT done_seq FROM profiles WHERE profile_id = 'd2'")
 q "UPDATE batch_members SET members = json_insert(members, '\$[#]', 999999) WHERE batch = $BID;
    INSERT INTO batches (id, lane, api, id_type, state, profiles, updates, bytes, payload_crc32, created_at_ms)
      SELECT 50, lane, api, id_type, 'submitted', profiles, updates, bytes, payload_crc32, created_at_ms FROM batches WHERE id = $BID;
-   INSERT INTO batch_payloads SELECT 50, payload FROM batch_payloads WHERE batch = $BID;
+   INSERT INTO batch_payloads SELECT 50, part, payload FROM batch_payloads WHERE batch = $BID;
    UPDATE batch_payloads SET payload = x'00' WHERE batch = $BID;
    UPDATE profiles SET done_seq = 999999 WHERE profile_id = 'd2';
    UPDATE writes SET shape = 999 WHERE seq = $ORPH;
