@@ -449,16 +449,11 @@ static int on_profile(void *ctx, const struct pobox_prow *p)
 
 /* ---- settling ---------------------------------------------------------- */
 
-/* Applies the outcomes and quota of the calls idx[0..n) in one transaction
- * (final: also the unsent ones, and the batch's end). */
-static int settle(struct pobox_singler *s, struct group *g, const size_t *idx, size_t n, int final)
-{
-	int64_t batch = g->batch, *counts = g->counts;
-	struct pobox *pb = s->pb;
-	int64_t now = now_ms(s), retries = 0, first_retry_ms = -1;
-	char retry_why[240] = "";
-	/* Quota and call counters are summed here and written once per settle:
-	 * per call, only the profile's own outcome is a statement. */
+/* What one settle sums up and writes once: quota per minute, call counts
+ * per HTTP status, delivered profiles 32 at a time, and the retries for
+ * its one log line.  Per call, only the profile's own outcome is a
+ * statement. */
+struct settle_sums {
 	struct qsum {
 		int64_t minute, used, urgent_used, released, urgent_released;
 	} q[4];
@@ -466,144 +461,226 @@ static int settle(struct pobox_singler *s, struct group *g, const size_t *idx, s
 		long http;
 		int64_t calls, errors;
 	} cc[16];
-	int nq = 0, ncc = 0;
+	int nq, ncc;
 	int64_t delivered[32];
-	size_t ndelivered = 0;
+	size_t ndelivered;
+	int64_t retries, first_retry_ms;
+	char retry_why[240];
+};
+
+/* The lane's stop state, copied under mu for one settle. */
+struct stop_state {
+	int down, stop;
+	struct pobox_verdict v;
+	char msg[200];
+};
+
+/* Counts an answered call under its HTTP status (written by write_sums;
+ * a 17th status is written at once). */
+static int sum_http(struct pobox_singler *s, struct settle_sums *m, const struct call *c)
+{
+	int k;
+	for (k = 0; k < m->ncc && m->cc[k].http != c->http; k++)
+		;
+	if (k == m->ncc && m->ncc < 16) {
+		m->cc[m->ncc].http = c->http;
+		m->cc[m->ncc].calls = m->cc[m->ncc].errors = 0;
+		m->ncc++;
+	}
+	if (k == m->ncc)
+		return pobox_store_count_call(s->pb->st, "single", c->http, c->cls != POBOX_CLASS_OK);
+	m->cc[k].calls++;
+	m->cc[k].errors += c->cls != POBOX_CLASS_OK;
+	return 0;
+}
+
+/* Writes the quota minutes summed so far. */
+static int write_quota(struct settle_sums *m, struct pobox_store *st)
+{
+	int rc = 0;
+	for (int j = 0; j < m->nq && rc == 0; j++)
+		rc = pobox_store_quota_settle(st, pobox_quota_owner(), m->q[j].minute, m->q[j].used,
+		                              m->q[j].urgent_used, m->q[j].released,
+		                              m->q[j].urgent_released);
+	return rc;
+}
+
+/* Counts a call's quota unit as used or released in its minute (four
+ * minutes are summed; a fifth writes what is summed first). */
+static int sum_quota(struct pobox_singler *s, struct settle_sums *m, const struct call *c, int used)
+{
+	int k, rc = 0;
+	for (k = 0; k < m->nq && m->q[k].minute != c->minute; k++)
+		;
+	if (k == m->nq) {
+		if (m->nq == 4) {
+			rc = write_quota(m, s->pb->st);
+			m->nq = k = 0;
+		}
+		memset(&m->q[m->nq], 0, sizeof m->q[0]);
+		m->q[m->nq++].minute = c->minute;
+	}
+	m->q[k].used += used;
+	m->q[k].urgent_used += used && c->urgent;
+	m->q[k].released += !used;
+	m->q[k].urgent_released += !used && c->urgent;
+	return rc;
+}
+
+/* A transient failure: back to pending with backoff (an attempt counted
+ * when the verdict says so); dead after max_attempts. */
+static int retry_call(struct pobox_singler *s, struct group *g, struct settle_sums *m,
+                      const struct call *c, int64_t now, int *killed)
+{
+	char why[220];
+	snprintf(why, sizeof why, "single call: HTTP %ld: %s", c->http, c->msg);
+	int64_t delay = pobox_backoff_delay_ms(&s->backoff, 1, c->retry_after_ms);
+	int rc = pobox_store_profile_release(s->pb->st, c->profile, 0, c->charge, now + delay, why,
+	                                     s->d.max_attempts, killed);
+	g->counts[2]++;
+	if (!*killed) {
+		if (m->retries++ == 0 || delay < m->first_retry_ms)
+			m->first_retry_ms = delay;
+		snprintf(m->retry_why, sizeof m->retry_why, "%s", why);
+	}
+	return rc;
+}
+
+/* Applies an answered call's outcome to its profile. */
+static int apply_outcome(struct pobox_singler *s, struct group *g, struct settle_sums *m,
+                         const struct call *c, int64_t now)
+{
+	struct pobox_store *st = s->pb->st;
+	int killed = 0, rc = 0;
+	switch (c->cls) {
+	case POBOX_CLASS_OK:
+		m->delivered[m->ndelivered++] = c->profile;
+		if (m->ndelivered == sizeof m->delivered / sizeof m->delivered[0]) {
+			rc = pobox_store_profiles_delivered(st, m->delivered, m->ndelivered, now);
+			m->ndelivered = 0;
+		}
+		g->counts[0]++;
+		break;
+	case POBOX_CLASS_NOTFOUND:
+		/* single calls cannot create profiles: the bulk lane (v2) can */
+		rc = pobox_store_profile_release(st, c->profile, 1, 0, 0,
+		                                 "profile not found by a single call; sent by bulk",
+		                                 0, &killed);
+		g->counts[1]++;
+		break;
+	case POBOX_CLASS_BUDGET:
+	case POBOX_CLASS_AUTH:
+	case POBOX_CLASS_CONFIG:
+	case POBOX_CLASS_THROTTLE:
+		rc = pobox_store_profile_release(st, c->profile, 0, 0, 0, c->msg, 0, &killed);
+		break;
+	case POBOX_CLASS_PERMANENT:
+	case POBOX_CLASS_REJECT: {
+		char why[220];
+		snprintf(why, sizeof why, "Target refused the update (HTTP %ld): %s", c->http, c->msg);
+		rc = pobox_store_profile_release(st, c->profile, 0, 1, 0, why, 1, &killed);
+		g->counts[2]++;
+		break;
+	}
+	case POBOX_CLASS_RETRY:
+	default:
+		rc = retry_call(s, g, m, c, now, &killed);
+		break;
+	}
+	if (rc == 0 && killed)
+		pobox_log(POBOX_LOG_ERROR, "updates_dead", "lane=single profile=%lld reason=\"%s\"",
+		          (long long)c->profile, c->msg);
+	return rc;
+}
+
+/* One call of a settle: its counts and quota, then its outcome (a call
+ * never sent just goes back to pending). */
+static int settle_call(struct pobox_singler *s, struct group *g, struct settle_sums *m,
+                       struct call *c, int64_t now)
+{
+	int killed, rc;
+	int used = c->st == C_DONE && c->reached && c->cls != POBOX_CLASS_BUDGET;
+	if (c->st == C_DONE && (rc = sum_http(s, m, c)) != 0)
+		return rc;
+	if ((rc = sum_quota(s, m, c, used)) != 0)
+		return rc;
+	if (c->st == C_QUEUED) /* never sent: the lane stopped; the unit goes back */
+		rc = pobox_store_profile_release(s->pb->st, c->profile, 0, 0, 0, NULL, 0, &killed);
+	else
+		rc = apply_outcome(s, g, m, c, now);
+	c->st = C_SETTLED;
+	return rc;
+}
+
+/* Writes what the settle summed: delivered profiles, quota, call counts,
+ * and one line for its retries. */
+static int write_sums(struct pobox_singler *s, struct settle_sums *m, int64_t now, int down)
+{
+	struct pobox_store *st = s->pb->st;
+	int rc = 0;
+	if (m->ndelivered)
+		rc = pobox_store_profiles_delivered(st, m->delivered, m->ndelivered, now);
+	if (rc == 0)
+		rc = write_quota(m, st);
+	for (int j = 0; j < m->ncc && rc == 0; j++)
+		rc = pobox_store_count_calls(st, "single", m->cc[j].http, m->cc[j].calls, m->cc[j].errors);
+	if (rc == 0 && m->retries)
+		/* one line per settle, not per call: an outage must not flood the log */
+		pobox_log(POBOX_LOG_WARN, "retry_scheduled",
+		          "lane=single profiles=%lld first_in_ms=%lld attempt_counted=%s reason=\"%s\"",
+		          (long long)m->retries, (long long)m->first_retry_ms, down ? "no" : "yes",
+		          m->retry_why);
+	return rc;
+}
+
+/* The end of a group: the lane's pause when it stopped (once per step),
+ * and the batch finished. */
+static int end_group(struct pobox_singler *s, struct group *g, const struct stop_state *ss,
+                     int64_t now)
+{
+	struct pobox_store *st = s->pb->st;
+	int rc = 0;
+	if (ss->stop && !s->pause_written) {
+		int64_t wait = ss->v.retry_after_ms > 0 ? ss->v.retry_after_ms : 60000;
+		const char *cls = ss->v.cls == POBOX_CLASS_BUDGET ? "budget"
+		                  : ss->v.cls == POBOX_CLASS_AUTH ? "auth" : "config";
+		pobox_log(POBOX_LOG_ERROR, "lane_paused", "lane=single class=%s until_s=%lld reason=\"%s\"",
+		          cls, (long long)(wait / 1000), ss->msg);
+		rc = pobox_store_lane_pause(st, "single", now + wait, cls, ss->msg);
+		s->pause_written = rc == 0; /* once per step, not once per group */
+	}
+	if (rc == 0)
+		rc = pobox_store_single_batch_finish(st, g->batch, now, g->counts[0], g->counts[1],
+		                                     g->counts[2]);
+	return rc;
+}
+
+/* Applies the outcomes and quota of the calls idx[0..n) in one transaction
+ * (final: also the unsent ones, and the batch's end). */
+static int settle(struct pobox_singler *s, struct group *g, const size_t *idx, size_t n, int final)
+{
+	struct pobox *pb = s->pb;
+	struct settle_sums m = {.first_retry_ms = -1};
+	struct stop_state ss;
+	int64_t now = now_ms(s);
 	int rc;
 	if ((rc = pobox_begin(pb)) != 0)
 		return rc;
 	pthread_mutex_lock(&s->mu);
-	int down = s->down_since_ms >= 0, stop = s->stop;
-	struct pobox_verdict stop_v = s->stop_v;
-	char stop_msg[sizeof s->stop_msg];
-	memcpy(stop_msg, s->stop_msg, sizeof stop_msg);
+	ss.down = s->down_since_ms >= 0;
+	ss.stop = s->stop;
+	ss.v = s->stop_v;
+	memcpy(ss.msg, s->stop_msg, sizeof ss.msg);
 	pthread_mutex_unlock(&s->mu);
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		struct call *c = &g->calls[idx[i]];
-		int killed = 0, used = 0, k;
-		if (c->st == C_QUEUED && final) {
-			used = 0; /* never sent: the lane stopped; the unit goes back */
-		} else if (c->st != C_DONE) {
-			continue;
-		} else {
-			used = c->reached && c->cls != POBOX_CLASS_BUDGET;
-			for (k = 0; k < ncc && cc[k].http != c->http; k++)
-				;
-			if (k == ncc && ncc < 16) {
-				cc[ncc].http = c->http;
-				cc[ncc].calls = cc[ncc].errors = 0;
-				ncc++;
-			}
-			if (k < ncc) {
-				cc[k].calls++;
-				cc[k].errors += c->cls != POBOX_CLASS_OK;
-			} else if ((rc = pobox_store_count_call(pb->st, "single", c->http,
-			                                        c->cls != POBOX_CLASS_OK)) != 0) {
-				break;
-			}
-		}
-		for (k = 0; k < nq && q[k].minute != c->minute; k++)
-			;
-		if (k == nq) {
-			if (nq == 4) { /* more minutes than slots: write what is summed */
-				for (int j = 0; j < nq && rc == 0; j++)
-					rc = pobox_store_quota_settle(pb->st, pobox_quota_owner(), q[j].minute, q[j].used,
-					                              q[j].urgent_used, q[j].released,
-					                              q[j].urgent_released);
-				nq = k = 0;
-			}
-			memset(&q[nq], 0, sizeof q[0]);
-			q[nq++].minute = c->minute;
-		}
-		q[k].used += used;
-		q[k].urgent_used += used && c->urgent;
-		q[k].released += !used;
-		q[k].urgent_released += !used && c->urgent;
-		if (c->st == C_QUEUED) {
-			if (rc == 0)
-				rc = pobox_store_profile_release(pb->st, c->profile, 0, 0, 0, NULL, 0, &killed);
-			c->st = C_SETTLED;
-			continue;
-		}
-		if (rc)
-			break;
-		switch (c->cls) {
-		case POBOX_CLASS_OK:
-			/* written 32 at a time */
-			delivered[ndelivered++] = c->profile;
-			if (ndelivered == sizeof delivered / sizeof delivered[0]) {
-				rc = pobox_store_profiles_delivered(pb->st, delivered, ndelivered, now);
-				ndelivered = 0;
-			}
-			counts[0]++;
-			break;
-		case POBOX_CLASS_NOTFOUND:
-			/* single calls cannot create profiles: the bulk lane (v2) can */
-			rc = pobox_store_profile_release(pb->st, c->profile, 1, 0, 0,
-			                                 "profile not found by a single call; sent by bulk",
-			                                 0, &killed);
-			counts[1]++;
-			break;
-		case POBOX_CLASS_BUDGET:
-		case POBOX_CLASS_AUTH:
-		case POBOX_CLASS_CONFIG:
-		case POBOX_CLASS_THROTTLE:
-			rc = pobox_store_profile_release(pb->st, c->profile, 0, 0, 0, c->msg, 0, &killed);
-			break;
-		case POBOX_CLASS_PERMANENT:
-		case POBOX_CLASS_REJECT: {
-			char why[220];
-			snprintf(why, sizeof why, "Target refused the update (HTTP %ld): %s", c->http, c->msg);
-			rc = pobox_store_profile_release(pb->st, c->profile, 0, 1, 0, why, 1, &killed);
-			counts[2]++;
-			break;
-		}
-		case POBOX_CLASS_RETRY:
-		default: {
-			char why[220];
-			snprintf(why, sizeof why, "single call: HTTP %ld: %s", c->http, c->msg);
-			int64_t delay = pobox_backoff_delay_ms(&s->backoff, 1, c->retry_after_ms);
-			rc = pobox_store_profile_release(pb->st, c->profile, 0, c->charge, now + delay, why,
-			                                 s->d.max_attempts, &killed);
-			counts[2]++;
-			if (!killed) {
-				if (retries++ == 0 || delay < first_retry_ms)
-					first_retry_ms = delay;
-				snprintf(retry_why, sizeof retry_why, "%s", why);
-			}
-			break;
-		}
-		}
-		if (killed)
-			pobox_log(POBOX_LOG_ERROR, "updates_dead", "lane=single profile=%lld reason=\"%s\"",
-			          (long long)c->profile, c->msg);
-		c->st = C_SETTLED;
+		if (c->st == C_DONE || (c->st == C_QUEUED && final))
+			rc = settle_call(s, g, &m, c, now);
 	}
-	if (rc == 0 && ndelivered)
-		rc = pobox_store_profiles_delivered(pb->st, delivered, ndelivered, now);
-	for (int j = 0; j < nq && rc == 0; j++)
-		rc = pobox_store_quota_settle(pb->st, pobox_quota_owner(), q[j].minute, q[j].used,
-		                              q[j].urgent_used, q[j].released, q[j].urgent_released);
-	for (int j = 0; j < ncc && rc == 0; j++)
-		rc = pobox_store_count_calls(pb->st, "single", cc[j].http, cc[j].calls, cc[j].errors);
-	if (rc == 0 && retries)
-		/* one line per settle, not per call: an outage must not flood the log */
-		pobox_log(POBOX_LOG_WARN, "retry_scheduled",
-		          "lane=single profiles=%lld first_in_ms=%lld attempt_counted=%s reason=\"%s\"",
-		          (long long)retries, (long long)first_retry_ms, down ? "no" : "yes", retry_why);
-	if (rc == 0 && final) {
-		if (stop && !s->pause_written) {
-			int64_t wait = stop_v.retry_after_ms > 0 ? stop_v.retry_after_ms : 60000;
-			const char *cls = stop_v.cls == POBOX_CLASS_BUDGET ? "budget"
-			                  : stop_v.cls == POBOX_CLASS_AUTH ? "auth" : "config";
-			pobox_log(POBOX_LOG_ERROR, "lane_paused", "lane=single class=%s until_s=%lld reason=\"%s\"",
-			          cls, (long long)(wait / 1000), stop_msg);
-			rc = pobox_store_lane_pause(pb->st, "single", now + wait, cls, stop_msg);
-			s->pause_written = rc == 0; /* once per step, not once per group */
-		}
-		if (rc == 0)
-			rc = pobox_store_single_batch_finish(pb->st, batch, now, counts[0], counts[1], counts[2]);
-	}
+	if (rc == 0)
+		rc = write_sums(s, &m, now, ss.down);
+	if (rc == 0 && final)
+		rc = end_group(s, g, &ss, now);
 	if (rc == 0)
 		return pobox_commit(pb);
 	char keep[POBOX_ERRLEN];
