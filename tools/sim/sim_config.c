@@ -102,6 +102,8 @@ static const struct opt opts[] = {
 	  "outage length in simulated s; 0 = no outage (default 0)" },
 	{ "outage-drop", T_BOOL, OFF(outage_drop), 1, 0, 1,
 	  "during an outage close connections instead of answering 503" },
+	{ "status-base", T_STR, OFF(status_base), 1, 0, 0,
+	  "batchStatus URLs name this http(s)://host[:port] instead of the other loopback name" },
 };
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -171,6 +173,20 @@ static int parse_bool(const char *v, int *out)
 		return 0;
 	}
 	return -1;
+}
+
+/* A status base is empty, or http(s):// and a host[:port] of plain
+ * characters (it goes into XML and a URL unescaped). */
+static int bad_base(const char *v)
+{
+	size_t n = strncmp(v, "http://", 7) == 0 ? 7 : strncmp(v, "https://", 8) == 0 ? 8 : 0;
+
+	if (!*v)
+		return 0;
+	if (!n || !v[n])
+		return 1;
+	return v[n + strspn(v + n, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	                           "0123456789.-:[]")] != '\0';
 }
 
 static int add_client(struct sim_config *c, const char *v, char *err, size_t err_len)
@@ -296,10 +312,16 @@ static int set_opt(struct sim_config *c, const struct opt *o, const char *v, con
 		}
 		break;
 	case T_STR: {
-		size_t cap = o->off == OFF(token) ? sizeof(c->token) : sizeof(c->preload);
+		size_t cap = o->off == OFF(token) ? sizeof(c->token)
+		             : o->off == OFF(status_base) ? sizeof(c->status_base) : sizeof(c->preload);
 
 		if (strlen(v) >= cap) {
 			set_err(err, err_len, "%s: value too long (max %zu bytes)", flag, cap - 1);
+			goto out;
+		}
+		if (o->off == OFF(status_base) && bad_base(v)) {
+			set_err(err, err_len, "%s: '%s' is not http://HOST[:PORT] or https://HOST[:PORT]",
+			        flag, v);
 			goto out;
 		}
 		strcpy(field, v);
@@ -528,8 +550,11 @@ int sim_config_json(const struct sim_config *c, struct sim_buf *out)
 		case T_BOOL:
 			sim_buf_adds(out, *(const int *)(const void *)field ? "true" : "false");
 			break;
-		case T_STR:  /* only the token is a run-time string: never show it */
-			sim_buf_adds(out, c->token[0] ? "\"(set)\"" : "\"\"");
+		case T_STR:  /* never show the token; the status base is plain (bad_base) */
+			if (o->off == OFF(token))
+				sim_buf_adds(out, c->token[0] ? "\"(set)\"" : "\"\"");
+			else
+				sim_buf_printf(out, "\"%s\"", (const char *)field);
 			break;
 		case T_CODES:
 			sim_buf_addc(out, '[');

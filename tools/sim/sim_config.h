@@ -62,6 +62,10 @@ struct sim_config {
 	int64_t outage_start_s;
 	int64_t outage_len_s;
 	int outage_drop;
+	/* batchStatus URLs name this scheme://host[:port] instead of the other
+	 * loopback name ("" = off): a Target, or an impostor, that sends the
+	 * client elsewhere */
+	char status_base[256];
 	/* when this plan was published, simulated ms since start: the outage
 	 * window is relative to it */
 	int64_t published_ms;
