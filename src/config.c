@@ -8,6 +8,7 @@
 #include "config.h"
 #include "alloc.h"
 #include "error.h"
+#include "origin.h"
 #include "validate.h"
 
 #include <ctype.h>
@@ -19,7 +20,8 @@
 #include <strings.h>
 #include <unistd.h>
 
-enum key_type { K_STRING, K_INT, K_INT64, K_DURATION, K_SYNC, K_API, K_BOOL, K_SHARE, K_SIZE };
+enum key_type { K_STRING, K_INT, K_INT64, K_DURATION, K_SYNC, K_API, K_BOOL, K_SHARE, K_SIZE,
+                K_CLIENT, K_URL };
 
 struct key {
 	const char *name;
@@ -33,8 +35,8 @@ struct key {
 
 static const struct key keys[] = {
 	{"db", K_STRING, OFF(db), 0, 0, "path of the outbox file"},
-	{"client", K_STRING, OFF(client), 0, 0, "Target client code"},
-	{"base_url", K_STRING, OFF(base_url), 0, 0, "Target edge URL (default https://<client>.tt.omtrdc.net)"},
+	{"client", K_CLIENT, OFF(client), 0, 0, "Target client code"},
+	{"base_url", K_URL, OFF(base_url), 0, 0, "Target edge URL (default https://<client>.tt.omtrdc.net)"},
 	{"token_file", K_STRING, OFF(token_file), 0, 0, "file holding the profile API bearer token"},
 	{"max_value_chars", K_INT, OFF(max_value_chars), 1, 1 << 20, "longest attribute value, in characters"},
 	{"synchronous", K_SYNC, OFF(synchronous), 0, 0, "FULL (default), NORMAL or OFF"},
@@ -128,7 +130,7 @@ void pobox_config_init(struct pobox_config *c)
 void pobox_config_free(struct pobox_config *c)
 {
 	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-		if (keys[i].type == K_STRING) {
+		if (keys[i].type == K_STRING || keys[i].type == K_CLIENT || keys[i].type == K_URL) {
 			char **p = (char **)((char *)c + keys[i].offset);
 			pobox_free(*p);
 			*p = NULL;
@@ -172,6 +174,30 @@ static const struct key *find_key(const char *name)
 	return NULL;
 }
 
+/* A client code goes into every URL's path (and the default host name):
+ * Target's are letters, digits, '-' and '_', and nothing else may change
+ * where a request goes. */
+static int check_client(const char *key, const char *v, char *err, size_t errlen)
+{
+	size_t n = strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_");
+	if (v[n] || n > 64)
+		return pobox_errf(err, errlen, POBOX_ECONFIG,
+		                  "%s = '%.80s': a Target client code is at most 64 letters, digits, "
+		                  "'-' and '_'", key, v);
+	return 0;
+}
+
+/* base_url: empty (the default), or an http(s) URL whose host pobox can
+ * check status URLs against (origin.h). */
+static int check_url(const char *key, const char *v, char *err, size_t errlen)
+{
+	struct pobox_origin o;
+	char why[200];
+	if (*v && pobox_origin_parse(&o, v, why, sizeof why) != 0)
+		return pobox_errf(err, errlen, POBOX_ECONFIG, "%s = '%.200s': %s", key, v, why);
+	return 0;
+}
+
 int pobox_config_set(struct pobox_config *c, const char *key, const char *value, char *err,
                      size_t errlen)
 {
@@ -181,6 +207,11 @@ int pobox_config_set(struct pobox_config *c, const char *key, const char *value,
 		return pobox_errf(err, errlen, POBOX_ECONFIG, "unknown key '%s' (see pobox.conf(5))", key);
 	field = (char *)c + k->offset;
 	switch (k->type) {
+	case K_CLIENT:
+	case K_URL:
+		if ((k->type == K_CLIENT ? check_client : check_url)(key, value, err, errlen) != 0)
+			return POBOX_ECONFIG;
+		/* fall through */
 	case K_STRING: {
 		char *dup = pobox_strdup(value);
 		if (!dup)

@@ -2,8 +2,10 @@
  * deliver.c - the bulk uploader (see deliver.h for the state machine).
  *
  * Owns: the order of a batch action (reserve+mark, call, classify, record),
- * building request URLs (the status URL is always used exactly as Target
- * sent it; only `showDetails=true` is appended for the details call),
+ * building request URLs (the status URL is used exactly as Target sent
+ * it, within the Target origin family of origin.h, where an edge host
+ * named over http:// is asked over https://; only `showDetails=true` is
+ * appended for the details call),
  * retry timing, splitting rejected batches and resubmitting stuck or lost
  * ones.  HTTP is http.c's, parsing response.c's, the verdict classify.c's,
  * the SQL the store's.
@@ -15,6 +17,7 @@
 #include "error.h"
 #include "http.h"
 #include "log.h"
+#include "origin.h"
 #include "outbox.h"
 #include "response.h"
 #include "store.h"
@@ -53,6 +56,28 @@ char *pobox_deliver_base_url(const struct pobox_deliver_opts *o)
 	return url;
 }
 
+int pobox_deliver_check(const struct pobox_deliver_opts *o, char *err, size_t errlen)
+{
+	struct pobox_origin b;
+	char why[200];
+	int rc = 0;
+	if (!o->client || !*o->client)
+		return pobox_errf(err, errlen, POBOX_ECONFIG,
+		                  "no Target client code: set client in the config (or POBOX_CLIENT)");
+	char *url = pobox_deliver_base_url(o);
+	if (!url)
+		return pobox_errf(err, errlen, POBOX_ENOMEM, "out of memory");
+	if (pobox_origin_parse(&b, url, why, sizeof why) != 0)
+		rc = pobox_errf(err, errlen, POBOX_ECONFIG, "base_url %s: %s", url, why);
+	else if (o->token && *o->token && !b.https && !b.loopback)
+		rc = pobox_errf(err, errlen, POBOX_ECONFIG,
+		                "base_url %s is plain http: the bearer token would cross the network "
+		                "unencrypted; use https:// (plain http only to 127.0.0.1, localhost "
+		                "or ::1)", url);
+	pobox_free(url);
+	return rc;
+}
+
 int pobox_deliverer_new(struct pobox_deliverer **out, struct pobox *pb,
                         const struct pobox_deliver_opts *o, char *err, size_t errlen)
 {
@@ -60,9 +85,8 @@ int pobox_deliverer_new(struct pobox_deliverer **out, struct pobox *pb,
 	struct pobox_http_config hc;
 	int rc;
 
-	if (!o->client || !*o->client)
-		return pobox_errf(err, errlen, POBOX_ECONFIG,
-		                  "no Target client code: set client in the config (or POBOX_CLIENT)");
+	if ((rc = pobox_deliver_check(o, err, errlen)) != 0)
+		return rc;
 	if ((rc = pobox_http_global_init(err, errlen)) != 0)
 		return rc;
 	d = pobox_calloc(1, sizeof *d);
@@ -482,7 +506,7 @@ static void failed_rows_free(struct failed_rows *f)
 /* complete: fetch the details, then record delivery and failed rows in one
  * transaction. */
 static int complete(struct pobox_deliverer *d, struct pobox_batch *b, struct pobox_step *st,
-                    long poll_http)
+                    long poll_http, const char *status_url)
 {
 	struct pobox *pb = d->pb;
 	struct failed_rows f = {0};
@@ -492,10 +516,10 @@ static int complete(struct pobox_deliverer *d, struct pobox_batch *b, struct pob
 
 	if ((rc = reserve_call(d, NULL, st)) != 0)
 		return rc; /* 1: still submitted and due: polled when calls free up */
-	size_t n = strlen(b->status_url) + 24;
+	size_t n = strlen(status_url) + 24;
 	if (!(url = pobox_malloc(n)))
 		return POBOX_ENOMEM;
-	snprintf(url, n, "%s%cshowDetails=true", b->status_url, strchr(b->status_url, '?') ? '&' : '?');
+	snprintf(url, n, "%s%cshowDetails=true", status_url, strchr(status_url, '?') ? '&' : '?');
 	call(d, POBOX_CALL_BULK_STATUS, POBOX_HTTP_GET, url, NULL, 0, POBOX_ANSWER_STATUS,
 	     on_failed_row, &f, &x);
 	pobox_free(url);
@@ -560,23 +584,54 @@ out:
 	return rc;
 }
 
+/* A stored status URL outside the Target origin family (origin.h): no
+ * request, so the token goes nowhere; the batch stays submitted and the
+ * refusal counts like a failed poll, so a status that can never be read
+ * ends like a lost one (resubmitted). */
+static int refuse_status(struct pobox_deliverer *d, struct pobox_batch *b, const char *why)
+{
+	struct pobox *pb = d->pb;
+	int rc;
+	pobox_log(POBOX_LOG_ERROR, "status_url_refused", "batch=%lld attempt=%lld reason=\"%s\"",
+	          (long long)b->id, (long long)b->attempts + 1, why);
+	if ((rc = pobox_begin(pb)) != 0)
+		return rc;
+	set_error(b, 0, "", why);
+	if (++b->attempts >= d->o.max_attempts) {
+		b->attempts = 0;
+		rc = resubmit(d, b, "lost");
+	} else {
+		b->next_at_ms = now_ms(d) + pobox_backoff_delay_ms(&d->backoff, (unsigned)b->attempts, -1);
+		rc = pobox_store_batch_save(pb->st, b);
+	}
+	return finish_tx(pb, rc);
+}
+
 static int poll_status(struct pobox_deliverer *d, struct pobox_batch *b, struct pobox_step *st)
 {
 	struct pobox *pb = d->pb;
 	struct exchange x;
+	char *url = NULL, why[POBOX_ERRLEN];
 	int rc;
 
-	if ((rc = reserve_call(d, NULL, st)) != 0)
+	/* the URL Target gave, exactly, when it is within the origin family */
+	if ((rc = pobox_origin_status_url(d->base_url, b->status_url, &url, why, sizeof why)) != 0)
+		return rc == POBOX_EINVALID ? refuse_status(d, b, why) : rc;
+	if ((rc = reserve_call(d, NULL, st)) != 0) {
+		pobox_free(url);
 		return rc;
-	/* verbatim: the URL Target gave, on whatever host it named */
-	call(d, POBOX_CALL_BULK_STATUS, POBOX_HTTP_GET, b->status_url, NULL, 0, POBOX_ANSWER_STATUS,
+	}
+	call(d, POBOX_CALL_BULK_STATUS, POBOX_HTTP_GET, url, NULL, 0, POBOX_ANSWER_STATUS,
 	     NULL, NULL, &x);
 	st->actions++;
 	if (x.v.cls == POBOX_CLASS_OK && x.ans.status == POBOX_BATCH_COMPLETE) {
 		long http = x.resp.status;
 		exchange_free(&x);
-		return complete(d, b, st, http);
+		rc = complete(d, b, st, http, url);
+		pobox_free(url);
+		return rc;
 	}
+	pobox_free(url);
 	if ((rc = pobox_begin(pb)) != 0) {
 		exchange_free(&x);
 		return rc;

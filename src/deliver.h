@@ -15,6 +15,8 @@
  *        |  attempts or age used up -> dead (its updates dead, with the reason)
  *   submitted --stuck (after stuck_wait) or status gone--> replaced by a new
  *        batch with the same bytes (at most stuck_resubmits times)
+ *   submitted, its status URL outside the Target origin family (origin.h):
+ *        not asked (the token goes nowhere else), counted as a failed poll
  *   complete: v2 failed rows go back to pending with an attempt counted.
  */
 #ifndef POBOX_DELIVER_H
@@ -47,6 +49,11 @@ struct pobox_deliverer;
  * or https://<client>.tt.omtrdc.net.  Caller frees (pobox_free); NULL when
  * out of memory. */
 char *pobox_deliver_base_url(const struct pobox_deliver_opts *o);
+
+/* Whether the options may be used to talk to Target: a client code, and
+ * never the token over plain http except to a loopback address (origin.h).
+ * 0, or POBOX_ECONFIG / POBOX_ENOMEM with the reason in err. */
+int pobox_deliver_check(const struct pobox_deliver_opts *o, char *err, size_t errlen);
 
 int pobox_deliverer_new(struct pobox_deliverer **out, struct pobox *pb,
                         const struct pobox_deliver_opts *o, char *err, size_t errlen);

@@ -18,8 +18,9 @@
  * Secrets: the bearer token is copied into the handle, sent only as
  * `Authorization: Bearer <token>`, never put in an error text, never logged
  * (curl's verbose mode is never turned on), and wiped when the handle is
- * freed.  Redirects are not followed, so the header never goes to a host
- * that was not configured.
+ * freed.  Redirects are not followed, so the header goes only to the URLs
+ * the caller asks for; which URLs those may be (the Target origin family)
+ * is origin.h's rule, applied by the uploader before it asks.
  */
 #ifndef POBOX_HTTP_H
 #define POBOX_HTTP_H

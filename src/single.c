@@ -262,7 +262,8 @@ int pobox_singler_new(struct pobox_singler **out, struct pobox *pb,
 	struct pobox_singler *s;
 	struct pobox_http_config hc;
 	int rc;
-	if ((rc = pobox_http_global_init(err, errlen)) != 0)
+	if ((rc = pobox_deliver_check(d, err, errlen)) != 0 ||
+	    (rc = pobox_http_global_init(err, errlen)) != 0)
 		return rc;
 	if (!(s = pobox_calloc(1, sizeof *s)))
 		return pobox_errf(err, errlen, POBOX_ENOMEM, "out of memory");

@@ -72,6 +72,13 @@ int cli_deliver_opts(struct cli *cli, struct pobox_deliver_opts *o, char **token
 	o->request_timeout_ms = c->request_timeout_ms;
 	o->verify_tls = c->verify_tls;
 	o->seed = (uint64_t)c->seed;
+	char err[512];
+	if (pobox_deliver_check(o, err, sizeof err) != 0) {
+		cli_error("%s", err);
+		cli_token_free(*token);
+		*token = NULL;
+		return EXIT_CONFIG;
+	}
 	return EXIT_OK;
 }
 
