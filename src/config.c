@@ -55,7 +55,7 @@ static const struct key keys[] = {
 	{"poll_initial", K_DURATION, OFF(poll_initial_ms), 1, 3600000, "first batchStatus poll after submitting"},
 	{"poll_cap", K_DURATION, OFF(poll_cap_ms), 1, INT64_C(86400000), "longest interval between polls"},
 	{"stuck_wait", K_DURATION, OFF(stuck_wait_ms), 0, INT64_C(86400000) * 7, "wait before resubmitting a stuck batch"},
-	{"stuck_resubmits", K_INT64, OFF(stuck_resubmits), 0, 1000, "resubmissions of a stuck or lost batch before its rows are dead-lettered"},
+	{"stuck_resubmits", K_INT64, OFF(stuck_resubmits), 0, 1000, "resubmissions of a batch whose status Target lost before its rows are dead-lettered"},
 	{"bulk_calls_per_minute", K_INT64, OFF(bulk_calls_per_minute), 1, 10000, "bulk calls (submit and poll) per minute, all processes together"},
 	{"bulk_max_in_flight", K_INT64, OFF(bulk_max_in_flight), 1, 1000, "bulk batches submitted and not yet complete at once (Target keeps only the last 10 statuses)"},
 	{"connect_timeout", K_DURATION, OFF(connect_timeout_ms), 1, 600000, "HTTP connect timeout"},

@@ -316,7 +316,8 @@ static int split(struct pobox_deliverer *d, struct pobox_batch *b, const struct 
 	return pobox_store_batch_save(pb->st, b);
 }
 
-/* Stuck or lost: the same bytes go again as a new batch. */
+/* Lost (Target no longer knows the status): the same bytes go again as a
+ * new batch, at most stuck_resubmits times in a row. */
 static int resubmit(struct pobox_deliverer *d, struct pobox_batch *b, const char *why)
 {
 	struct pobox *pb = d->pb;
@@ -343,6 +344,39 @@ static int resubmit(struct pobox_deliverer *d, struct pobox_batch *b, const char
 	pobox_log(POBOX_LOG_WARN, "batch_resubmitted", "batch=%lld as=%lld why=%s generation=%lld",
 	          (long long)b->id, (long long)n, why, (long long)(b->resubmits + 1));
 	return pobox_store_batch_save(pb->st, b);
+}
+
+/* Stuck is Target's transient state: the batch's rows go back to pending
+ * with an attempt counted and are cut again (with anything newer for the
+ * same profiles); only max_attempts (per profile) and max_age make dead
+ * letters. */
+static int requeue_stuck(struct pobox_deliverer *d, struct pobox_batch *b)
+{
+	int64_t now = now_ms(d), killed = 0;
+	char why[300];
+	int rc;
+	if (now - b->created_at_ms >= d->o.max_age_ms) {
+		snprintf(why, sizeof why, "batch stuck at Target; gave up after max_age (%llds)",
+		         (long long)(d->o.max_age_ms / 1000));
+		return kill_batch(d, b, why);
+	}
+	snprintf(why, sizeof why, "batch %lld stuck at Target for %llds; its updates went back to "
+	         "pending (attempt counted)", (long long)b->id,
+	         (long long)((now - b->submitted_at_ms) / 1000));
+	if ((rc = pobox_store_batch_retry_rows(d->pb->st, b->id, why, now, d->o.max_attempts,
+	                                       &killed)) != 0)
+		return rc;
+	b->state = POBOX_B_REPLACED;
+	b->finished_at_ms = now;
+	set_error(b, 0, "", why);
+	pobox_log(POBOX_LOG_WARN, "batch_stuck", "batch=%lld profiles=%lld requeued=%lld dead=%lld",
+	          (long long)b->id, (long long)b->profiles, (long long)(b->profiles - killed),
+	          (long long)killed);
+	if (killed)
+		pobox_log(POBOX_LOG_ERROR, "updates_dead", "lane=bulk batch=%lld profiles=%lld "
+		          "reason=\"stuck after max_attempts (%lld)\"", (long long)b->id,
+		          (long long)killed, (long long)d->o.max_attempts);
+	return pobox_store_batch_save(d->pb->st, b);
 }
 
 /* ---- actions ----------------------------------------------------------- */
@@ -648,7 +682,7 @@ static int poll_status(struct pobox_deliverer *d, struct pobox_batch *b, struct 
 		b->attempts = 0;
 		if (x.ans.status == POBOX_BATCH_STUCK) {
 			if (now - b->submitted_at_ms >= d->o.stuck_wait_ms) {
-				rc = resubmit(d, b, "stuck");
+				rc = requeue_stuck(d, b);
 				break;
 			}
 			b->next_at_ms = b->submitted_at_ms + d->o.stuck_wait_ms;

@@ -13,8 +13,10 @@
  *        |  retry (backoff), throttle (lane pause), auth/config (lane pause, loud)
  *        |  rejected file -> split into halves; one row left -> its updates dead
  *        |  attempts or age used up -> dead (its updates dead, with the reason)
- *   submitted --stuck (after stuck_wait) or status gone--> replaced by a new
- *        batch with the same bytes (at most stuck_resubmits times)
+ *   submitted --stuck (after stuck_wait)--> replaced: its rows back to pending
+ *        with an attempt counted (dead only after max_attempts or max_age)
+ *   submitted --status gone (lost)--> replaced by a new batch with the same
+ *        bytes (at most stuck_resubmits times)
  *   submitted, its status URL outside the Target origin family (origin.h):
  *        not asked (the token goes nowhere else), counted as a failed poll
  *   complete: v2 failed rows go back to pending with an attempt counted.

@@ -677,6 +677,56 @@ int pobox_store_batch_kill(struct pobox_store *st, int64_t batch, const char *re
 	return rc ? rc : pobox_store_batch_release(st, batch);
 }
 
+int pobox_store_batch_retry_rows(struct pobox_store *st, int64_t batch, const char *reason,
+                                 int64_t next_at_ms, int64_t max_attempts, int64_t *killed)
+{
+	/* RETURNING rows are all computed by the first step, so the kills
+	 * below run after the release is complete */
+	static const char sql[] =
+		"UPDATE profiles SET batch = NULL, attempts = attempts + 1, next_attempt_at_ms = ?2,"
+		" last_error = ?3 WHERE batch = ?1 RETURNING id, done_seq, batch_seq, attempts";
+	struct dying {
+		int64_t id, done, upto, attempts;
+	} *v = NULL;
+	size_t n = 0, cap = 0;
+	int rc = 0, r;
+	sqlite3_stmt *s = pobox_store_prep(st, sql);
+	*killed = 0;
+	if (!s)
+		return POBOX_EIO;
+	sqlite3_bind_int64(s, 1, batch);
+	sqlite3_bind_int64(s, 2, next_at_ms);
+	sqlite3_bind_text(s, 3, reason, -1, SQLITE_STATIC);
+	while ((r = sqlite3_step(s)) == SQLITE_ROW && rc == 0) {
+		if (sqlite3_column_int64(s, 3) < max_attempts)
+			continue;
+		if (n == cap) {
+			size_t nc = cap ? 2 * cap : 16;
+			struct dying *nv = pobox_realloc(v, nc * sizeof *nv);
+			if (!nv) {
+				rc = pobox_errf(st->err, st->errlen, POBOX_ENOMEM, "out of memory");
+				break;
+			}
+			v = nv;
+			cap = nc;
+		}
+		v[n].id = sqlite3_column_int64(s, 0);
+		v[n].done = sqlite3_column_int64(s, 1);
+		v[n].upto = sqlite3_column_int64(s, 2);
+		v[n++].attempts = sqlite3_column_int64(s, 3);
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	if (rc == 0 && r != SQLITE_DONE)
+		rc = pobox_store_fail(st, r, "returning a batch's rows to pending");
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = pobox_store_kill_rows(st, v[i].id, v[i].done, v[i].upto, reason, v[i].attempts);
+	if (rc == 0)
+		*killed = (int64_t)n;
+	pobox_free(v);
+	return rc;
+}
+
 int pobox_store_row_failed(struct pobox_store *st, int64_t batch, enum pobox_id_type t,
                            const char *profile_id, const char *reason, int64_t next_at_ms,
                            int64_t max_attempts, int *found)

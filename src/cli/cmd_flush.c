@@ -494,6 +494,29 @@ static int loop(struct cli *cli, struct pobox *pb, struct pobox_deliver_opts *o,
 	return code;
 }
 
+/* Dead updates in the outbox now (-1 when they cannot be counted). */
+static int64_t dead_count(struct pobox *pb)
+{
+	struct pobox_status s;
+	return pobox_store_status(pb->st, &s) == 0 ? s.updates[POBOX_ST_DEAD] : -1;
+}
+
+/* flush --wait exits 0 only when everything it waited for was delivered:
+ * when updates died meanwhile it says so, and a flush that otherwise
+ * succeeded exits 65. */
+static int dead_verdict(struct pobox *pb, int64_t dead_before, int code)
+{
+	int64_t now = dead_count(pb);
+	char n[32];
+	if (dead_before < 0 || now <= dead_before)
+		return code;
+	printf("flush: %s updates ended dead instead of delivered; see `pobox dead`\n",
+	       cli_num(n, sizeof n, now - dead_before));
+	fflush(stdout);
+	cli_error("flush: %s updates ended dead (reasons: pobox dead)", n);
+	return code == EXIT_OK ? EXIT_DATAERR : code;
+}
+
 int cmd_flush(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -532,6 +555,7 @@ int cmd_flush(struct cli *cli, int argc, char **argv)
 		return code;
 	if (!(pb = cli_open(cli, 0, &code)))
 		goto out;
+	int64_t dead_before = dead_count(pb);
 	{
 		int64_t due = 0, later = 0, next_due, oldest;
 		pobox_store_pending(pb->st, pobox_clock_now_ms(&pb->clock), &due, &later, &next_due, &oldest);
@@ -542,9 +566,11 @@ int cmd_flush(struct cli *cli, int argc, char **argv)
 		goto out;
 	}
 	code = EXIT_OK;
-	if (wait)
+	if (wait) {
 		code = loop(cli, pb, &o, &token, FLUSH_WAIT,
 		            timeout_ms ? pobox_clock_now_ms(&pb->clock) + timeout_ms : 0, 0);
+		code = dead_verdict(pb, dead_before, code);
+	}
 out:
 	pobox_close(pb);
 	cli_token_free(token);

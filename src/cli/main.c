@@ -81,12 +81,14 @@ const struct command cli_commands[] = {
 	 "the exact bytes to send.  Without --wait that is all (`pobox run` delivers).\n"
 	 "\n"
 	 "  --wait          then deliver: submit, follow each batch's status URL to\n"
-	 "                  completion, retry, split refused files, resubmit stuck or\n"
-	 "                  lost batches; updates arriving meanwhile are delivered too\n"
+	 "                  completion, retry, split refused files, cut stuck batches'\n"
+	 "                  updates again, resubmit lost ones; updates arriving\n"
+	 "                  meanwhile are delivered too\n"
 	 "  --timeout DUR   give up waiting after DUR (30s, 10m, 2h)\n"
 	 "\n"
-	 "exit: 0 everything delivered (or dead-lettered: see pobox status), 69 Target\n"
-	 "      refused the token or the client code (nothing was dead-lettered),\n"
+	 "exit: 0 everything delivered, 65 done but some updates ended dead (see\n"
+	 "      pobox dead), 69 Target refused the token or the client code (nothing\n"
+	 "      was dead-lettered),\n"
 	 "      75 timed out or interrupted with work left (a summary is printed),\n"
 	 "      78 configuration error (client, token_file)\n"},
 	{"run", cmd_run, "the delivery service loop",
