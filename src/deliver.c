@@ -111,6 +111,8 @@ int pobox_deliverer_new(struct pobox_deliverer **out, struct pobox *pb,
 	hc.bearer_token = o->token;
 	hc.clock = &pb->clock;
 	hc.max_body_bytes = 64u << 20; /* a details answer may list 500,000 failed rows */
+	hc.abort_fn = o->abort_fn;
+	hc.abort_ctx = o->abort_ctx;
 	if ((rc = pobox_http_new(&d->http, &hc, err, errlen)) != 0)
 		goto fail;
 	pobox_backoff_init(&d->backoff, o->backoff_base_ms, o->backoff_cap_ms, 0,
@@ -214,6 +216,22 @@ static void call(struct pobox_deliverer *d, enum pobox_call what, enum pobox_htt
 		.now_ms = now_ms(d),
 	};
 	pobox_classify(&x->v, &oc);
+}
+
+/* A call our own stop or deadline ended: nothing is recorded (the batch
+ * keeps its state, as after a crash), and the caller ends the step. */
+static int never_answered(const struct pobox_batch *b, const struct exchange *x)
+{
+	if (x->resp.fail != POBOX_HTTP_FAIL_ABORTED)
+		return 0;
+	pobox_log(POBOX_LOG_INFO, "call_aborted", "batch=%lld state=%s reason=\"%s\"",
+	          (long long)b->id, pobox_batch_state_names[b->state], x->msg);
+	return 1;
+}
+
+static int aborting(const struct pobox_deliverer *d)
+{
+	return d->o.abort_fn && d->o.abort_fn(d->o.abort_ctx);
 }
 
 /* ---- recording outcomes ------------------------------------------------- */
@@ -445,6 +463,10 @@ static int submit(struct pobox_deliverer *d, struct pobox_batch *b, struct pobox
 	     NULL, NULL, &x);
 	pobox_free(body);
 	st->actions++;
+	if (never_answered(b, &x)) {
+		exchange_free(&x);
+		return 1; /* stays sending: re-sent later, as after a crash */
+	}
 
 	/* 4. record the outcome */
 	if ((rc = pobox_begin(pb)) != 0) {
@@ -558,6 +580,10 @@ static int complete(struct pobox_deliverer *d, struct pobox_batch *b, struct pob
 	     on_failed_row, &f, &x);
 	pobox_free(url);
 	st->actions++;
+	if (never_answered(b, &x)) {
+		rc = 1; /* still submitted: polled again */
+		goto out;
+	}
 	if ((rc = pobox_begin(pb)) != 0)
 		goto out;
 	/* the poll that said complete, and this details call */
@@ -658,6 +684,11 @@ static int poll_status(struct pobox_deliverer *d, struct pobox_batch *b, struct 
 	call(d, POBOX_CALL_BULK_STATUS, POBOX_HTTP_GET, url, NULL, 0, POBOX_ANSWER_STATUS,
 	     NULL, NULL, &x);
 	st->actions++;
+	if (never_answered(b, &x)) {
+		exchange_free(&x);
+		pobox_free(url);
+		return 1; /* still submitted: polled again */
+	}
 	if (x.v.cls == POBOX_CLASS_OK && x.ans.status == POBOX_BATCH_COMPLETE) {
 		long http = x.resp.status;
 		exchange_free(&x);
@@ -730,7 +761,7 @@ int pobox_deliver_step(struct pobox_deliverer *d, struct pobox_step *out)
 
 	memset(out, 0, sizeof *out);
 	out->next_due_ms = -1;
-	for (int i = 0; i < MAX_ACTIONS_PER_STEP; i++) {
+	for (int i = 0; i < MAX_ACTIONS_PER_STEP && !aborting(d); i++) {
 		int64_t id, at, now = now_ms(d), until, flying = 0;
 		/* Target keeps only the last few batch statuses (10, per its
 		 * docs): with more in flight, old statuses vanish before they are
@@ -763,7 +794,7 @@ int pobox_deliver_step(struct pobox_deliverer *d, struct pobox_step *out)
 		else
 			rc = submit(d, &b, out);
 		pobox_batch_free(&b);
-		if (rc == 1) { /* out of calls for this minute */
+		if (rc == 1) { /* out of calls for this minute, or stopping */
 			rc = 0;
 			break;
 		}

@@ -43,6 +43,11 @@ struct pobox_deliver_opts {
 	int64_t connect_timeout_ms, request_timeout_ms;
 	int verify_tls;
 	uint64_t seed;
+	/* Optional (http.h): nonzero ends calls in flight and starts no more; a
+	 * call ended so is recorded as never answered, like a crash (a batch
+	 * stays sending, to be re-sent; a poll is asked again).  Borrowed. */
+	int (*abort_fn)(void *ctx);
+	void *abort_ctx;
 };
 
 struct pobox_deliverer;

@@ -53,6 +53,7 @@ struct call {
 	enum { C_QUEUED, C_FLYING, C_DONE, C_SETTLED } st;
 	enum pobox_class cls;
 	int charge, reached;
+	int aborted;             /* ended by our stop or deadline: never answered */
 	long http;
 	int64_t retry_after_ms;
 	char msg[160];
@@ -111,6 +112,8 @@ struct pobox_singler {
 	int64_t down_since_ms;    /* first unreachable call of an outage, -1 none */
 	int64_t recovered_at_ms;  /* last recovery, for the ramp */
 	int stop;                 /* budget, auth or config: send no more */
+	int aborted;              /* a stop or deadline (abort_fn): send no more;
+	                           * calls in flight end unanswered */
 	atomic_int halt;          /* stop || failed_rc, readable without mu (the
 	                           * multi handles' gate) */
 	int pause_written;        /* the settler's: the lane pause for stop is recorded */
@@ -156,6 +159,7 @@ static void on_done(void *ctx, void *user, int rc, struct pobox_http_resp *resp)
 	                            : rc != 0 ? POBOX_HTTP_FAIL_OTHER : POBOX_HTTP_FAIL_NONE;
 	/* a refused or unresolved connection never reached Target */
 	c->reached = !(fail == POBOX_HTTP_FAIL_CONNECT || fail == POBOX_HTTP_FAIL_RESOLVE);
+	c->aborted = fail == POBOX_HTTP_FAIL_ABORTED;
 	if (fail == POBOX_HTTP_FAIL_NONE) {
 		const char *b = resp->body ? resp->body : "";
 		enum pobox_answer_kind k = resp->status >= 200 && resp->status < 300 ? POBOX_ANSWER_SINGLE
@@ -193,6 +197,10 @@ static void on_done(void *ctx, void *user, int rc, struct pobox_http_resp *resp)
 	pobox_answer_free(&ans);
 
 	pthread_mutex_lock(&s->mu);
+	if (c->aborted && !s->aborted) {
+		s->aborted = 1;
+		atomic_store(&s->halt, 1);
+	}
 	if ((v.cls == POBOX_CLASS_BUDGET || v.cls == POBOX_CLASS_AUTH || v.cls == POBOX_CLASS_CONFIG) &&
 	    !s->stop) {
 		s->stop = 1;
@@ -292,6 +300,8 @@ int pobox_singler_new(struct pobox_singler **out, struct pobox *pb,
 	hc.verify_tls = d->verify_tls;
 	hc.bearer_token = d->token;
 	hc.compressed_answers = 0; /* a single call's answer is a few hundred bytes */
+	hc.abort_fn = d->abort_fn;
+	hc.abort_ctx = d->abort_ctx;
 	hc.clock = &pb->clock;
 	/* the connections are split between the senders; never a sender
 	 * without one */
@@ -599,15 +609,16 @@ static int apply_outcome(struct pobox_singler *s, struct group *g, struct settle
 static int settle_call(struct pobox_singler *s, struct group *g, struct settle_sums *m,
                        struct call *c, int64_t now)
 {
-	int killed, rc;
+	int killed, rc = 0;
 	int used = c->st == C_DONE && c->reached && c->cls != POBOX_CLASS_BUDGET;
-	if (c->st == C_DONE && (rc = sum_http(s, m, c)) != 0)
+	if (c->st == C_DONE && !c->aborted && (rc = sum_http(s, m, c)) != 0)
 		return rc;
 	if ((rc = sum_quota(s, m, c, used)) != 0)
 		return rc;
 	if (c->st == C_QUEUED) /* never sent: the lane stopped; the unit goes back */
 		rc = pobox_store_profile_release(s->pb->st, c->profile, 0, 0, 0, NULL, 0, &killed);
-	else
+	else if (!c->aborted) /* aborted: never answered, the profile stays in the
+	                       * batch (sending), re-sent later as after a crash */
 		rc = apply_outcome(s, g, m, c, now);
 	c->st = C_SETTLED;
 	return rc;
@@ -714,7 +725,7 @@ static struct group *group_to_take(struct pobox_singler *s)
 {
 	struct group *a = &s->g[0], *b = &s->g[1];
 	int ra = a->published && a->next < a->ncalls, rb = b->published && b->next < b->ncalls;
-	if (s->stop || s->failed_rc)
+	if (s->stop || s->failed_rc || s->aborted)
 		return NULL;
 	if (ra && rb)
 		return a->seq < b->seq ? a : b;
@@ -725,7 +736,7 @@ static struct group *group_to_take(struct pobox_singler *s)
  * from it and everything taken is back. */
 static int group_answered(const struct pobox_singler *s, const struct group *g)
 {
-	return g->published && (g->next >= g->ncalls || s->stop || s->failed_rc) &&
+	return g->published && (g->next >= g->ncalls || s->stop || s->failed_rc || s->aborted) &&
 	       g->answered == g->taken;
 }
 
@@ -749,7 +760,8 @@ static void *sender_main(void *arg)
 
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
-		if ((s->stop || s->failed_rc) && pobox_http_multi_cancel_queued(w->multi, unsent) > 0)
+		if ((s->stop || s->failed_rc || s->aborted) &&
+		    pobox_http_multi_cancel_queued(w->multi, unsent) > 0)
 			pthread_cond_signal(&s->cv); /* perhaps a group's last answer */
 		int64_t depth = sender_depth(s, w, now_ms(s));
 		while ((int64_t)pobox_http_multi_pending(w->multi) < depth && (g = group_to_take(s))) {
@@ -867,6 +879,18 @@ static int settle_group(struct pobox_singler *s, struct group *g, int final)
 
 static int prepare(struct pobox_singler *s, struct group *g, struct pobox_step *out, int *did);
 
+/* A stop or deadline (abort_fn) seen by the settler (mu held): no more
+ * calls start, and the senders end those in flight (pobox_http_multi_run
+ * asks abort_fn too). */
+static void notice_abort(struct pobox_singler *s)
+{
+	if (s->aborted || !s->d.abort_fn || !s->d.abort_fn(s->d.abort_ctx))
+		return;
+	s->aborted = 1;
+	atomic_store(&s->halt, 1);
+	pthread_cond_broadcast(&s->work);
+}
+
 /* Records a database error of the settler (mu held): the senders stop
  * taking calls; pb->err is kept for the caller. */
 static void fail_step(struct pobox_singler *s, int rc)
@@ -890,6 +914,7 @@ int pobox_single_step(struct pobox_singler *s, struct pobox_step *out)
 	if (s->broken)
 		return pobox_errf(pb->err, sizeof pb->err, POBOX_EIO, "single lane stopped by an earlier error");
 	s->stop = 0;
+	s->aborted = 0;
 	s->pause_written = 0;
 	s->failed_rc = 0;
 	atomic_store(&s->halt, 0);
@@ -901,7 +926,8 @@ int pobox_single_step(struct pobox_singler *s, struct pobox_step *out)
 		/* the next due group, into a free slot, while the other one is sent;
 		 * a bounded number per step */
 		struct group *fr = !s->g[0].published ? &s->g[0] : !s->g[1].published ? &s->g[1] : NULL;
-		if (fr && more && groups < 16 && !s->stop && !s->failed_rc) {
+		notice_abort(s);
+		if (fr && more && groups < 16 && !s->stop && !s->failed_rc && !s->aborted) {
 			int did = 0;
 			pthread_mutex_unlock(&s->mu);
 			int r = prepare(s, fr, out, &did);

@@ -226,6 +226,16 @@ struct round {
 	int urgent_new, want_cut;
 };
 
+/* The deliverers' abort hook (called from any thread): a stop signal, or
+ * flush --wait's deadline, ends calls in flight at once instead of
+ * waiting out request_timeout for a server that does not answer. */
+static int abort_wanted(void *ctx)
+{
+	const struct loop *l = ctx;
+	return stop_signal ||
+	       (l->deadline_ms > 0 && pobox_clock_now_ms(&l->pb->clock) >= l->deadline_ms);
+}
+
 /* Takes the delivery lock and makes the deliverers.  EXIT_OK, or the exit
  * code after saying why. */
 static int loop_open(struct loop *l)
@@ -234,6 +244,8 @@ static int loop_open(struct loop *l)
 	char err[POBOX_ERRLEN];
 	int rc;
 
+	l->o->abort_fn = abort_wanted;
+	l->o->abort_ctx = l;
 	l->lock = delivery_lock(cli->cfg.db);
 	if (l->lock == -2)
 		return EXIT_CANTCREAT;
@@ -271,10 +283,14 @@ static void loop_close(struct loop *l)
 	pobox_singler_free(l->sg);
 	if (l->lock >= 0)
 		close(l->lock);
+	l->o->abort_fn = NULL;
+	l->o->abort_ctx = NULL;
 }
 
 /* SIGHUP: the configuration again, and deliverers made from it (the old
- * ones stay when the new ones cannot be made). */
+ * ones stay when the new ones cannot be made).  A pause for the token or
+ * the client code ends: the reload may be the fix, and if it is not, the
+ * next call says so again. */
 static void reload_deliverers(struct loop *l)
 {
 	struct pobox_deliverer *nd = NULL;
@@ -282,6 +298,8 @@ static void reload_deliverers(struct loop *l)
 	char err[POBOX_ERRLEN];
 
 	reload(l->cli, l->o, l->token);
+	l->o->abort_fn = abort_wanted;
+	l->o->abort_ctx = l;
 	if (!l->d)
 		return;
 	single_opts(&l->cli->cfg, &l->so);
@@ -291,6 +309,8 @@ static void reload_deliverers(struct loop *l)
 		pobox_singler_free(l->sg);
 		l->d = nd;
 		l->sg = ns;
+		if (pobox_store_lane_unpause_auth(l->pb->st) != 0)
+			pobox_log(POBOX_LOG_WARN, "unpause_failed", "reason=\"%s\"", pobox_errmsg(l->pb));
 	} else {
 		pobox_deliverer_free(nd);
 		pobox_log(POBOX_LOG_ERROR, "reload_failed", "reason=\"%s\"", err);
