@@ -18,6 +18,7 @@
 #include "http.h"
 #include "log.h"
 #include "origin.h"
+#include "outage.h"
 #include "outbox.h"
 #include "response.h"
 #include "store.h"
@@ -38,6 +39,8 @@ struct pobox_deliverer {
 	/* Batches allowed in flight now: halved when Target has forgotten a
 	 * status (it keeps only its last few), back up by one per completion. */
 	int64_t in_flight_limit;
+	struct pobox_outage net;   /* the lane cannot reach Target (outage.h) */
+	int lift;                  /* an answer ended an outage: lift the pauses */
 };
 
 char *pobox_deliver_base_url(const struct pobox_deliver_opts *o)
@@ -118,6 +121,8 @@ int pobox_deliverer_new(struct pobox_deliverer **out, struct pobox *pb,
 	pobox_backoff_init(&d->backoff, o->backoff_base_ms, o->backoff_cap_ms, 0,
 	                   o->seed ? o->seed : (uint64_t)pobox_clock_now_ms(&pb->clock) ^
 	                                           ((uint64_t)getpid() << 32));
+	pobox_outage_init(&d->net, "bulk", o->backoff_base_ms, o->backoff_cap_ms,
+	                  pobox_backoff_rand(&d->backoff));
 	*out = d;
 	return 0;
 fail:
@@ -216,6 +221,18 @@ static void call(struct pobox_deliverer *d, enum pobox_call what, enum pobox_htt
 		.now_ms = now_ms(d),
 	};
 	pobox_classify(&x->v, &oc);
+	/* any answer at all: Target is reachable again */
+	if (x->resp.fail == POBOX_HTTP_FAIL_NONE && rc == 0) {
+		enum pobox_outage_event ev = pobox_outage_ok(&d->net, oc.now_ms);
+		pobox_outage_log(&d->net, ev, oc.now_ms);
+		d->lift |= ev == POBOX_OUTAGE_END;
+	}
+}
+
+/* A call that never reached Target: refused, or the name did not resolve. */
+static int unreachable(const struct exchange *x)
+{
+	return x->resp.fail == POBOX_HTTP_FAIL_CONNECT || x->resp.fail == POBOX_HTTP_FAIL_RESOLVE;
 }
 
 /* A call our own stop or deadline ended: nothing is recorded (the batch
@@ -283,6 +300,22 @@ static int retry_later(struct pobox_deliverer *d, struct pobox_batch *b, const s
 	          (long long)b->attempts, (long long)(b->next_at_ms - now), x->resp.status,
 	          x->msg[0] ? x->msg : x->v.reason);
 	return pobox_store_batch_save(d->pb->st, b);
+}
+
+/* Target unreachable: the lane goes (or stays) offline until the next
+ * probe (outage.h).  b keeps its state and times: no attempt, no retry time,
+ * no new row; only its last_error says why. */
+static int went_offline(struct pobox_deliverer *d, struct pobox_batch *b, const struct exchange *x,
+                        enum pobox_batch_state back_to)
+{
+	int64_t now = now_ms(d);
+	const char *why = x->msg[0] ? x->msg : x->v.reason;
+	enum pobox_outage_event ev = pobox_outage_failed(&d->net, now, why);
+	pobox_outage_log(&d->net, ev, now);
+	b->state = back_to;
+	set_error(b, 0, "", why);
+	int rc = pobox_outage_pause(d->pb, &d->net);
+	return rc ? rc : pobox_store_batch_save(d->pb->st, b);
 }
 
 /* Throttle / auth / config: the whole lane waits; no attempt is spent. */
@@ -474,8 +507,11 @@ static int submit(struct pobox_deliverer *d, struct pobox_batch *b, struct pobox
 		return rc;
 	}
 	rc = pobox_store_count_call(pb->st, "bulk", x.resp.status, x.v.cls != POBOX_CLASS_OK);
-	switch (rc ? -1 : (int)x.v.cls) {
+	switch (rc ? -1 : unreachable(&x) ? -2 : (int)x.v.cls) {
 	case -1:
+		break;
+	case -2:
+		rc = went_offline(d, b, &x, POBOX_B_READY);
 		break;
 	case POBOX_CLASS_OK: {
 		int64_t now = now_ms(d);
@@ -625,6 +661,8 @@ static int complete(struct pobox_deliverer *d, struct pobox_batch *b, struct pob
 			          (long long)b->id, (long long)b->profiles, f.n,
 			          (long long)b->profiles_not_found);
 		}
+	} else if (unreachable(&x)) {
+		rc = went_offline(d, b, &x, POBOX_B_SUBMITTED);
 	} else if (x.v.cls == POBOX_CLASS_OK || x.v.cls == POBOX_CLASS_RETRY) {
 		/* the details call failed or said something else: poll again */
 		b->polls++;
@@ -703,8 +741,11 @@ static int poll_status(struct pobox_deliverer *d, struct pobox_batch *b, struct 
 	}
 	int64_t now = now_ms(d);
 	rc = pobox_store_count_call(pb->st, "bulk", x.resp.status, x.v.cls != POBOX_CLASS_OK);
-	switch (rc ? -1 : (int)x.v.cls) {
+	switch (rc ? -1 : unreachable(&x) ? -2 : (int)x.v.cls) {
 	case -1:
+		break;
+	case -2:
+		rc = went_offline(d, b, &x, POBOX_B_SUBMITTED);
 		break;
 	case POBOX_CLASS_OK:
 		pobox_free(b->remote_status);
@@ -794,6 +835,14 @@ int pobox_deliver_step(struct pobox_deliverer *d, struct pobox_step *out)
 		else
 			rc = submit(d, &b, out);
 		pobox_batch_free(&b);
+		if (rc >= 0 && d->lift) { /* the network is back: both lanes go on */
+			int r = pobox_begin(pb);
+			if (r == 0)
+				r = finish_tx(pb, pobox_outage_lift(pb));
+			d->lift = r != 0;
+			if (r)
+				rc = r;
+		}
 		if (rc == 1) { /* out of calls for this minute, or stopping */
 			rc = 0;
 			break;

@@ -11,6 +11,8 @@
  *
  *   ready/sending --POST ok--> submitted --complete+details--> done
  *        |  retry (backoff), throttle (lane pause), auth/config (lane pause, loud)
+ *        |  Target unreachable: the lane goes offline (outage.h), b unchanged
+ *        |  our stop or deadline (abort_fn): nothing recorded, b stays sending
  *        |  rejected file -> split into halves; one row left -> its updates dead
  *        |  attempts or age used up -> dead (its updates dead, with the reason)
  *   submitted --stuck (after stuck_wait)--> replaced: its rows back to pending

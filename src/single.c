@@ -26,6 +26,7 @@
 #include "error.h"
 #include "http.h"
 #include "log.h"
+#include "outage.h"
 #include "outbox.h"
 #include "response.h"
 #include "store.h"
@@ -67,6 +68,7 @@ struct group {
 	struct call *calls;
 	size_t ncalls, capcalls;
 	int64_t counts[3];        /* delivered, not found, failed (settler's) */
+	size_t held;              /* calls that stay in the batch (settler's) */
 	size_t *settling;         /* the settler's copy of done */
 	size_t capdone;
 	/* under mu */
@@ -114,9 +116,15 @@ struct pobox_singler {
 	int stop;                 /* budget, auth or config: send no more */
 	int aborted;              /* a stop or deadline (abort_fn): send no more;
 	                           * calls in flight end unanswered */
+	int offline;              /* a call could not reach Target: send no more */
+	char offline_msg[160];
+	struct pobox_outage net;  /* probes and log lines of an outage (outage.h) */
+	int lift;                 /* an answer ended an outage: lift the pauses */
 	atomic_int halt;          /* stop || failed_rc, readable without mu (the
 	                           * multi handles' gate) */
 	int pause_written;        /* the settler's: the lane pause for stop is recorded */
+	int offline_written;      /* the settler's: the offline pause is recorded */
+	int64_t probe_at_ms;      /* ... until then */
 	struct pobox_verdict stop_v;
 	char stop_msg[200];
 };
@@ -137,17 +145,17 @@ static struct group *call_of(struct pobox_singler *s, void *tag, size_t *idx)
 	return &s->g[(uintptr_t)tag & 1];
 }
 
-static void on_done(void *ctx, void *user, int rc, struct pobox_http_resp *resp)
+/* Reads and classifies a call's answer into c (a sender thread, without
+ * mu: the call is this sender's until it is on the done list).  Returns
+ * the verdict; *fail is the transport failure, if any. */
+static struct pobox_verdict judge(struct sender *w, struct call *c, int rc,
+                                  const struct pobox_http_resp *resp, int64_t now,
+                                  enum pobox_http_fail *fail)
 {
-	struct sender *w = ctx;
-	struct pobox_singler *s = w->s;
-	size_t idx;
-	struct group *g = call_of(s, user, &idx);
-	struct call *c = &g->calls[idx];
 	struct pobox_answer ans;
+	struct pobox_verdict v;
 	char err[256] = "";
 	int answer_rc = 0;
-	int64_t now = now_ms(s), down_s = -1;
 
 	memset(&ans, 0, sizeof ans);
 	ans.success = -1;
@@ -155,12 +163,12 @@ static void on_done(void *ctx, void *user, int rc, struct pobox_http_resp *resp)
 	c->retry_after_ms = resp->retry_after_ms;
 	/* the client reports transport failures both ways: an error code and
 	 * the precise category, which is what classification needs */
-	enum pobox_http_fail fail = resp->fail != POBOX_HTTP_FAIL_NONE ? resp->fail
-	                            : rc != 0 ? POBOX_HTTP_FAIL_OTHER : POBOX_HTTP_FAIL_NONE;
+	*fail = resp->fail != POBOX_HTTP_FAIL_NONE ? resp->fail
+	        : rc != 0 ? POBOX_HTTP_FAIL_OTHER : POBOX_HTTP_FAIL_NONE;
 	/* a refused or unresolved connection never reached Target */
-	c->reached = !(fail == POBOX_HTTP_FAIL_CONNECT || fail == POBOX_HTTP_FAIL_RESOLVE);
-	c->aborted = fail == POBOX_HTTP_FAIL_ABORTED;
-	if (fail == POBOX_HTTP_FAIL_NONE) {
+	c->reached = !(*fail == POBOX_HTTP_FAIL_CONNECT || *fail == POBOX_HTTP_FAIL_RESOLVE);
+	c->aborted = *fail == POBOX_HTTP_FAIL_ABORTED;
+	if (*fail == POBOX_HTTP_FAIL_NONE) {
 		const char *b = resp->body ? resp->body : "";
 		enum pobox_answer_kind k = resp->status >= 200 && resp->status < 300 ? POBOX_ANSWER_SINGLE
 		                                                                   : POBOX_ANSWER_ANY;
@@ -178,7 +186,7 @@ static void on_done(void *ctx, void *user, int rc, struct pobox_http_resp *resp)
 	}
 	struct pobox_outcome oc = {
 		.call = POBOX_CALL_SINGLE,
-		.fail = fail,
+		.fail = *fail,
 		.http_status = resp->status,
 		.answer_rc = answer_rc,
 		.success = ans.success,
@@ -186,7 +194,6 @@ static void on_done(void *ctx, void *user, int rc, struct pobox_http_resp *resp)
 		.retry_after_ms = resp->retry_after_ms,
 		.now_ms = now,
 	};
-	struct pobox_verdict v;
 	pobox_classify(&v, &oc);
 	c->cls = v.cls;
 	c->charge = v.charge_attempt;
@@ -195,37 +202,71 @@ static void on_done(void *ctx, void *user, int rc, struct pobox_http_resp *resp)
 	if (!c->msg[0])
 		snprintf(c->msg, sizeof c->msg, "%s", v.reason);
 	pobox_answer_free(&ans);
+	return v;
+}
 
-	pthread_mutex_lock(&s->mu);
+/* What a call's outcome means for the lane (mu held): a stop (budget,
+ * auth, config, our own abort), the network gone (the rest of the step is
+ * not sent; outage.h), or back.  Returns an outage event to log. */
+static enum pobox_outage_event note_outcome(struct pobox_singler *s, const struct call *c,
+                                            const struct pobox_verdict *v,
+                                            enum pobox_http_fail fail, int64_t now)
+{
 	if (c->aborted && !s->aborted) {
 		s->aborted = 1;
 		atomic_store(&s->halt, 1);
 	}
-	if ((v.cls == POBOX_CLASS_BUDGET || v.cls == POBOX_CLASS_AUTH || v.cls == POBOX_CLASS_CONFIG) &&
+	if ((v->cls == POBOX_CLASS_BUDGET || v->cls == POBOX_CLASS_AUTH || v->cls == POBOX_CLASS_CONFIG) &&
 	    !s->stop) {
 		s->stop = 1;
 		atomic_store(&s->halt, 1);
-		s->stop_v = v;
+		s->stop_v = *v;
 		s->stop_v.retry_after_ms = c->retry_after_ms;
 		snprintf(s->stop_msg, sizeof s->stop_msg, "HTTP %ld: %s", c->http, c->msg);
 	}
-	/* outage bookkeeping for the ramp */
 	if (!c->reached) {
+		/* the network is gone: this step sends nothing more */
+		if (!s->offline)
+			snprintf(s->offline_msg, sizeof s->offline_msg, "%s", c->msg);
+		s->offline = 1;
+		atomic_store(&s->halt, 1);
 		if (s->down_since_ms < 0)
 			s->down_since_ms = now;
-	} else if (fail == POBOX_HTTP_FAIL_NONE && s->down_since_ms >= 0) {
-		down_s = (now - s->down_since_ms) / 1000;
+		return POBOX_OUTAGE_NONE;
+	}
+	if (fail != POBOX_HTTP_FAIL_NONE)
+		return POBOX_OUTAGE_NONE;
+	if (s->down_since_ms >= 0) { /* for the ramp */
 		s->down_since_ms = -1;
 		s->recovered_at_ms = now;
 	}
+	s->offline = 0; /* an answer after all: no pause for this step */
+	enum pobox_outage_event ev = pobox_outage_ok(&s->net, now);
+	s->lift |= ev == POBOX_OUTAGE_END;
+	return ev;
+}
+
+static void on_done(void *ctx, void *user, int rc, struct pobox_http_resp *resp)
+{
+	struct sender *w = ctx;
+	struct pobox_singler *s = w->s;
+	size_t idx;
+	struct group *g = call_of(s, user, &idx);
+	struct call *c = &g->calls[idx];
+	enum pobox_http_fail fail;
+	int64_t now = now_ms(s);
+	struct pobox_verdict v = judge(w, c, rc, resp, now, &fail);
+
+	pthread_mutex_lock(&s->mu);
+	enum pobox_outage_event ev = note_outcome(s, c, &v, fail, now);
+	struct pobox_outage net = s->net;
 	c->st = C_DONE;
 	g->done[g->ndone++] = idx;
 	g->answered++;
 	if (g->answered == g->taken)
 		pthread_cond_signal(&s->cv); /* perhaps the group's last answer */
 	pthread_mutex_unlock(&s->mu);
-	if (down_s >= 0)
-		pobox_log(POBOX_LOG_INFO, "network_back", "lane=single down_s=%lld", (long long)down_s);
+	pobox_outage_log(&net, ev, now);
 }
 
 /* The multi handles' gate: queued calls start only while the lane goes on. */
@@ -326,6 +367,8 @@ int pobox_singler_new(struct pobox_singler **out, struct pobox *pb,
 	}
 	pobox_backoff_init(&s->backoff, d->backoff_base_ms, d->backoff_cap_ms, 0,
 	                   (d->seed ? d->seed : (uint64_t)now_ms(s)) ^ ((uint64_t)getpid() << 20) ^ 0x5157);
+	pobox_outage_init(&s->net, "single", d->backoff_base_ms, d->backoff_cap_ms,
+	                  pobox_backoff_rand(&s->backoff));
 	*out = s;
 	return 0;
 fail:
@@ -341,6 +384,7 @@ static void group_clear(struct group *g)
 	}
 	g->ncalls = 0;
 	g->batch = 0;
+	g->held = 0;
 	memset(g->counts, 0, sizeof g->counts);
 }
 
@@ -481,7 +525,7 @@ struct settle_sums {
 
 /* The lane's stop state, copied under mu for one settle. */
 struct stop_state {
-	int down, stop;
+	int down, stop, offline, aborted, lift;
 	struct pobox_verdict v;
 	char msg[200];
 };
@@ -604,10 +648,15 @@ static int apply_outcome(struct pobox_singler *s, struct group *g, struct settle
 	return rc;
 }
 
-/* One call of a settle: its counts and quota, then its outcome (a call
- * never sent just goes back to pending). */
+/* One call of a settle: its counts and quota, then its outcome.  A call
+ * that could not reach Target, or was ended by our own stop, leaves its
+ * profile in the batch (the batch is retried as it is: the probe of an
+ * outage, or re-sent as after a crash).  A call never sent goes back to
+ * pending, where it keeps coalescing (while the lane is offline the
+ * scheduler leaves it there), or, after our own stop (keep), stays in the
+ * batch too. */
 static int settle_call(struct pobox_singler *s, struct group *g, struct settle_sums *m,
-                       struct call *c, int64_t now)
+                       struct call *c, int64_t now, int keep)
 {
 	int killed, rc = 0;
 	int used = c->st == C_DONE && c->reached && c->cls != POBOX_CLASS_BUDGET;
@@ -615,10 +664,11 @@ static int settle_call(struct pobox_singler *s, struct group *g, struct settle_s
 		return rc;
 	if ((rc = sum_quota(s, m, c, used)) != 0)
 		return rc;
-	if (c->st == C_QUEUED) /* never sent: the lane stopped; the unit goes back */
+	if ((c->st == C_QUEUED && keep) || (c->st == C_DONE && (c->aborted || !c->reached)))
+		g->held++; /* the unit goes back; the profile waits in the batch */
+	else if (c->st == C_QUEUED) /* never sent: the lane stopped */
 		rc = pobox_store_profile_release(s->pb->st, c->profile, 0, 0, 0, NULL, 0, &killed);
-	else if (!c->aborted) /* aborted: never answered, the profile stays in the
-	                       * batch (sending), re-sent later as after a crash */
+	else
 		rc = apply_outcome(s, g, m, c, now);
 	c->st = C_SETTLED;
 	return rc;
@@ -645,8 +695,40 @@ static int write_sums(struct pobox_singler *s, struct settle_sums *m, int64_t no
 	return rc;
 }
 
+/* The lane is offline (a call could not reach Target): the pause until the
+ * next probe (once per step), and g's batch, with the profiles whose calls
+ * could not reach Target, ready again at that time: the same batch is the
+ * next probe; nothing is cut for the lane until one gets an answer. */
+static int hold_batch(struct pobox_singler *s, struct group *g, int64_t now)
+{
+	struct pobox_batch b;
+	int rc;
+	if (!s->offline_written) {
+		pthread_mutex_lock(&s->mu);
+		enum pobox_outage_event ev = pobox_outage_failed(&s->net, now, s->offline_msg);
+		struct pobox_outage net = s->net;
+		pthread_mutex_unlock(&s->mu);
+		pobox_outage_log(&net, ev, now);
+		if ((rc = pobox_outage_pause(s->pb, &net)) != 0)
+			return rc;
+		s->offline_written = 1;
+		s->probe_at_ms = net.next_probe_ms;
+	}
+	if (!g->held)
+		return 0; /* nothing of it is left: it finishes */
+	if ((rc = pobox_store_batch_get(s->pb->st, g->batch, 0, &b)) != 0)
+		return rc;
+	b.state = POBOX_B_READY;
+	b.next_at_ms = s->probe_at_ms;
+	pobox_free(b.last_error);
+	b.last_error = pobox_strdup(s->offline_msg);
+	rc = pobox_store_batch_save(s->pb->st, &b);
+	pobox_batch_free(&b);
+	return rc;
+}
+
 /* The end of a group: the lane's pause when it stopped (once per step),
- * and the batch finished. */
+ * and the batch finished (or held, while offline). */
 static int end_group(struct pobox_singler *s, struct group *g, const struct stop_state *ss,
                      int64_t now)
 {
@@ -661,7 +743,9 @@ static int end_group(struct pobox_singler *s, struct group *g, const struct stop
 		rc = pobox_store_lane_pause(st, "single", now + wait, cls, ss->msg);
 		s->pause_written = rc == 0; /* once per step, not once per group */
 	}
-	if (rc == 0)
+	if (rc == 0 && ss->offline)
+		rc = hold_batch(s, g, now);
+	if (rc == 0) /* a no-op while the batch holds profiles */
 		rc = pobox_store_single_batch_finish(st, g->batch, now, g->counts[0], g->counts[1],
 		                                     g->counts[2]);
 	return rc;
@@ -681,16 +765,22 @@ static int settle(struct pobox_singler *s, struct group *g, const size_t *idx, s
 	pthread_mutex_lock(&s->mu);
 	ss.down = s->down_since_ms >= 0;
 	ss.stop = s->stop;
+	ss.offline = s->offline;
+	ss.aborted = s->aborted;
+	ss.lift = s->lift;
+	s->lift = 0;
 	ss.v = s->stop_v;
 	memcpy(ss.msg, s->stop_msg, sizeof ss.msg);
 	pthread_mutex_unlock(&s->mu);
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		struct call *c = &g->calls[idx[i]];
 		if (c->st == C_DONE || (c->st == C_QUEUED && final))
-			rc = settle_call(s, g, &m, c, now);
+			rc = settle_call(s, g, &m, c, now, ss.aborted);
 	}
 	if (rc == 0)
 		rc = write_sums(s, &m, now, ss.down);
+	if (rc == 0 && ss.lift) /* the network is back: both lanes go on */
+		rc = pobox_outage_lift(pb);
 	if (rc == 0 && final)
 		rc = end_group(s, g, &ss, now);
 	if (rc == 0)
@@ -720,12 +810,19 @@ static int64_t sender_depth(struct pobox_singler *s, const struct sender *w, int
 	return 2 * w->conc;
 }
 
+/* Whether this step sends no more calls (mu held): stopped, failed,
+ * aborted, or offline. */
+static int halted(const struct pobox_singler *s)
+{
+	return s->stop || s->failed_rc || s->aborted || s->offline;
+}
+
 /* The oldest published group with calls left to hand out (mu held). */
 static struct group *group_to_take(struct pobox_singler *s)
 {
 	struct group *a = &s->g[0], *b = &s->g[1];
 	int ra = a->published && a->next < a->ncalls, rb = b->published && b->next < b->ncalls;
-	if (s->stop || s->failed_rc || s->aborted)
+	if (halted(s))
 		return NULL;
 	if (ra && rb)
 		return a->seq < b->seq ? a : b;
@@ -736,7 +833,7 @@ static struct group *group_to_take(struct pobox_singler *s)
  * from it and everything taken is back. */
 static int group_answered(const struct pobox_singler *s, const struct group *g)
 {
-	return g->published && (g->next >= g->ncalls || s->stop || s->failed_rc || s->aborted) &&
+	return g->published && (g->next >= g->ncalls || halted(s)) &&
 	       g->answered == g->taken;
 }
 
@@ -760,8 +857,7 @@ static void *sender_main(void *arg)
 
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
-		if ((s->stop || s->failed_rc || s->aborted) &&
-		    pobox_http_multi_cancel_queued(w->multi, unsent) > 0)
+		if (halted(s) && pobox_http_multi_cancel_queued(w->multi, unsent) > 0)
 			pthread_cond_signal(&s->cv); /* perhaps a group's last answer */
 		int64_t depth = sender_depth(s, w, now_ms(s));
 		while ((int64_t)pobox_http_multi_pending(w->multi) < depth && (g = group_to_take(s))) {
@@ -915,7 +1011,9 @@ int pobox_single_step(struct pobox_singler *s, struct pobox_step *out)
 		return pobox_errf(pb->err, sizeof pb->err, POBOX_EIO, "single lane stopped by an earlier error");
 	s->stop = 0;
 	s->aborted = 0;
+	s->offline = 0;
 	s->pause_written = 0;
+	s->offline_written = 0;
 	s->failed_rc = 0;
 	atomic_store(&s->halt, 0);
 	s->closing = 0;
@@ -927,7 +1025,7 @@ int pobox_single_step(struct pobox_singler *s, struct pobox_step *out)
 		 * a bounded number per step */
 		struct group *fr = !s->g[0].published ? &s->g[0] : !s->g[1].published ? &s->g[1] : NULL;
 		notice_abort(s);
-		if (fr && more && groups < 16 && !s->stop && !s->failed_rc && !s->aborted) {
+		if (fr && more && groups < 16 && !halted(s)) {
 			int did = 0;
 			pthread_mutex_unlock(&s->mu);
 			int r = prepare(s, fr, out, &did);
@@ -1008,6 +1106,12 @@ int pobox_single_step(struct pobox_singler *s, struct pobox_step *out)
 		snprintf(out->pause_reason, sizeof out->pause_reason, "%s", s->stop_msg);
 	} else if (groups == 16 && more) {
 		out->next_due_ms = now_ms(s); /* more may be due: come back at once */
+	}
+	if (s->offline_written) { /* the next probe */
+		out->paused = 1;
+		out->paused_until_ms = out->next_due_ms = s->probe_at_ms;
+		snprintf(out->pause_class, sizeof out->pause_class, "offline");
+		snprintf(out->pause_reason, sizeof out->pause_reason, "%s", s->offline_msg);
 	}
 	return 0;
 }

@@ -196,7 +196,8 @@ int pobox_store_batch_next(struct pobox_store *st, int submitted_only, int64_t *
                            int64_t *next_at_ms);
 /* Bulk batches submitted and not yet final. */
 int pobox_store_in_flight(struct pobox_store *st, int64_t *count);
-/* Lifts auth/config lane pauses and makes the batches they held due now. */
+/* Lifts auth/config/offline lane pauses and makes the batches they held
+ * due now (a new process, or a reload, may have the fix). */
 int pobox_store_lane_unpause_auth(struct pobox_store *st);
 int pobox_store_unfinished(struct pobox_store *st, int64_t *count);
 /* Pending updates: how many profiles are due now, how many wait for a

@@ -579,15 +579,16 @@ int pobox_store_in_flight(struct pobox_store *st, int64_t *count)
 
 int pobox_store_lane_unpause_auth(struct pobox_store *st)
 {
-	/* a new run with (perhaps) a fixed token or client: lift auth and
-	 * configuration pauses and make the batches they held back due now */
+	/* a new run with (perhaps) a fixed token or client, or a network that
+	 * is back: lift auth, configuration and offline pauses and make the
+	 * batches they held back due now */
 	static const char due[] =
 		"UPDATE batches SET next_at_ms = 0 WHERE state IN ('ready', 'sending', 'submitted')"
-		" AND (lane IN (SELECT lane FROM lanes WHERE pause_class IN ('auth', 'config'))"
+		" AND (lane IN (SELECT lane FROM lanes WHERE pause_class IN ('auth', 'config', 'offline'))"
 		"      OR last_http_status IN (401, 403))";
 	static const char lift[] =
 		"UPDATE lanes SET paused_until_ms = 0, pause_class = NULL, pause_reason = NULL"
-		" WHERE pause_class IN ('auth', 'config')";
+		" WHERE pause_class IN ('auth', 'config', 'offline')";
 	int rc = run(st, due, "lifting an auth pause", 0, NULL, 0, NULL);
 	return rc ? rc : run(st, lift, "lifting an auth pause", 0, NULL, 0, NULL);
 }

@@ -69,14 +69,22 @@ static void routing(const struct cli *cli, struct pobox *pb, struct pobox_delive
 	struct pobox_single_opts so;
 	struct pobox_quota q;
 	o->sched.single_enabled = 0;
+	o->sched.single_hold = 0;
 	if (!c->single_lane)
 		return;
 	single_opts(c, &so);
 	int64_t now = pobox_clock_now_ms(&pb->clock), until = 0;
 	if (pobox_quota_read(pb, &so.quota, now, &q) != 0)
 		return;
-	/* a parked single lane (budget spent, auth) takes nothing new */
-	if (pobox_store_lane_get(pb->st, "single", &until, NULL, 0, NULL, 0) != 0 || until > now)
+	/* a parked single lane (budget spent, auth) takes nothing new; while
+	 * it is offline (until a probe gets an answer, whatever `until` says)
+	 * its updates stay pending, uncut, coalescing, and go first when
+	 * Target is back */
+	char cls[16] = "";
+	if (pobox_store_lane_get(pb->st, "single", &until, cls, sizeof cls, NULL, 0) != 0)
+		return;
+	o->sched.single_hold = strcmp(cls, "offline") == 0;
+	if (until > now && !o->sched.single_hold)
 		return;
 	o->sched.single_enabled = 1;
 	o->sched.assume_profiles_exist = c->assume_profiles_exist;
@@ -152,6 +160,9 @@ static int cut(struct pobox *pb, const struct pobox_sched_opts *so, int quiet)
 		if (sum.single_profiles)
 			printf("; %lld profiles by single calls (%lld urgent)", (long long)sum.single_profiles,
 			       (long long)sum.single_urgent);
+		if (sum.single_held)
+			printf("; %lld profiles wait for the single lane (Target unreachable)",
+			       (long long)sum.single_held);
 		if (sum.dead_profiles)
 			printf("; %lld profiles dead-lettered (over Target's limits)",
 			       (long long)sum.dead_profiles);
@@ -377,10 +388,25 @@ static int count_pending(struct loop *l, struct round *r, int *code)
 	return 0;
 }
 
-/* flush --wait cuts whatever is due; run waits for a reason to. */
+/* Whether the single lane is offline (outage.h): until a probe gets an
+ * answer, whatever the pause's time says. */
+static int single_offline(struct pobox *pb)
+{
+	char cls[16] = "";
+	int64_t until = 0;
+	return pobox_store_lane_get(pb->st, "single", &until, cls, sizeof cls, NULL, 0) == 0 &&
+	       strcmp(cls, "offline") == 0;
+}
+
+/* flush --wait cuts whatever is due; run waits for a reason to.  While the
+ * single lane is offline, what is due for it stays pending (routing), so
+ * only new updates are a reason to cut again: the pending ones are not
+ * re-cut round after round. */
 static int cut_wanted(const struct loop *l, const struct round *r)
 {
 	const struct pobox_config *c = &l->cli->cfg;
+	if (l->due > 0 && r->max_seq == l->last_cut_seq && single_offline(l->pb))
+		return 0;
 	if (l->mode != RUN)
 		return l->due > 0;
 	return l->due > 0 && (r->urgent_new || l->due >= c->flush_rows ||
@@ -693,6 +719,9 @@ int cmd_plan(struct cli *cli, int argc, char **argv)
 	       cli_num(c, sizeof c, sum.single_profiles), cli_num(d, sizeof d, sum.single_urgent));
 	if (later)
 		printf("%lld more profiles wait for a retry time\n", (long long)later);
+	if (sum.single_held)
+		printf("%lld profiles wait for the single lane, offline until Target answers again\n",
+		       (long long)sum.single_held);
 	single_opts(&cli->cfg, &so);
 	if ((rc = pobox_quota_read(pb, &so.quota, now, &q)) != 0)
 		goto fail;
