@@ -14,14 +14,17 @@
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
 
-enum key_type { K_STRING, K_INT, K_INT64, K_DURATION, K_SYNC, K_API, K_BOOL, K_SHARE, K_SIZE,
-                K_CLIENT, K_URL };
+enum key_type {
+	K_STRING, K_INT, K_INT64, K_DURATION, K_SYNC, K_API, K_BOOL, K_SHARE, K_SIZE, K_LOG_LEVEL,
+	K_CLIENT, K_URL
+};
 
 struct key {
 	const char *name;
@@ -38,6 +41,15 @@ static const struct key keys[] = {
 	{"client", K_CLIENT, OFF(client), 0, 0, "Target client code"},
 	{"base_url", K_URL, OFF(base_url), 0, 0, "Target edge URL (default https://<client>.tt.omtrdc.net)"},
 	{"token_file", K_STRING, OFF(token_file), 0, 0, "file holding the profile API bearer token"},
+	{"token_command", K_STRING, OFF(token_command), 0, 0, "command that prints the profile API token (or JSON with token and expires_at)"},
+	{"token_command_timeout", K_DURATION, OFF(token_command_timeout_ms), 1000, 3600000, "how long token_command may run before it is killed"},
+	{"token_min_interval", K_DURATION, OFF(token_min_interval_ms), 1000, 86400000, "shortest time between two token fetches (token_command runs, IMS mints) by one process"},
+	{"ims_client_id", K_STRING, OFF(ims_client_id), 0, 0, "Adobe IMS OAuth server-to-server client id (also the Admin API key)"},
+	{"ims_client_secret_file", K_STRING, OFF(ims_client_secret_file), 0, 0, "file holding the IMS client secret (mode 600)"},
+	{"ims_scopes", K_STRING, OFF(ims_scopes), 0, 0, "comma list of scopes of the OAuth server-to-server credential"},
+	{"target_tenant", K_STRING, OFF(target_tenant), 0, 0, "Target tenant name for the Admin API"},
+	{"ims_base_url", K_STRING, OFF(ims_base_url), 0, 0, "Adobe IMS (default https://ims-na1.adobelogin.com)"},
+	{"admin_base_url", K_STRING, OFF(admin_base_url), 0, 0, "Target Admin API (default https://mc.adobe.io)"},
 	{"max_value_chars", K_INT, OFF(max_value_chars), 1, 1 << 20, "longest attribute value, in characters"},
 	{"synchronous", K_SYNC, OFF(synchronous), 0, 0, "FULL (default), NORMAL or OFF"},
 	{"busy_timeout", K_DURATION, OFF(busy_timeout_ms), 0, 3600000, "how long a writer waits for the outbox lock"},
@@ -78,7 +90,9 @@ static const struct key keys[] = {
 	{"recovery_ramp", K_DURATION, OFF(recovery_ramp_ms), 0, 3600000, "after an outage, ramp single calls in flight up over this long"},
 	{"max_outbox_size", K_SIZE, OFF(max_outbox_bytes), 0, INT64_MAX, "refuse new updates past this outbox size (0: no limit)"},
 	{"min_free_disk", K_SIZE, OFF(min_free_disk_bytes), 0, INT64_MAX, "refuse new updates when the disk has less free space"},
-	{"log_level", K_STRING, OFF(log_level), 0, 0, "error, warn, info (default) or debug"},
+	{"check_on_open", K_SIZE, OFF(check_on_open_bytes), 0, INT64_MAX, "writers run SQLite's quick check at open on an outbox up to this size (0: never)"},
+	{"check_interval", K_DURATION, OFF(check_interval_ms), 0, INT64_C(86400000), "run checks the next table of the outbox this often (0: never)"},
+	{"log_level", K_LOG_LEVEL, OFF(log_level), 0, 0, "error, warn, info (default) or debug"},
 	{"metrics_file", K_STRING, OFF(metrics_file), 0, 0, "run writes Prometheus metrics here (node_exporter textfile)"},
 	{"metrics_interval", K_DURATION, OFF(metrics_interval_ms), 1000, 3600000, "how often run rewrites metrics_file"},
 };
@@ -89,6 +103,8 @@ void pobox_config_init(struct pobox_config *c)
 	c->max_value_chars = POBOX_DEFAULT_MAX_VALUE_CHARS;
 	c->synchronous = POBOX_SYNC_FULL;
 	c->busy_timeout_ms = 30000;
+	c->token_command_timeout_ms = 30000;
+	c->token_min_interval_ms = 60000;
 	c->bulk_api_thirdpartyid = 2;
 	c->bulk_api_pcid = 1;
 	c->max_batch_rows = 500000;
@@ -124,13 +140,16 @@ void pobox_config_init(struct pobox_config *c)
 	c->recovery_ramp_ms = 60000;
 	c->max_outbox_bytes = 0;
 	c->min_free_disk_bytes = INT64_C(100) << 20;
+	c->check_on_open_bytes = INT64_C(8) << 20;
+	c->check_interval_ms = 60000;
 	c->metrics_interval_ms = 30000;
 }
 
 void pobox_config_free(struct pobox_config *c)
 {
 	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-		if (keys[i].type == K_STRING || keys[i].type == K_CLIENT || keys[i].type == K_URL) {
+		if (keys[i].type == K_STRING || keys[i].type == K_LOG_LEVEL || keys[i].type == K_CLIENT ||
+		    keys[i].type == K_URL) {
 			char **p = (char **)((char *)c + keys[i].offset);
 			pobox_free(*p);
 			*p = NULL;
@@ -143,7 +162,9 @@ int pobox_parse_duration_ms(const char *s, int64_t *out)
 	char *end;
 	errno = 0;
 	double v = strtod(s, &end);
-	if (errno || end == s || v < 0)
+	/* strtod takes "nan" and "inf": neither is a duration, and converting
+	 * them to an integer is undefined */
+	if (errno || end == s || !isfinite(v) || v < 0)
 		return POBOX_EINVALID;
 	double mult = 1000;
 	if (*end) {
@@ -206,12 +227,17 @@ int pobox_config_set(struct pobox_config *c, const char *key, const char *value,
 	if (!k)
 		return pobox_errf(err, errlen, POBOX_ECONFIG, "unknown key '%s' (see pobox.conf(5))", key);
 	field = (char *)c + k->offset;
+	if (k->type == K_LOG_LEVEL && strcmp(value, "error") != 0 && strcmp(value, "warn") != 0 &&
+	    strcmp(value, "info") != 0 && strcmp(value, "debug") != 0)
+		return pobox_errf(err, errlen, POBOX_ECONFIG,
+		                  "%s = '%s': expected error, warn, info or debug", key, value);
 	switch (k->type) {
 	case K_CLIENT:
 	case K_URL:
 		if ((k->type == K_CLIENT ? check_client : check_url)(key, value, err, errlen) != 0)
 			return POBOX_ECONFIG;
 		/* fall through */
+	case K_LOG_LEVEL: /* checked above, kept as text */
 	case K_STRING: {
 		char *dup = pobox_strdup(value);
 		if (!dup)
@@ -239,7 +265,7 @@ int pobox_config_set(struct pobox_config *c, const char *key, const char *value,
 		char *end;
 		errno = 0;
 		double v = strtod(value, &end);
-		if (errno || end == value || *end || v < 0 || v > 1)
+		if (errno || end == value || *end || !isfinite(v) || v < 0 || v > 1)
 			return pobox_errf(err, errlen, POBOX_ECONFIG,
 			                  "%s = '%s': expected a share from 0 to 1, like 0.25", key, value);
 		*(double *)field = v;
@@ -258,7 +284,7 @@ int pobox_config_set(struct pobox_config *c, const char *key, const char *value,
 			mult = 1024.0 * 1024 * 1024, end++;
 		if (*end == 'B' || *end == 'b')
 			end++;
-		if (errno || end == value || *end || v < 0 || v * mult > 9e18)
+		if (errno || end == value || *end || !isfinite(v) || v < 0 || v * mult > 9e18)
 			return pobox_errf(err, errlen, POBOX_ECONFIG,
 			                  "%s = '%s': expected a size like 500M, 2G or 0", key, value);
 		*(int64_t *)field = (int64_t)(v * mult);
@@ -324,9 +350,20 @@ struct load_ctx {
 static char *read_line(char *str, int num, void *stream)
 {
 	struct load_ctx *l = stream;
+	if (l->rc)
+		return NULL;
 	char *r = fgets(str, num, l->fp);
 	if (r)
 		l->lineno++;
+	/* inih reads at most num - 1 bytes a line and would take the rest for
+	 * another (malformed) line: say what is wrong instead */
+	int next = r && !strchr(r, '\n') ? getc(l->fp) : EOF;
+	if (next != EOF) {
+		l->rc = pobox_errf(l->err, l->errlen, POBOX_ECONFIG,
+		                   "%s:%d: line longer than %d characters; shorten it (a long "
+		                   "token_command can live in a script)", l->path, l->lineno, num - 2);
+		return NULL;
+	}
 	return r;
 }
 

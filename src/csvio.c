@@ -91,6 +91,7 @@ static void on_row(int term, void *data)
 		.fields = r->ptrs,
 		.lens = r->lens,
 		.line = r->row_line,
+		.end_line = r->line,
 		.bytes_read = r->bytes,
 	};
 	if (r->nfields)
@@ -98,6 +99,47 @@ static void on_row(int term, void *data)
 	r->nfields = 0;
 	r->buf_len = 0;
 	r->row_line = 0;
+}
+
+/* A field over the limit: with a quote open the likely cause is a quote
+ * that never closes; without one the file really holds a value that long
+ * (or is not CSV text at all). */
+static int too_long(const struct csv_parser *p, const struct reader *r, const char *name,
+                    char *err, size_t errlen)
+{
+	if (p->quoted)
+		return pobox_errf(err, errlen, POBOX_EINVALID,
+		                  "%s:%lld: a field is longer than %u bytes (a quote opened on "
+		                  "line %lld that never closes?)",
+		                  name, (long long)r->line, POBOX_CSV_MAX_FIELD,
+		                  (long long)(r->row_line ? r->row_line : r->line));
+	return pobox_errf(err, errlen, POBOX_EINVALID,
+	                  "%s:%lld: a field is longer than %u bytes, the most pobox reads in one "
+	                  "cell (no quote is open: the value itself is that long, or the file is "
+	                  "not CSV text)",
+	                  name, (long long)r->line, POBOX_CSV_MAX_FIELD);
+}
+
+/* Byte-order marks of encodings other than UTF-8: read as UTF-8, such a
+ * file would fail later with a puzzling message ("attribute name is
+ * empty"), so it is named at once. */
+static int not_utf8(const char *s, size_t n, const char *name, char *err, size_t errlen)
+{
+	const char *enc = NULL, *bom = NULL;
+	if (n >= 4 && memcmp(s, "\xFF\xFE\0\0", 4) == 0)
+		enc = "UTF-32 (little-endian)", bom = "FF FE 00 00";
+	else if (n >= 4 && memcmp(s, "\0\0\xFE\xFF", 4) == 0)
+		enc = "UTF-32 (big-endian)", bom = "00 00 FE FF";
+	else if (n >= 2 && memcmp(s, "\xFF\xFE", 2) == 0)
+		enc = "UTF-16 (little-endian)", bom = "FF FE";
+	else if (n >= 2 && memcmp(s, "\xFE\xFF", 2) == 0)
+		enc = "UTF-16 (big-endian)", bom = "FE FF";
+	if (!enc)
+		return 0;
+	return pobox_errf(err, errlen, POBOX_EINVALID,
+	                  "%s:1: the file is %s text (it starts with the byte-order mark %s); pobox "
+	                  "reads UTF-8: convert it first, e.g. iconv -f %.6s -t UTF-8",
+	                  name, enc, bom, enc);
 }
 
 static int no_space(unsigned char c)
@@ -134,6 +176,8 @@ int pobox_csv_read(FILE *in, const char *name, pobox_csv_row_fn fn, void *ctx, c
 		char *s = block;
 		if (first) {
 			first = 0;
+			if ((rc = not_utf8(s, n, name, err, errlen)) != 0)
+				goto out;
 			if (n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) {
 				s += 3;
 				n -= 3;
@@ -157,11 +201,7 @@ int pobox_csv_read(FILE *in, const char *name, pobox_csv_row_fn fn, void *ctx, c
 			if (r.row_line == 0 && p.pstate != 0)
 				r.row_line = r.line;
 			if (p.entry_pos > POBOX_CSV_MAX_FIELD) {
-				rc = pobox_errf(err, errlen, POBOX_EINVALID,
-				                "%s:%lld: a field is longer than %u bytes (a quote opened on "
-				                "line %lld that never closes?)",
-				                name, (long long)r.line, POBOX_CSV_MAX_FIELD,
-				                (long long)(r.row_line ? r.row_line : r.line));
+				rc = too_long(&p, &r, name, err, errlen);
 				goto out;
 			}
 			if (nl)

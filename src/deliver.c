@@ -14,6 +14,7 @@
 #include "alloc.h"
 #include "backoff.h"
 #include "classify.h"
+#include "credentials.h"
 #include "error.h"
 #include "http.h"
 #include "log.h"
@@ -41,6 +42,8 @@ struct pobox_deliverer {
 	int64_t in_flight_limit;
 	struct pobox_outage net;   /* the lane cannot reach Target (outage.h) */
 	int lift;                  /* an answer ended an outage: lift the pauses */
+	struct pobox_cred *cred;   /* a reference, or NULL */
+	uint64_t token_gen;        /* of the token the http handle holds */
 };
 
 char *pobox_deliver_base_url(const struct pobox_deliver_opts *o)
@@ -59,6 +62,13 @@ char *pobox_deliver_base_url(const struct pobox_deliver_opts *o)
 	return url;
 }
 
+/* A bearer token will be sent: a static one, or one the credentials get. */
+static int has_token(const struct pobox_deliver_opts *o)
+{
+	return (o->token && *o->token) ||
+	       (o->cred && pobox_cred_source(o->cred) != POBOX_CRED_NONE);
+}
+
 int pobox_deliver_check(const struct pobox_deliver_opts *o, char *err, size_t errlen)
 {
 	struct pobox_origin b;
@@ -72,7 +82,7 @@ int pobox_deliver_check(const struct pobox_deliver_opts *o, char *err, size_t er
 		return pobox_errf(err, errlen, POBOX_ENOMEM, "out of memory");
 	if (pobox_origin_parse(&b, url, why, sizeof why) != 0)
 		rc = pobox_errf(err, errlen, POBOX_ECONFIG, "base_url %s: %s", url, why);
-	else if (o->token && *o->token && !b.https && !b.loopback)
+	else if (has_token(o) && !b.https && !b.loopback)
 		rc = pobox_errf(err, errlen, POBOX_ECONFIG,
 		                "base_url %s is plain http: the bearer token would cross the network "
 		                "unencrypted; use https:// (plain http only to 127.0.0.1, localhost "
@@ -107,6 +117,7 @@ int pobox_deliverer_new(struct pobox_deliverer **out, struct pobox *pb,
 	d->o.client = d->client;
 	d->o.base_url = d->base_url;
 	d->o.token = NULL; /* the http handle keeps its own copy */
+	d->cred = d->o.cred = pobox_cred_ref(o->cred);
 	pobox_http_config_init(&hc);
 	hc.connect_timeout_ms = o->connect_timeout_ms;
 	hc.timeout_ms = o->request_timeout_ms;
@@ -135,6 +146,7 @@ void pobox_deliverer_free(struct pobox_deliverer *d)
 	if (!d)
 		return;
 	pobox_http_free(d->http);
+	pobox_cred_free(d->cred);
 	pobox_free(d->client);
 	pobox_free(d->base_url);
 	pobox_free(d);
@@ -172,7 +184,41 @@ struct exchange {
 	struct pobox_answer ans;
 	struct pobox_verdict v;
 	char msg[POBOX_ERRLEN];  /* readable reason for logs and last_error */
+	int retry_now;           /* refused (401/403), and a new token is in hand */
 };
+
+/* Puts the current token on the http handle.  0, or the credentials'
+ * error (no usable token; reason in err). */
+static int sync_token(struct pobox_deliverer *d, char *err, size_t errlen)
+{
+	const char *tok;
+	uint64_t gen;
+	int rc;
+	if (!d->cred)
+		return 0;
+	if ((rc = pobox_cred_token(d->cred, &tok, &gen, err, errlen)) != 0)
+		return rc;
+	if (gen != d->token_gen && (rc = pobox_http_set_bearer(d->http, tok, err, errlen)) == 0)
+		d->token_gen = gen;
+	return rc;
+}
+
+/* Target refused the token (401/403): one refresh.  x->retry_now when a new
+ * token is in hand; otherwise why not goes into x->msg. */
+static void after_refusal(struct pobox_deliverer *d, struct exchange *x)
+{
+	char why[POBOX_ERRLEN];
+	if (!d->cred || pobox_cred_source(d->cred) == POBOX_CRED_NONE)
+		return;
+	if (pobox_cred_refused(d->cred, d->token_gen, why, sizeof why) == 0 &&
+	    sync_token(d, why, sizeof why) == 0) {
+		x->retry_now = 1;
+		return;
+	}
+	size_t n = strlen(x->msg);
+	snprintf(x->msg + n, sizeof x->msg - n, "%sand a new token could not be had: %s",
+	         n ? "; " : "", why);
+}
 
 static void exchange_free(struct exchange *x)
 {
@@ -192,6 +238,10 @@ static void call(struct pobox_deliverer *d, enum pobox_call what, enum pobox_htt
 
 	memset(x, 0, sizeof *x);
 	x->ans.success = -1;
+	/* a token due for refresh is refreshed here; one that cannot be is
+	 * still sent while it lasts (the deliver step paused the lane if
+	 * there was none at all) */
+	sync_token(d, err, sizeof err);
 	int rc = pobox_http_request(d->http, &req, &x->resp, err, sizeof err);
 	if (x->resp.fail == POBOX_HTTP_FAIL_NONE && rc == 0) {
 		const char *b = x->resp.body ? x->resp.body : "";
@@ -227,6 +277,8 @@ static void call(struct pobox_deliverer *d, enum pobox_call what, enum pobox_htt
 		pobox_outage_log(&d->net, ev, oc.now_ms);
 		d->lift |= ev == POBOX_OUTAGE_END;
 	}
+	if (x->v.cls == POBOX_CLASS_AUTH)
+		after_refusal(d, x);
 }
 
 /* A call that never reached Target: refused, or the name did not resolve. */
@@ -328,13 +380,36 @@ static int lane_wait(struct pobox_deliverer *d, struct pobox_batch *b, const str
 	int64_t wait = x->v.retry_after_ms > 0 ? x->v.retry_after_ms
 	               : strcmp(cls, "throttle") == 0 ? 60000 : 30000;
 	char why[600];
-	snprintf(why, sizeof why, "HTTP %ld: %s%s%s", x->resp.status, x->v.reason,
-	         x->msg[0] ? ": " : "", x->msg);
+	if (x->resp.status)
+		snprintf(why, sizeof why, "HTTP %ld: %s%s%s", x->resp.status, x->v.reason,
+		         x->msg[0] ? ": " : "", x->msg);
+	else
+		snprintf(why, sizeof why, "%s", x->msg[0] ? x->msg : x->v.reason);
 	b->state = back_to;
 	b->next_at_ms = now + wait;
 	set_error(b, x->resp.status, "", why);
 	int rc = pause_lane(d, cls, now + wait, why);
 	return rc ? rc : pobox_store_batch_save(d->pb->st, b);
+}
+
+/* Target refused the token and a new one is in hand: the batch goes again
+ * at once; no attempt, no pause. */
+static int auth_retry(struct pobox_deliverer *d, struct pobox_batch *b, const struct exchange *x,
+                      enum pobox_batch_state back_to)
+{
+	pobox_log(POBOX_LOG_WARN, "token_refused", "lane=bulk batch=%lld http=%ld action=retry_with_new_token",
+	          (long long)b->id, x->resp.status);
+	b->state = back_to;
+	b->next_at_ms = now_ms(d);
+	return pobox_store_batch_save(d->pb->st, b);
+}
+
+/* 401/403: a retry with the new token, or the loud pause. */
+static int auth_or_wait(struct pobox_deliverer *d, struct pobox_batch *b, const struct exchange *x,
+                        enum pobox_batch_state back_to)
+{
+	return x->v.cls == POBOX_CLASS_AUTH && x->retry_now ? auth_retry(d, b, x, back_to)
+	                                                    : lane_wait(d, b, x, back_to);
 }
 
 /* A rejected file: halves go back as two batches; one row left is dead. */
@@ -534,7 +609,7 @@ static int submit(struct pobox_deliverer *d, struct pobox_batch *b, struct pobox
 	case POBOX_CLASS_BUDGET:
 	case POBOX_CLASS_AUTH:
 	case POBOX_CLASS_CONFIG:
-		rc = lane_wait(d, b, &x, POBOX_B_READY);
+		rc = auth_or_wait(d, b, &x, POBOX_B_READY);
 		break;
 	case POBOX_CLASS_REJECT:
 	case POBOX_CLASS_NOTFOUND:
@@ -673,7 +748,7 @@ static int complete(struct pobox_deliverer *d, struct pobox_batch *b, struct pob
 	} else if (x.v.cls == POBOX_CLASS_NOTFOUND) {
 		rc = resubmit(d, b, "lost");
 	} else {
-		rc = lane_wait(d, b, &x, POBOX_B_SUBMITTED);
+		rc = auth_or_wait(d, b, &x, POBOX_B_SUBMITTED);
 	}
 	rc = finish_tx(pb, rc);
 out:
@@ -775,7 +850,7 @@ static int poll_status(struct pobox_deliverer *d, struct pobox_batch *b, struct 
 	case POBOX_CLASS_BUDGET:
 	case POBOX_CLASS_AUTH:
 	case POBOX_CLASS_CONFIG:
-		rc = lane_wait(d, b, &x, POBOX_B_SUBMITTED);
+		rc = auth_or_wait(d, b, &x, POBOX_B_SUBMITTED);
 		break;
 	default:
 		/* transient: poll again later; many failures in a row = lost */
@@ -793,6 +868,29 @@ static int poll_status(struct pobox_deliverer *d, struct pobox_batch *b, struct 
 	}
 	exchange_free(&x);
 	return finish_tx(pb, rc);
+}
+
+/* Before a call: a token in hand, or the lane pauses loudly with the
+ * reason (no call is made without one).  0, 1 (paused), or a storage
+ * error. */
+static int need_token(struct pobox_deliverer *d, struct pobox_step *out)
+{
+	char why[POBOX_ERRLEN], reason[POBOX_ERRLEN + 64];
+	int rc;
+	if (sync_token(d, why, sizeof why) == 0)
+		return 0;
+	int64_t until = now_ms(d) + 30000;
+	snprintf(reason, sizeof reason, "could not obtain a profile API token: %s", why);
+	if ((rc = pobox_begin(d->pb)) != 0)
+		return rc;
+	if ((rc = finish_tx(d->pb, pause_lane(d, "auth", until, reason))) != 0)
+		return rc;
+	out->paused = 1;
+	out->paused_until_ms = until;
+	out->next_due_ms = until;
+	snprintf(out->pause_class, sizeof out->pause_class, "auth");
+	snprintf(out->pause_reason, sizeof out->pause_reason, "%.590s", reason);
+	return 1;
 }
 
 int pobox_deliver_step(struct pobox_deliverer *d, struct pobox_step *out)
@@ -827,6 +925,8 @@ int pobox_deliver_step(struct pobox_deliverer *d, struct pobox_step *out)
 			out->next_due_ms = at;
 			break;
 		}
+		if ((rc = need_token(d, out)) != 0)
+			return rc == 1 ? pobox_store_unfinished(pb->st, &out->unfinished) : rc;
 		struct pobox_batch b;
 		if ((rc = pobox_store_batch_get(pb->st, id, 1, &b)) != 0)
 			return rc;

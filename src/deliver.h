@@ -29,12 +29,17 @@
 #include "pobox.h"
 #include "sched.h"
 
+struct pobox_cred;
+
 #include <stdint.h>
 
 struct pobox_deliver_opts {
 	const char *client;
 	const char *base_url;        /* no trailing slash needed */
-	const char *token;           /* bearer token or NULL; never logged */
+	const char *token;           /* a static bearer token or NULL; never logged */
+	struct pobox_cred *cred;     /* or credentials (credentials.h): asked for the token
+	                              * before calls, told of 401/403; borrowed (the
+	                              * deliverer and singler take a reference) */
 	struct pobox_sched_opts sched;
 	int64_t max_attempts, max_age_ms;
 	int64_t backoff_base_ms, backoff_cap_ms;
@@ -74,7 +79,7 @@ struct pobox_step {
 	int64_t unfinished;     /* batches not yet final */
 	int paused;             /* the bulk lane is paused */
 	char pause_class[16];   /* throttle, auth, config */
-	char pause_reason[256];
+	char pause_reason[600];
 	int64_t paused_until_ms;
 };
 

@@ -121,19 +121,32 @@ static int append(struct curl_slist **l, const char *line)
 	return 0;
 }
 
-/* The headers of a POST: the user agent, the bearer token (if any), the
- * content type, and no "Expect: 100-continue" round trip before the body.
- * 0 or POBOX_ENOMEM (*out then holds what was built, for the caller to
- * free). */
-static int post_headers(const char *auth_header, const char *content_type, struct curl_slist **out)
+/* The headers of a request: the user agent, the bearer token (if any), the
+ * request's own lines (extra, NULL-terminated, may be NULL), and for a POST
+ * the content type and no "Expect: 100-continue" round trip before the
+ * body.  0 or POBOX_ENOMEM (*out then holds what was built, for the caller
+ * to free). */
+static int build_headers(const char *auth_header, int post, const char *content_type,
+                         const char *const *extra, struct curl_slist **out)
 {
 	char ct[256];
-	snprintf(ct, sizeof ct, "Content-Type: %s", content_type);
 	*out = NULL;
-	if (append(out, USER_AGENT) || (auth_header && append(out, auth_header)) || append(out, ct) ||
-	    append(out, "Expect:"))
+	if (append(out, USER_AGENT) || (auth_header && append(out, auth_header)))
+		return POBOX_ENOMEM;
+	for (size_t i = 0; extra && extra[i]; i++)
+		if (append(out, extra[i]))
+			return POBOX_ENOMEM;
+	if (!post)
+		return 0;
+	snprintf(ct, sizeof ct, "Content-Type: %s", content_type);
+	if (append(out, ct) || append(out, "Expect:"))
 		return POBOX_ENOMEM;
 	return 0;
+}
+
+static int post_headers(const char *auth_header, const char *content_type, struct curl_slist **out)
+{
+	return build_headers(auth_header, 1, content_type, NULL, out);
 }
 
 static void settings_free(struct settings *s)
@@ -144,6 +157,39 @@ static void settings_free(struct settings *s)
 	pobox_free(s->auth_header);
 	pobox_free(s->ca_file);
 	memset(s, 0, sizeof *s);
+}
+
+/* (Re)builds the bearer header and the header lists that carry it; on
+ * failure s keeps what it had. */
+static int settings_set_bearer(struct settings *s, const char *token, char *err, size_t errlen)
+{
+	char *auth = NULL;
+	struct curl_slist *get = NULL, *form = NULL;
+	if (token && token[0]) {
+		/* A token with a line break would inject headers. */
+		if (strpbrk(token, "\r\n"))
+			return pobox_errf(err, errlen, POBOX_ECONFIG, "bearer token contains a line break");
+		size_t n = strlen("Authorization: Bearer ") + strlen(token) + 1;
+		if (!(auth = pobox_malloc(n)))
+			goto nomem;
+		snprintf(auth, n, "Authorization: Bearer %s", token);
+	}
+	if (build_headers(auth, 0, NULL, NULL, &get) != 0 || post_headers(auth, FORM_TYPE, &form) != 0)
+		goto nomem;
+	slist_wipe_free(s->hdr_get);
+	slist_wipe_free(s->hdr_form);
+	wipe(s->auth_header);
+	pobox_free(s->auth_header);
+	s->auth_header = auth;
+	s->hdr_get = get;
+	s->hdr_form = form;
+	return 0;
+nomem:
+	slist_wipe_free(get);
+	slist_wipe_free(form);
+	wipe(auth);
+	pobox_free(auth);
+	return pobox_errf(err, errlen, POBOX_ENOMEM, "out of memory setting up the HTTP client");
 }
 
 static int settings_init(struct settings *s, const struct pobox_http_config *cfg, char *err,
@@ -164,30 +210,14 @@ static int settings_init(struct settings *s, const struct pobox_http_config *cfg
 	s->compressed = cfg->compressed_answers != 0;
 	s->abort_fn = cfg->abort_fn;
 	s->abort_ctx = cfg->abort_ctx;
-	if (cfg->bearer_token && cfg->bearer_token[0]) {
-		const char *t = cfg->bearer_token;
-		/* A token with a line break would inject headers. */
-		if (strpbrk(t, "\r\n")) {
-			rc = pobox_errf(err, errlen, POBOX_ECONFIG, "bearer token contains a line break");
-			goto out;
-		}
-		size_t n = strlen("Authorization: Bearer ") + strlen(t) + 1;
-		s->auth_header = pobox_malloc(n);
-		if (!s->auth_header)
-			goto nomem;
-		snprintf(s->auth_header, n, "Authorization: Bearer %s", t);
-	}
 	if (cfg->ca_file) {
 		s->ca_file = pobox_strdup(cfg->ca_file);
-		if (!s->ca_file)
-			goto nomem;
+		if (!s->ca_file) {
+			rc = pobox_errf(err, errlen, POBOX_ENOMEM, "out of memory setting up the HTTP client");
+			goto out;
+		}
 	}
-	if (append(&s->hdr_get, USER_AGENT) || (s->auth_header && append(&s->hdr_get, s->auth_header)) ||
-	    post_headers(s->auth_header, FORM_TYPE, &s->hdr_form) != 0)
-		goto nomem;
-	goto out;
-nomem:
-	rc = pobox_errf(err, errlen, POBOX_ENOMEM, "out of memory setting up the HTTP client");
+	rc = settings_set_bearer(s, cfg->bearer_token, err, errlen);
 out:
 	if (rc)
 		settings_free(s);
@@ -401,6 +431,8 @@ enum { SHAPE_OTHER = 0, SHAPE_GET, SHAPE_FORM };
  * set up for one needs no reset and no full setup for the next. */
 static int shape_of(const struct pobox_http_req *req)
 {
+	if (req->headers)
+		return SHAPE_OTHER;
 	if (req->method != POBOX_HTTP_POST)
 		return SHAPE_GET;
 	if (!req->content_type || strcmp(req->content_type, FORM_TYPE) == 0)
@@ -459,7 +491,9 @@ static int setup(struct xfer *x, const struct settings *s, const struct pobox_ht
 	const struct curl_slist *hl = req->method == POBOX_HTTP_POST ? s->hdr_form : s->hdr_get;
 	setup_fields(x, s, req, resp);
 	if (shape_of(req) == SHAPE_OTHER) {
-		if (post_headers(s->auth_header, req->content_type, &x->headers) != 0)
+		if (build_headers(s->auth_header, req->method == POBOX_HTTP_POST,
+		                  req->content_type ? req->content_type : FORM_TYPE, req->headers,
+		                  &x->headers) != 0)
 			return POBOX_ENOMEM;
 		hl = x->headers;
 	}
@@ -551,7 +585,7 @@ static int finish(struct xfer *x, CURLcode cc, const char *url, char *err, size_
 	pobox_errf(err, errlen, rc, "%s %s: %s: %s", method, where, pobox_http_fail_name(r->fail),
 	           r->errmsg);
 out:
-	curl_slist_free_all(x->headers);
+	slist_wipe_free(x->headers); /* a request's own lines may hold a secret */
 	x->headers = NULL;
 	x->on_body = NULL;
 	return rc;
@@ -618,13 +652,18 @@ int pobox_http_request(struct pobox_http *h, const struct pobox_http_req *req,
 	curl_easy_reset(h->x.easy);
 	rc = setup(&h->x, &h->s, req, resp);
 	if (rc) {
-		curl_slist_free_all(h->x.headers);
+		slist_wipe_free(h->x.headers);
 		h->x.headers = NULL;
 		return pobox_errf(err, errlen, rc, "cannot set up the HTTP request: %s",
 		                  pobox_strerror(rc));
 	}
 	CURLcode cc = curl_easy_perform(h->x.easy);
 	return finish(&h->x, cc, req->url, err, errlen);
+}
+
+int pobox_http_set_bearer(struct pobox_http *h, const char *token, char *err, size_t errlen)
+{
+	return settings_set_bearer(&h->s, token, err, errlen);
 }
 
 /* ---- multi client ---- */
@@ -798,6 +837,18 @@ void pobox_http_multi_free(struct pobox_http_multi *m)
 	pobox_free(m);
 }
 
+int pobox_http_multi_set_bearer(struct pobox_http_multi *m, const char *token, char *err,
+                                size_t errlen)
+{
+	if (m->queued || m->active)
+		return pobox_errf(err, errlen, POBOX_EBUSY, "requests are in flight");
+	int rc = settings_set_bearer(&m->s, token, err, errlen);
+	/* idle handles point at the old lists: a full setup next time */
+	for (struct xfer *x = m->idle; rc == 0 && x; x = x->next)
+		x->shape = SHAPE_OTHER;
+	return rc;
+}
+
 size_t pobox_http_multi_pending(const struct pobox_http_multi *m)
 {
 	return m->queued + m->active;
@@ -834,6 +885,9 @@ int pobox_http_multi_add(struct pobox_http_multi *m, const struct pobox_http_req
 	int rc = 0;
 	if (!req || !req->url || !req->url[0])
 		return pobox_errf(err, errlen, POBOX_EINVALID, "HTTP request without a URL");
+	if (req->headers)
+		return pobox_errf(err, errlen, POBOX_EINVALID, "extra request headers are for the "
+		                  "sequential client only");
 	if (m->idle) {
 		x = m->idle;
 		m->idle = x->next;

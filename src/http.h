@@ -101,6 +101,10 @@ struct pobox_http_req {
 	size_t max_body_bytes;     /* 0: the handle's maximum */
 	pobox_http_body_fn on_body; /* NULL: collect the body into resp->body */
 	void *on_body_ctx;
+	const char *const *headers; /* extra "Name: value" lines, NULL-terminated, or
+	                             * NULL; sequential client only.  Wiped from the
+	                             * client's copy after the request, so they may
+	                             * carry a secret (another Authorization) */
 };
 
 /* One answer.  Owned by the caller's struct; pobox_http_resp_free releases
@@ -139,6 +143,11 @@ void pobox_http_free(struct pobox_http *h);
  * token. */
 int pobox_http_request(struct pobox_http *h, const struct pobox_http_req *req,
                        struct pobox_http_resp *resp, char *err, size_t errlen);
+
+/* Replaces the bearer token (NULL or "": no Authorization header) for the
+ * requests that follow; the old one is wiped.  0, POBOX_ECONFIG (a line
+ * break in the token), POBOX_ENOMEM (the old token stays). */
+int pobox_http_set_bearer(struct pobox_http *h, const char *token, char *err, size_t errlen);
 
 /*
  * Many requests at once over a pool of reused connections (the single-update
@@ -180,6 +189,11 @@ int pobox_http_multi_run(struct pobox_http_multi *m, int64_t timeout_ms, char *e
 
 /* Requests queued or in flight. */
 size_t pobox_http_multi_pending(const struct pobox_http_multi *m);
+
+/* As pobox_http_set_bearer, only while nothing is queued or in flight
+ * (else POBOX_EBUSY). */
+int pobox_http_multi_set_bearer(struct pobox_http_multi *m, const char *token, char *err,
+                                size_t errlen);
 
 /* Optional gate, asked (with the multi's ctx) before queued requests start:
  * while it answers 0 none starts, those in flight go on, and _run returns

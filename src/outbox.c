@@ -23,17 +23,21 @@ void pobox_options_init(struct pobox_options *o)
 	o->min_free_bytes = INT64_C(100) << 20;
 }
 
-int pobox_check_room(struct pobox *pb)
+int pobox_room_left(struct pobox *pb, int64_t *left)
 {
 	const char *path = pobox_store_path(pb->st);
+	int64_t room = INT64_MAX, used = 0, unwritten = 0;
+	if (pb->opts.max_outbox_bytes <= 0 && pb->opts.min_free_bytes <= 0)
+		goto out;
+	pobox_store_space(pb->st, &used, &unwritten);
 	if (pb->opts.max_outbox_bytes > 0) {
-		int64_t size = pobox_store_used_bytes(pb->st);
-		if (size >= pb->opts.max_outbox_bytes)
+		if (used >= pb->opts.max_outbox_bytes)
 			return pobox_errf(pb->err, sizeof pb->err, POBOX_EFULL,
 			                  "outbox %s is full: %lld bytes, max_outbox_size is %lld; new updates "
 			                  "are refused until delivery and pruning make room (nothing already "
 			                  "accepted is dropped)",
-			                  path, (long long)size, (long long)pb->opts.max_outbox_bytes);
+			                  path, (long long)used, (long long)pb->opts.max_outbox_bytes);
+		room = pb->opts.max_outbox_bytes - used;
 	}
 	if (pb->opts.min_free_bytes > 0) {
 		struct statvfs vs;
@@ -45,19 +49,51 @@ int pobox_check_room(struct pobox *pb)
 		else
 			snprintf(dir, sizeof dir, ".");
 		if (statvfs(dir, &vs) == 0) {
-			int64_t avail = (int64_t)vs.f_bavail * (int64_t)vs.f_frsize;
+			/* what SQLite holds in memory and will still write (dirty pages,
+			 * the main file's growth at the next checkpoint) counts as used */
+			int64_t avail = (int64_t)vs.f_bavail * (int64_t)vs.f_frsize - unwritten;
 			if (avail < pb->opts.min_free_bytes)
 				return pobox_errf(pb->err, sizeof pb->err, POBOX_EFULL,
 				                  "disk of outbox %s has %lld bytes free, under min_free_disk "
 				                  "(%lld); new updates are refused until there is room",
-				                  path, (long long)avail, (long long)pb->opts.min_free_bytes);
+				                  path, (long long)(avail > 0 ? avail : 0),
+				                  (long long)pb->opts.min_free_bytes);
+			if (avail - pb->opts.min_free_bytes < room)
+				room = avail - pb->opts.min_free_bytes;
 		}
 	}
+out:
+	if (left)
+		*left = room;
 	return 0;
 }
 
+int pobox_check_room(struct pobox *pb) { return pobox_room_left(pb, NULL); }
+
 int pobox_open(struct pobox **out, const char *path, const struct pobox_options *opts,
                char *err, size_t errlen)
+{
+	struct pobox_open_ctl ctl = {.check_max_bytes = POBOX_DEFAULT_CHECK_ON_OPEN};
+	return pobox_open_ctl(out, path, opts, &ctl, err, errlen);
+}
+
+/* A writer about to use the outbox: refuses one marked damaged, and checks
+ * a small one first (SQLite finds damage only where a statement reads, and
+ * an append reads little: without this, puts went on landing in a file
+ * `pobox status` called malformed). */
+static int writer_checks(struct pobox *pb, const struct pobox_open_ctl *ctl)
+{
+	int rc = 0;
+	if (pobox_store_damaged(pb->st, NULL, 0))
+		rc = pobox_store_refuse_damaged(pb->st);
+	else if (ctl->check_max_bytes > 0 &&
+	         pobox_store_file_bytes(pb->st) <= ctl->check_max_bytes)
+		rc = pobox_store_quick_check(pb->st, NULL);
+	return ctl->tolerate_damage && rc == POBOX_ECORRUPT ? 0 : rc;
+}
+
+int pobox_open_ctl(struct pobox **out, const char *path, const struct pobox_options *opts,
+                   const struct pobox_open_ctl *ctl, char *err, size_t errlen)
 {
 	struct pobox *pb = NULL;
 	struct pobox_options o;
@@ -82,8 +118,12 @@ int pobox_open(struct pobox **out, const char *path, const struct pobox_options 
 		.busy_timeout_ms = o.busy_timeout_ms,
 		.max_value_chars = o.max_value_chars,
 		.must_exist = o.read_only,
+		.reader = ctl->reader,
+		.write_damaged = ctl->doctor,
 	};
 	rc = pobox_store_open(&pb->st, path, &so, pb->err, sizeof pb->err);
+	if (rc == 0 && !ctl->reader && !ctl->doctor)
+		rc = writer_checks(pb, ctl);
 	if (rc != 0) {
 		pobox_errf(err, errlen, rc, "%s", pb->err);
 		goto out;

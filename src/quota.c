@@ -1,6 +1,6 @@
 /*
  * quota.c - budget arithmetic and reservation owners (see quota.h).  The
- * ledger's SQL is the store's (store_quota.c).
+ * ledger's SQL is the store's (store/quota.c).
  */
 #include "quota.h"
 #include "outbox.h"

@@ -23,6 +23,7 @@
 #include "alloc.h"
 #include "backoff.h"
 #include "classify.h"
+#include "credentials.h"
 #include "error.h"
 #include "http.h"
 #include "log.h"
@@ -126,7 +127,10 @@ struct pobox_singler {
 	int offline_written;      /* the settler's: the offline pause is recorded */
 	int64_t probe_at_ms;      /* ... until then */
 	struct pobox_verdict stop_v;
-	char stop_msg[200];
+	char stop_msg[600];
+	int senders_running;      /* the step's sender threads exist */
+	struct pobox_cred *cred;  /* a reference, or NULL */
+	uint64_t token_gen;       /* of the token the multi handles hold */
 };
 
 static int64_t now_ms(struct pobox_singler *s) { return pobox_clock_now_ms(&s->pb->clock); }
@@ -335,6 +339,7 @@ int pobox_singler_new(struct pobox_singler **out, struct pobox *pb,
 		goto fail;
 	}
 	s->d.token = NULL;
+	s->cred = s->d.cred = pobox_cred_ref(d->cred);
 	pobox_http_config_init(&hc);
 	hc.connect_timeout_ms = d->connect_timeout_ms;
 	hc.timeout_ms = d->request_timeout_ms;
@@ -409,9 +414,67 @@ void pobox_singler_free(struct pobox_singler *s)
 	for (size_t i = 0; i < s->nnames; i++)
 		pobox_free(s->names[i]);
 	pobox_free(s->names);
+	pobox_cred_free(s->cred);
 	pobox_free(s->client);
 	pobox_free(s->base_url);
 	pobox_free(s);
+}
+
+/* ---- the token ------------------------------------------------------- */
+
+/* Whether 401/403 is for the credentials to handle (refresh once) rather
+ * than an immediate pause. */
+static int cred_refreshes(const struct pobox_singler *s)
+{
+	return s->cred && pobox_cred_source(s->cred) != POBOX_CRED_NONE;
+}
+
+/* Puts the current token on every sender's handle; only between steps or
+ * before the first group of one (nothing in flight).  0 or the reason. */
+static int sync_token(struct pobox_singler *s, char *err, size_t errlen)
+{
+	const char *tok;
+	uint64_t gen;
+	int rc;
+	if (!s->cred)
+		return 0;
+	if ((rc = pobox_cred_token(s->cred, &tok, &gen, err, errlen)) != 0 || gen == s->token_gen)
+		return rc;
+	for (int i = 0; i < s->nsenders; i++)
+		if ((rc = pobox_http_multi_set_bearer(s->senders[i].multi, tok, err, errlen)) != 0)
+			return rc;
+	s->token_gen = gen;
+	return 0;
+}
+
+/* The lane's pause, in its own transaction (outside the settle). */
+static int write_pause(struct pobox_singler *s, const char *cls, int64_t wait, const char *why)
+{
+	int rc;
+	pobox_log(POBOX_LOG_ERROR, "lane_paused", "lane=single class=%s until_s=%lld reason=\"%s\"", cls,
+	          (long long)(wait / 1000), why);
+	if ((rc = pobox_begin(s->pb)) != 0)
+		return rc;
+	rc = pobox_store_lane_pause(s->pb->st, "single", now_ms(s) + wait, cls, why);
+	return rc ? (pobox_rollback(s->pb), rc) : pobox_commit(s->pb);
+}
+
+/* After a step stopped on 401/403: one refresh; the lane pauses only when
+ * it gives no new token.  Returns 0 (and *retry) or a storage error. */
+static int after_refusal(struct pobox_singler *s, int *retry)
+{
+	char why[400];
+	*retry = 0;
+	if (pobox_cred_refused(s->cred, s->token_gen, why, sizeof why) == 0 &&
+	    sync_token(s, why, sizeof why) == 0) {
+		pobox_log(POBOX_LOG_WARN, "token_refused", "lane=single action=retry_with_new_token "
+		          "reason=\"%s\"", s->stop_msg);
+		*retry = 1;
+		return 0;
+	}
+	size_t n = strlen(s->stop_msg);
+	snprintf(s->stop_msg + n, sizeof s->stop_msg - n, "; and a new token could not be had: %s", why);
+	return write_pause(s, "auth", 30000, s->stop_msg);
 }
 
 /* ---- building calls ------------------------------------------------- */
@@ -527,7 +590,7 @@ struct settle_sums {
 struct stop_state {
 	int down, stop, offline, aborted, lift;
 	struct pobox_verdict v;
-	char msg[200];
+	char msg[600];            /* the singler's stop_msg */
 };
 
 /* Counts an answered call under its HTTP status (written by write_sums;
@@ -734,7 +797,8 @@ static int end_group(struct pobox_singler *s, struct group *g, const struct stop
 {
 	struct pobox_store *st = s->pb->st;
 	int rc = 0;
-	if (ss->stop && !s->pause_written) {
+	/* a 401/403 goes to the credentials first, after the step */
+	if (ss->stop && !s->pause_written && !(ss->v.cls == POBOX_CLASS_AUTH && cred_refreshes(s))) {
 		int64_t wait = ss->v.retry_after_ms > 0 ? ss->v.retry_after_ms : 60000;
 		const char *cls = ss->v.cls == POBOX_CLASS_BUDGET ? "budget"
 		                  : ss->v.cls == POBOX_CLASS_AUTH ? "auth" : "config";
@@ -937,6 +1001,7 @@ static int start_senders(struct pobox_singler *s)
 		started++;
 		s->live_senders++;
 	}
+	s->senders_running = started > 0;
 	pthread_mutex_unlock(&s->mu);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return started;
@@ -1091,6 +1156,7 @@ int pobox_single_step(struct pobox_singler *s, struct pobox_step *out)
 	pthread_mutex_unlock(&s->mu);
 	for (int i = 0; i < started; i++)
 		pthread_join(s->senders[i].th, NULL);
+	s->senders_running = 0;
 	out->actions = (int64_t)s->sent;
 	if (s->failed_rc) {
 		/* calls may still sit in a multi handle: this singler is done */
@@ -1098,7 +1164,15 @@ int pobox_single_step(struct pobox_singler *s, struct pobox_step *out)
 		snprintf(pb->err, sizeof pb->err, "%s", s->failed_err);
 		return s->failed_rc;
 	}
-	if (s->stop) {
+	int retry = 0;
+	if (s->stop && s->stop_v.cls == POBOX_CLASS_AUTH && cred_refreshes(s)) {
+		int rc2 = after_refusal(s, &retry);
+		if (rc2)
+			return rc2;
+	}
+	if (retry) {
+		out->next_due_ms = now_ms(s); /* the refused calls are pending again */
+	} else if (s->stop) {
 		out->paused = 1;
 		snprintf(out->pause_class, sizeof out->pause_class, "%s",
 		         s->stop_v.cls == POBOX_CLASS_BUDGET ? "budget"
@@ -1173,6 +1247,18 @@ static int prepare(struct pobox_singler *s, struct group *g, struct pobox_step *
 	if (at > now) {
 		out->next_due_ms = at;
 		return 0;
+	}
+	/* the token, while no sender is running (their handles are idle) */
+	if (!s->senders_running) {
+		char why[400];
+		if (sync_token(s, why, sizeof why) != 0) {
+			snprintf(out->pause_reason, sizeof out->pause_reason,
+			         "could not obtain a profile API token: %s", why);
+			snprintf(out->pause_class, sizeof out->pause_class, "auth");
+			out->paused = 1;
+			out->paused_until_ms = out->next_due_ms = now + 30000;
+			return write_pause(s, "auth", 30000, out->pause_reason);
+		}
 	}
 	*did = 1;
 	group_clear(g);

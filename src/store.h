@@ -23,6 +23,11 @@ struct pobox_store_opts {
 	int busy_timeout_ms;
 	int max_value_chars;  /* written to settings for the enqueue trigger */
 	int must_exist;       /* refuse to create a new file */
+	int reader;           /* the caller only reads: when SQLite cannot create
+	                       * the -wal/-shm files (read-only directory, full
+	                       * disk), open the outbox read-only instead */
+	int write_damaged;    /* pobox doctor: writes allowed although the outbox
+	                       * is marked damaged */
 };
 
 /* The schema version this build knows (the highest embedded migration). */
@@ -38,6 +43,9 @@ int pobox_store_schema_version(struct pobox_store *st, int *out);
  * writer never fails halfway on a lock upgrade; waiting for the lock is
  * bounded by busy_timeout_ms. */
 int pobox_store_begin(struct pobox_store *st);
+/* A read transaction (one snapshot for several queries); end it with commit
+ * or rollback.  Works on a read-only outbox. */
+int pobox_store_begin_read(struct pobox_store *st);
 int pobox_store_commit(struct pobox_store *st);
 int pobox_store_rollback(struct pobox_store *st);
 int pobox_store_in_tx(struct pobox_store *st);
@@ -91,8 +99,37 @@ int pobox_store_exec(struct pobox_store *st, const char *sql);
 
 /* The path the store was opened with (borrowed). */
 const char *pobox_store_path(const struct pobox_store *st);
+/* 1 when the outbox could only be opened read-only (see opts.reader). */
+int pobox_store_read_only(const struct pobox_store *st);
 
-/* ---- delivery (store_batch.c) ------------------------------------------ */
+/* ---- damage (store/health.c) -------------------------------------------
+ *
+ * Once SQLite reports the file damaged (SQLITE_CORRUPT, SQLITE_NOTADB, a
+ * failed integrity or quick check) in any process, the store records it in
+ * a marker file beside the outbox, "<outbox>-corrupt" (outside the damaged
+ * pages; one line: when, which process, what SQLite said).  While the
+ * marker exists every write transaction of every process is refused with
+ * POBOX_ECORRUPT (checked at BEGIN, and at every commit as a backstop),
+ * until pobox doctor finds the file healthy and removes the marker.
+ * Readers keep working. */
+
+/* 1 when the outbox is marked damaged (by this process or the marker); the
+ * marker's line goes to why (may be NULL). */
+int pobox_store_damaged(struct pobox_store *st, char *why, size_t len);
+/* POBOX_ECORRUPT with the reason on the handle: what a write meets while
+ * the outbox is marked damaged. */
+int pobox_store_refuse_damaged(struct pobox_store *st);
+/* Removes the marker (doctor, after a clean integrity check). */
+int pobox_store_clear_damage(struct pobox_store *st);
+/* PRAGMA quick_check of one table and its indexes (table NULL: the whole
+ * file).  0 when healthy; POBOX_ECORRUPT (marker written, SQLite's first
+ * complaint on the handle) when not; other codes when it cannot run. */
+int pobox_store_quick_check(struct pobox_store *st, const char *table);
+/* The name of the next table after *cursor in the schema, for checking
+ * one table at a time in turn; wraps around.  *cursor starts at 0. */
+int pobox_store_next_table(struct pobox_store *st, int64_t *cursor, char *name, size_t len);
+
+/* ---- delivery (store/batch.c) ------------------------------------------ */
 
 /* One profile's live, not yet delivered updates, as the scheduler sees them:
  * sorted by attribute, then enqueue order.  Arrays are borrowed for the
@@ -251,7 +288,7 @@ int pobox_store_each_row(struct pobox_store *st, const char *sql, int has_arg, i
  * *pruned = rows deleted. */
 int pobox_store_prune(struct pobox_store *st, int64_t cutoff_ms, int64_t limit, int64_t *pruned);
 
-/* ---- single lane and quota (store_quota.c) ---------------------------- */
+/* ---- single lane and quota (store/quota.c) ---------------------------- */
 
 /* Single calls in the rolling 24 hours ending at now_ms: used (settled) and
  * reserved (in flight), all processes together. */
@@ -312,12 +349,22 @@ int pobox_store_newest(struct pobox_store *st, int64_t after_seq, int64_t *max_s
 int64_t pobox_store_file_bytes(struct pobox_store *st);
 /* The bytes the outbox holds: pages in use (not the WAL's high-water mark). */
 int64_t pobox_store_used_bytes(struct pobox_store *st);
+/* For room checks, also inside a write transaction: *used as
+ * pobox_store_used_bytes (counting the transaction's new pages), and
+ * *unwritten, an upper bound of the bytes SQLite will still write to disk
+ * for what it holds now: its page cache (dirty pages go to the WAL at
+ * commit) and the main file's growth when the WAL is checkpointed. */
+void pobox_store_space(struct pobox_store *st, int64_t *used, int64_t *unwritten);
+/* Checkpoints the WAL into the main file and truncates it (after an import
+ * stopped, so a swollen WAL gives its space back).  Waits at most a second
+ * for other processes; best effort, errors are ignored. */
+void pobox_store_checkpoint(struct pobox_store *st);
 /* Whether a pending update (not delivered, not in a batch) exists for
  * profile+attr. */
 int pobox_store_pending_exists(struct pobox_store *st, enum pobox_id_type t, const char *id,
                                size_t id_len, const char *attr, size_t attr_len, int *exists);
 
-/* ---- operations (store_ops.c) ----------------------------------------- */
+/* ---- operations (store/ops.c) ----------------------------------------- */
 
 /* Which dead updates an operator means.  All set criteria must hold. */
 struct pobox_dead_filter {
@@ -342,10 +389,12 @@ int pobox_store_dead_purge(struct pobox_store *st, int64_t *n);
 /* pobox doctor's invariant checks: fn(ctx, name, problems, fixed, advice)
  * per check, fixing the safe ones when repair is set (inside the caller's
  * transaction).  *integrity_ok = 0 when SQLite's integrity check fails
- * (its first message goes to fn as a problem). */
+ * (its first message goes to fn as a problem): the outbox is then marked
+ * damaged and nothing is repaired.  When it passes, a damage mark is
+ * removed. */
 int pobox_store_doctor(struct pobox_store *st, int repair, int64_t now_ms,
                        int (*fn)(void *ctx, const char *name, int64_t problems, int fixed,
                                  const char *advice),
-                       void *ctx);
+                       void *ctx, int *integrity_ok);
 
 #endif

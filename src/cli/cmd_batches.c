@@ -74,7 +74,7 @@ int cmd_batches(struct cli *cli, int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (!(pb = cli_open(cli, 1, &code)))
+	if (!(pb = cli_open(cli, CLI_READER, &code)))
 		return code;
 	char where[96] = "";
 	if (state_idx >= 0)
@@ -141,7 +141,7 @@ int cmd_show(struct cli *cli, int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	int64_t id = strtoll(argv[optind], NULL, 10);
-	if (!(pb = cli_open(cli, 1, &code)))
+	if (!(pb = cli_open(cli, CLI_READER, &code)))
 		return code;
 	struct pobox_batch b;
 	if ((rc = pobox_store_batch_get(pb->st, id, payload, &b)) != 0) {

@@ -156,12 +156,12 @@ int cmd_dead(struct cli *cli, int argc, char **argv)
 	char sql[1200];
 	if ((code = parse("dead", argc, argv, &s, 1, 0, 0)) >= 0)
 		return code;
-	if (!(pb = cli_open(cli, 1, &code)))
+	if (!(pb = cli_open(cli, CLI_READER, &code)))
 		return code;
 	resolve_since(&s, pb);
 	s.f.all = 1; /* listing: no criterion means all */
 	int64_t n = 0;
-	if ((rc = pobox_begin(pb)) != 0 || (rc = pobox_store_dead_select(pb->st, &s.f, &n)) != 0)
+	if ((rc = pobox_store_begin_read(pb->st)) != 0 || (rc = pobox_store_dead_select(pb->st, &s.f, &n)) != 0)
 		goto fail;
 	const char *cols =
 		"d.seq, d.id_type, d.profile_id, d.attr, d.value, d.attempts, d.last_http_status AS http,"

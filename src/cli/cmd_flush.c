@@ -7,6 +7,7 @@
  * it cuts its batches and waits for run to deliver them instead of racing it.
  */
 #include "cli.h"
+#include "credentials.h"
 #include "deliver.h"
 #include "metrics.h"
 #include "quota.h"
@@ -184,7 +185,7 @@ static int lane_blocked(const struct pobox_step *st)
 }
 
 /* Reloads the configuration file (SIGHUP).  Keeps the old one on error. */
-static void reload(struct cli *cli, struct pobox_deliver_opts *o, char **token)
+static void reload(struct cli *cli, struct pobox_deliver_opts *o, struct pobox_cred **cred)
 {
 	struct pobox_config fresh;
 	char err[POBOX_ERRLEN];
@@ -199,16 +200,18 @@ static void reload(struct cli *cli, struct pobox_deliver_opts *o, char **token)
 	struct pobox_config old = cli->cfg;
 	cli->cfg = fresh;
 	struct pobox_deliver_opts no;
-	char *nt = NULL;
-	if (cli_deliver_opts(cli, &no, &nt) != EXIT_OK) {
+	struct pobox_cred *nc = NULL;
+	if ((cli->cfg.metrics_file &&
+	     cli_check_output(cli, cli->cfg.metrics_file, "metrics_file", NULL, -1) != EXIT_OK) ||
+	    cli_deliver_opts(cli, &no, &nc) != EXIT_OK) {
 		pobox_log(POBOX_LOG_ERROR, "reload_failed", "reason=\"invalid delivery settings\"");
 		cli->cfg = old;
 		pobox_config_free(&fresh);
 		return;
 	}
 	pobox_config_free(&old);
-	cli_token_free(*token);
-	*token = nt;
+	pobox_cred_free(*cred); /* a deliverer still using it holds its own reference */
+	*cred = nc;
 	*o = no;
 	pobox_log(POBOX_LOG_INFO, "reloaded", "config=%s", cli->config_path);
 }
@@ -218,7 +221,7 @@ struct loop {
 	struct cli *cli;
 	struct pobox *pb;
 	struct pobox_deliver_opts *o;
-	char **token;
+	struct pobox_cred **cred;
 	enum mode mode;
 	int64_t deadline_ms;
 	int lock;                       /* the delivery lock's fd, -1: another process delivers */
@@ -228,6 +231,7 @@ struct loop {
 	int64_t last_prune, last_cut_seq, checked_seq, last_full, last_metrics;
 	/* the last full count of pending profiles (pobox_store_pending) */
 	int64_t due, later, next_due, oldest;
+	struct cli_health health;       /* run's checks of the outbox (health.c) */
 };
 
 /* One round: what the lanes did, and what is pending now. */
@@ -308,7 +312,7 @@ static void reload_deliverers(struct loop *l)
 	struct pobox_singler *ns = NULL;
 	char err[POBOX_ERRLEN];
 
-	reload(l->cli, l->o, l->token);
+	reload(l->cli, l->o, l->cred);
 	l->o->abort_fn = abort_wanted;
 	l->o->abort_ctx = l;
 	if (!l->d)
@@ -320,6 +324,7 @@ static void reload_deliverers(struct loop *l)
 		pobox_singler_free(l->sg);
 		l->d = nd;
 		l->sg = ns;
+		/* perhaps reloaded with fixed credentials: try them now */
 		if (pobox_store_lane_unpause_auth(l->pb->st) != 0)
 			pobox_log(POBOX_LOG_WARN, "unpause_failed", "reason=\"%s\"", pobox_errmsg(l->pb));
 	} else {
@@ -339,13 +344,24 @@ static int loop_failed(struct loop *l, int rc, const char *what, int *code)
 	return 1;
 }
 
-/* Runs both lanes once.  Returns 1 when the loop ends (*code set). */
+/* A damaged outbox does not end run: the next round pauses (health.c). */
+static int damage_pauses(const struct loop *l, int rc)
+{
+	return l->mode == RUN && rc == POBOX_ECORRUPT;
+}
+
+/* Runs both lanes once.  Returns 1 when the loop ends (*code set), -1 when
+ * only this round does (run, a damaged outbox), 0 to go on. */
 static int deliver_round(struct loop *l, struct round *r, int *code)
 {
 	int rc;
 	if (l->d && ((rc = pobox_deliver_step(l->d, &r->st)) != 0 ||
-	             (rc = pobox_single_step(l->sg, &r->ss)) != 0))
-		return loop_failed(l, rc, "delivering", code);
+	             (rc = pobox_single_step(l->sg, &r->ss)) != 0)) {
+		if (!damage_pauses(l, rc))
+			return loop_failed(l, rc, "delivering", code);
+		cli_error("delivering: %s", pobox_errmsg(l->pb));
+		return -1;
+	}
 	/* the bulk step counted unfinished batches before the single step
 	 * ended its groups: count again, or flush --wait would sleep a
 	 * whole round after its last call */
@@ -356,9 +372,9 @@ static int deliver_round(struct loop *l, struct round *r, int *code)
 	if (!blocked)
 		return 0;
 	cli_error("delivery paused: %s. Nothing was marked dead; fix the %s and run again "
-	          "(token_file, client, base_url)",
+	          "(token_file, token_command or ims_*; client, base_url)",
 	          blocked->pause_reason,
-	          strcmp(blocked->pause_class, "auth") == 0 ? "token" : "configuration");
+	          strcmp(blocked->pause_class, "auth") == 0 ? "credentials" : "configuration");
 	if (l->mode != FLUSH_WAIT)
 		return 0;
 	/* a human is waiting: say it now instead of retrying for hours;
@@ -415,12 +431,15 @@ static int cut_wanted(const struct loop *l, const struct round *r)
 	                       r->now - l->oldest >= 1000));
 }
 
-/* Cuts the due profiles into batches.  1 on error (*code set). */
+/* Cuts the due profiles into batches.  1 on error (*code set), -1 when
+ * the round ends instead (run, a damaged outbox). */
 static int cut_round(struct loop *l, struct round *r, int *code)
 {
 	int rc;
 	routing(l->cli, l->pb, l->o, l->due);
 	if ((rc = cut(l->pb, &l->o->sched, l->mode == RUN ? 2 : 1)) != 0) {
+		if (damage_pauses(l, rc))
+			return -1;
 		*code = cli_exit_code(rc);
 		return 1;
 	}
@@ -430,7 +449,8 @@ static int cut_round(struct loop *l, struct round *r, int *code)
 	return 0;
 }
 
-/* run's chores: the metrics file and pruning delivered history. */
+/* run's chores: the metrics file, the outbox's incremental check and
+ * pruning delivered history. */
 static void housekeeping(struct loop *l, int64_t now)
 {
 	const struct pobox_config *c = &l->cli->cfg;
@@ -439,6 +459,7 @@ static void housekeeping(struct loop *l, int64_t now)
 			pobox_log(POBOX_LOG_WARN, "metrics_failed", "reason=\"%s\"", pobox_errmsg(l->pb));
 		l->last_metrics = now;
 	}
+	cli_health_check(l->cli, l->pb, &l->health, now);
 	if (now - l->last_prune > 600000) {
 		int64_t pruned = 0;
 		if (pobox_begin(l->pb) == 0) {
@@ -498,11 +519,17 @@ static int one_round(struct loop *l, int once, int *code)
 		reload_signal = 0;
 		reload_deliverers(l);
 	}
-	if (deliver_round(l, &r, code) || count_pending(l, &r, code))
+	/* a damaged outbox: run waits for the repair, flush --wait gives up */
+	if (l->mode == RUN && cli_health_paused(l->pb, &l->health, r.now))
+		return 0;
+	int k = deliver_round(l, &r, code);
+	if (k)
+		return k > 0;
+	if (count_pending(l, &r, code))
 		return 1;
 	r.want_cut = cut_wanted(l, &r);
-	if (r.want_cut && cut_round(l, &r, code))
-		return 1;
+	if (r.want_cut && (k = cut_round(l, &r, code)) != 0)
+		return k > 0;
 	if (l->mode == FLUSH_WAIT && !r.want_cut && r.st.unfinished == 0 && l->due == 0 &&
 	    l->later == 0) {
 		print_left(l->pb, "flush: done");
@@ -523,11 +550,11 @@ static int one_round(struct loop *l, int once, int *code)
 }
 
 /* The delivery loop shared by flush --wait and run. */
-static int loop(struct cli *cli, struct pobox *pb, struct pobox_deliver_opts *o, char **token,
-                enum mode mode, int64_t deadline_ms, int once)
+static int loop(struct cli *cli, struct pobox *pb, struct pobox_deliver_opts *o,
+                struct pobox_cred **cred, enum mode mode, int64_t deadline_ms, int once)
 {
 	struct loop l = {
-		.cli = cli, .pb = pb, .o = o, .token = token, .mode = mode,
+		.cli = cli, .pb = pb, .o = o, .cred = cred, .mode = mode,
 		.deadline_ms = deadline_ms, .lock = -1,
 		.last_cut_seq = -1, .checked_seq = -1, .next_due = -1, .oldest = -1,
 	};
@@ -572,7 +599,7 @@ int cmd_flush(struct cli *cli, int argc, char **argv)
 	};
 	struct pobox_deliver_opts o;
 	struct pobox *pb = NULL;
-	char *token = NULL;
+	struct pobox_cred *cred = NULL;
 	int wait = 0, c, code;
 	int64_t timeout_ms = 0;
 
@@ -597,7 +624,7 @@ int cmd_flush(struct cli *cli, int argc, char **argv)
 		cli_error("flush: --timeout needs --wait");
 		return EXIT_USAGE;
 	}
-	if ((code = cli_deliver_opts(cli, &o, &token)) != EXIT_OK)
+	if ((code = cli_deliver_opts(cli, &o, &cred)) != EXIT_OK)
 		return code;
 	if (!(pb = cli_open(cli, 0, &code)))
 		goto out;
@@ -613,13 +640,13 @@ int cmd_flush(struct cli *cli, int argc, char **argv)
 	}
 	code = EXIT_OK;
 	if (wait) {
-		code = loop(cli, pb, &o, &token, FLUSH_WAIT,
+		code = loop(cli, pb, &o, &cred, FLUSH_WAIT,
 		            timeout_ms ? pobox_clock_now_ms(&pb->clock) + timeout_ms : 0, 0);
 		code = dead_verdict(pb, dead_before, code);
 	}
 out:
 	pobox_close(pb);
-	cli_token_free(token);
+	pobox_cred_free(cred);
 	return code;
 }
 
@@ -631,7 +658,7 @@ int cmd_run(struct cli *cli, int argc, char **argv)
 	};
 	struct pobox_deliver_opts o;
 	struct pobox *pb = NULL;
-	char *token = NULL;
+	struct pobox_cred *cred = NULL;
 	int once = 0, c, code;
 
 	optind = 0;
@@ -647,14 +674,19 @@ int cmd_run(struct cli *cli, int argc, char **argv)
 		cli_error("run: unexpected argument '%s'", argv[optind]);
 		return EXIT_USAGE;
 	}
-	if ((code = cli_deliver_opts(cli, &o, &token)) != EXIT_OK)
+	/* before anything is opened for writing: the metrics file is replaced
+	 * by rename, so naming the outbox would destroy it */
+	if (cli->cfg.metrics_file &&
+	    (code = cli_check_output(cli, cli->cfg.metrics_file, "metrics_file", NULL, -1)) != EXIT_OK)
 		return code;
-	if (!(pb = cli_open(cli, 0, &code)))
+	if ((code = cli_deliver_opts(cli, &o, &cred)) != EXIT_OK)
+		return code;
+	if (!(pb = cli_open(cli, CLI_RUN, &code)))
 		goto out;
-	code = loop(cli, pb, &o, &token, RUN, 0, once);
+	code = loop(cli, pb, &o, &cred, RUN, 0, once);
 out:
 	pobox_close(pb);
-	cli_token_free(token);
+	pobox_cred_free(cred);
 	return code;
 }
 
@@ -693,7 +725,8 @@ int cmd_plan(struct cli *cli, int argc, char **argv)
 	struct pobox_cut_summary sum = {0};
 	struct pobox_quota q;
 	struct pobox *pb = NULL;
-	char *token = NULL, a[32], b[32], c[32], d[32];
+	struct pobox_cred *cred = NULL;
+	char a[32], b[32], c[32], d[32];
 	int code, rc;
 	int64_t due = 0, later = 0, next_due, oldest;
 
@@ -702,7 +735,7 @@ int cmd_plan(struct cli *cli, int argc, char **argv)
 		cli_error("plan: takes no arguments");
 		return EXIT_USAGE;
 	}
-	if ((code = cli_deliver_opts(cli, &o, &token)) != EXIT_OK)
+	if ((code = cli_deliver_opts(cli, &o, &cred)) != EXIT_OK)
 		return code;
 	if (!(pb = cli_open(cli, 1, &code)))
 		goto out;
@@ -736,6 +769,6 @@ fail:
 	code = cli_exit_code(rc);
 out:
 	pobox_close(pb);
-	cli_token_free(token);
+	pobox_cred_free(cred);
 	return code;
 }

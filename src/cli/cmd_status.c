@@ -37,7 +37,7 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 		cli_error("status: unexpected argument '%s'", argv[optind]);
 		return EXIT_USAGE;
 	}
-	if (!(pb = cli_open(cli, 1, &code)))
+	if (!(pb = cli_open(cli, CLI_READER, &code)))
 		return code;
 	if (prom) {
 		struct pobox_quota_opts po = {cli->cfg.single_budget, cli->cfg.fleet_share,

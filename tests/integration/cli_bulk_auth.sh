@@ -64,4 +64,7 @@ pb status >"$T/status.out" 2>&1
 pb status --json >>"$T/status.out" 2>&1
 if grep -qF "$tok" "$T/flush.out" "$T/flush.err" "$T/status.out"; then fail "the token never appears in pobox's output"
 else pass "the token never appears in pobox's output"; fi
+leaked=
+for f in "$DB" "$DB-wal" "$DB-shm"; do [ -e "$f" ] && grep -aqF "$tok" "$f" && leaked="$leaked $f"; done
+check_eq "the token is not stored in the outbox or its WAL" "" "$leaked"
 finish

@@ -95,6 +95,9 @@ cfg_refused "base_url with a user" "base_url = 'https://u:p@x.example': the URL 
 cfg_refused "token over plain http to a remote host" \
 	"base_url http://target.example.com is plain http: the bearer token would cross the network unencrypted" \
 	"token_file = $T/token" "base_url = http://target.example.com"
+cfg_refused "token_command's token over plain http to a remote host" \
+	"base_url http://target.example.com is plain http: the bearer token would cross the network unencrypted" \
+	"token_command = echo tok" "base_url = http://target.example.com"
 out=$(POBOX_CLIENT='x/y' "$POBOX" -c "$CONF" status 2>&1); rc=$?
 check_eq "POBOX_CLIENT with a slash: exit 78" 78 "$rc"
 check_eq "POBOX_CLIENT with a slash: message" 1 "$(printf '%s' "$out" | grep -c "environment POBOX_CLIENT: client = 'x/y'")"

@@ -221,8 +221,39 @@ static void test_long_field_stops_with_line(void **state)
 	csv[len] = '\0';
 	assert_int_equal(run(f, csv, (size_t)len, &o, &sum, NULL), POBOX_EINVALID);
 	assert_non_null(strstr(pobox_errmsg(f->pb), "t.csv:3: a field is longer than"));
-	/* rows before the stop are kept */
+	assert_non_null(strstr(pobox_errmsg(f->pb), "a quote opened on line 3"));
+	/* rows before the stop are kept, and the summary says where it stopped */
 	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM updates"), 1);
+	assert_int_equal(sum.rows, 1);
+	assert_int_equal(sum.updates, 1);
+	assert_int_equal(sum.stopped_line, 3);
+	free(csv);
+}
+
+/* max_outbox_bytes is looked at inside a transaction: a limit of 300 KiB
+ * is not overshot by a whole 10,000-row transaction (~2 MB); the summary
+ * counts what is in and names the first line that is not. */
+static void test_size_limit_inside_a_transaction(void **state)
+{
+	struct fx *f = *state;
+	struct pobox_import_opts o = {0};
+	struct pobox_import_summary sum;
+	char *csv = malloc(4 << 20), *p = csv;
+	p += sprintf(p, "thirdPartyId,a,b\n");
+	for (int i = 0; i < 30000; i++)
+		p += sprintf(p, "s%d,value-%d-abcdefghij,other-%d\n", i, i, i);
+	f->pb->opts.max_outbox_bytes = 300 << 10;
+	f->pb->opts.min_free_bytes = 0;
+	assert_int_equal(run(f, csv, (size_t)(p - csv), &o, &sum, NULL), POBOX_EFULL);
+	int64_t used = tu_query_int(f->db, "SELECT (page_count - freelist_count) * page_size FROM "
+	                                    "pragma_page_count, pragma_freelist_count, pragma_page_size");
+	assert_true(used >= 300 << 10);
+	assert_true(used <= (300 << 10) + (256 << 10));
+	int64_t rows = tu_query_int(f->db, "SELECT count(DISTINCT profile) FROM updates");
+	assert_true(rows > 0 && rows < 30000);
+	assert_int_equal(sum.rows, rows);
+	assert_int_equal(sum.updates, 2 * rows);
+	assert_int_equal(sum.stopped_line, rows + 2);
 	free(csv);
 }
 
@@ -255,6 +286,7 @@ int main(void)
 		T(test_batch_file_form),
 		T(test_header_errors),
 		T(test_long_field_stops_with_line),
+		T(test_size_limit_inside_a_transaction),
 		T(test_value_limit_and_commit_batches),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

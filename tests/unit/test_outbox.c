@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct fx {
 	char *dir, *db;
@@ -182,6 +183,36 @@ static void test_allocation_failures(void **state)
 	                 tu_query_int(f->db, "SELECT count(*) FROM updates"));
 }
 
+/* Another process records damage while this producer has the outbox open:
+ * its next put is refused (POBOX_ECORRUPT, saying so), inside a transaction
+ * too, and a write that bypasses pobox_begin (an autocommit statement) is
+ * turned back at commit.  A new open is refused; once the mark is gone,
+ * puts work again. */
+static void test_damage_mark_refuses_writes(void **state)
+{
+	struct fx *f = *state;
+	struct pobox_update u = {POBOX_ID_THIRDPARTY, "crm-1", "tier", "gold", 0, NULL};
+	struct pobox *other = NULL;
+	char err[512], mark[4200];
+	assert_int_equal(pobox_put(f->pb, &u), 0);
+	snprintf(mark, sizeof mark, "%s-corrupt", f->db);
+	tu_write_file(mark, "2026-01-01T00:00:00Z pid 1: test\n", 33);
+	u.value = "silver";
+	assert_int_equal(pobox_put(f->pb, &u), POBOX_ECORRUPT);
+	assert_non_null(strstr(pobox_errmsg(f->pb), "is damaged (2026-01-01T00:00:00Z pid 1: test)"));
+	assert_non_null(strstr(pobox_errmsg(f->pb), "pobox doctor"));
+	assert_int_equal(pobox_begin(f->pb), POBOX_ECORRUPT);
+	assert_int_equal(pobox_store_exec(f->pb->st, "UPDATE settings SET value = 7 WHERE key = 'x'"),
+	                 POBOX_ECORRUPT);
+	assert_int_equal(pobox_open(&other, f->db, NULL, err, sizeof err), POBOX_ECORRUPT);
+	assert_null(other);
+	assert_non_null(strstr(err, "is damaged"));
+	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM updates"), 1);
+	assert_int_equal(unlink(mark), 0);
+	assert_int_equal(pobox_put(f->pb, &u), 0);
+	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM updates"), 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -191,6 +222,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_options_checked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_allocation_failures, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_damage_mark_refuses_writes, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,14 +7,22 @@
  * Does not own: validation (validate.c) or anything about delivery.
  *
  * Opening, in order, so that a file we must refuse is never changed:
+ *   0. look at the path first (store/health.c): a directory, a missing
+ *      directory, an empty file where an outbox must exist or beside a
+ *      non-empty WAL are refused with the path and what is wrong;
  *   1. open without creating unless asked; set the busy timeout first;
  *   2. read user_version and application_id; refuse a file that is not an
  *      SQLite database, belongs to another application, or carries a schema
  *      newer than this build (all before any write, even before WAL mode);
  *   3. switch to WAL and the configured synchronous level;
- *   4. apply each missing migration in its own IMMEDIATE transaction,
+ *   4. install the commit hook that refuses writes to a damaged outbox;
+ *   5. apply each missing migration in its own IMMEDIATE transaction,
  *      re-reading user_version inside it, so two processes opening a fresh
  *      outbox at once migrate it exactly once.
+ * A reader whose open fails because SQLite cannot create -wal/-shm (a
+ * read-only directory, a full disk) tries again read-only (open_ro); any
+ * other failure of SQLite's files is explained (the disk is full, the
+ * directory is not writable) by pobox_store_explain_open.
  *
  * Statement cache: each SQL statement is prepared once per store on first
  * use (stmt()) and reset after each use.  Interned attributes and sources are
@@ -25,7 +33,7 @@
 #include "alloc.h"
 #include "error.h"
 #include "migrations.h"
-#include "store_internal.h"
+#include "internal.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
@@ -96,6 +104,12 @@ int pobox_store_code(int rc)
 /* Records the SQLite error for `what` on the store and returns the pobox code. */
 int pobox_store_fail(struct pobox_store *st, int rc, const char *what)
 {
+	if (st->hook_refused && (rc & 0xff) == SQLITE_CONSTRAINT) {
+		st->hook_refused = 0;
+		return pobox_store_refuse_damaged(st);
+	}
+	st->last_rc = rc;
+	pobox_store_note_damage(st, rc, st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
 	int code = pobox_store_code(rc);
 	const char *hint = "";
 	if (code == POBOX_EBUSY)
@@ -244,6 +258,13 @@ int pobox_store_exec_sql(struct pobox_store *st, const char *sql, const char *wh
 	char *msg = NULL;
 	int rc = sqlite3_exec(st->db, sql, NULL, NULL, &msg);
 	if (rc != SQLITE_OK) {
+		if (st->hook_refused && (rc & 0xff) == SQLITE_CONSTRAINT) {
+			st->hook_refused = 0;
+			sqlite3_free(msg);
+			return pobox_store_refuse_damaged(st);
+		}
+		st->last_rc = rc;
+		pobox_store_note_damage(st, rc, msg ? msg : sqlite3_errstr(rc));
 		int code = pobox_store_code(rc);
 		pobox_errf(st->err, st->errlen, code, "outbox %s: %s: %s", st->path, what,
 		           msg ? msg : sqlite3_errstr(rc));
@@ -273,6 +294,12 @@ static int check_identity(struct pobox_store *st, int *version)
 		rc = SQLITE_OK;
 	}
 	sqlite3_finalize(q);
+	if ((rc & 0xff) == SQLITE_NOTADB)
+		return pobox_errf(st->err, st->errlen, POBOX_ECORRUPT,
+		                  "%s is not an SQLite database, so not a pobox outbox (or its first "
+		                  "page is damaged); pobox will not write over it: point --db at the "
+		                  "outbox or at a new path (`pobox doctor` says what it finds)",
+		                  st->path);
 	if (rc != SQLITE_OK)
 		return pobox_store_fail(st, rc, "reading the outbox's header");
 	*version = (int)v;
@@ -281,6 +308,7 @@ static int check_identity(struct pobox_store *st, int *version)
 		                  "%s is an SQLite database but not a pobox outbox (application_id "
 		                  "%lld); point --db at a pobox outbox or at a new file",
 		                  st->path, (long long)app);
+	st->identified = 1; /* from here on, damage SQLite reports is recorded */
 	if (*version > pobox_store_known_version())
 		return pobox_errf(st->err, st->errlen, POBOX_ECONFIG,
 		                  "outbox %s has schema version %d, newer than this pobox %s knows "
@@ -337,16 +365,128 @@ static int sync_settings(struct pobox_store *st, const struct pobox_store_opts *
 	return pobox_store_exec_sql(st, sql, "recording max_value_chars");
 }
 
+static const char *const sync_pragma[] = {
+	[POBOX_SYNC_FULL] = "PRAGMA synchronous = FULL",
+	[POBOX_SYNC_NORMAL] = "PRAGMA synchronous = NORMAL",
+	[POBOX_SYNC_OFF] = "PRAGMA synchronous = OFF",
+};
+
+/* WAL lets producers append while `pobox run` and operators read.
+ * Switching a new file to WAL needs an exclusive lock, and SQLite says
+ * SQLITE_BUSY at once instead of waiting when another process is creating
+ * the same outbox: retry until busy_timeout_ms. */
+static int use_wal(struct pobox_store *st, const struct pobox_store_opts *o)
+{
+	sqlite3_stmt *s = NULL;
+	const char *mode = NULL;
+	int r, rc = 0;
+	for (int waited = 0;; waited += 10) {
+		r = sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s, NULL);
+		if (r == SQLITE_OK && (r = sqlite3_step(s)) == SQLITE_ROW)
+			mode = (const char *)sqlite3_column_text(s, 0);
+		if ((r & 0xff) != SQLITE_BUSY || waited >= o->busy_timeout_ms)
+			break;
+		sqlite3_finalize(s);
+		s = NULL;
+		struct timespec ts = {0, 10 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	if (!mode || strcmp(mode, "wal") != 0)
+		rc = r == SQLITE_ROW ? pobox_errf(st->err, st->errlen, POBOX_EIO,
+		                                  "outbox %s: cannot use WAL mode (got %s); put the "
+		                                  "outbox on a local file system", st->path,
+		                                  mode ? mode : "nothing")
+		                     : pobox_store_fail(st, r, "switching to WAL mode");
+	sqlite3_finalize(s);
+	return rc;
+}
+
+/* Opens for reading and writing, in the order the top of this file gives. */
+static int open_rw(struct pobox_store *st, const struct pobox_store_opts *o)
+{
+	int rc, version = 0;
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (o->must_exist ? 0 : SQLITE_OPEN_CREATE);
+	if ((rc = sqlite3_open_v2(st->path, &st->db, flags, NULL)) != SQLITE_OK)
+		return pobox_store_fail(st, rc, "opening");
+	sqlite3_extended_result_codes(st->db, 1);
+	sqlite3_busy_timeout(st->db, o->busy_timeout_ms);
+	if ((rc = check_identity(st, &version)) != 0 || (rc = use_wal(st, o)) != 0 ||
+	    (rc = pobox_store_exec_sql(st, sync_pragma[o->synchronous], "setting synchronous")) != 0)
+		return rc;
+	/* After a checkpoint the WAL file is cut back to 64 MB: without this, a
+	 * WAL swollen by a big import keeps its size on disk forever. */
+	if ((rc = pobox_store_exec_sql(st, "PRAGMA journal_size_limit = 67108864",
+	                               "limiting the WAL")) != 0)
+		return rc;
+	pobox_store_guard_commits(st); /* from here on, a damaged outbox takes no write */
+	if (version < pobox_store_known_version() && (rc = migrate(st)) != 0)
+		return rc;
+	/* a damaged outbox is still readable: leave its settings alone */
+	if (!pobox_store_damaged(st, NULL, 0) && (rc = sync_settings(st, o)) != 0)
+		return rc;
+	return 0;
+}
+
+/* A reader's second try when SQLite could not set the outbox up for
+ * writing (it must create -wal and -shm beside it: a read-only directory or
+ * a full disk stop that): read-only, and when there is no -shm either and no
+ * WAL holding commits, as an immutable snapshot (with no -wal file no
+ * process has the outbox open, and none can start writing without creating
+ * one).  Never migrates. */
+static int open_ro(struct pobox_store *st, const struct pobox_store_opts *o)
+{
+	char wal[4200], uri[8400];
+	struct stat sb;
+	int rc = POBOX_EIO, version = 0;
+	sqlite3_close(st->db);
+	st->db = NULL;
+	snprintf(wal, sizeof wal, "%s-wal", st->path);
+	int have_wal = stat(wal, &sb) == 0 && sb.st_size > 0;
+	for (int immutable = 0; immutable < 2; immutable++) {
+		int flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX;
+		const char *name = st->path;
+		if (immutable) {
+			if (have_wal)
+				return rc;
+			/* a URI, so the path's own '%', '?' and '#' are escaped */
+			size_t u = (size_t)snprintf(uri, sizeof uri, "file:");
+			for (const char *p = st->path; *p && u + 4 < sizeof uri; p++)
+				u += *p == '%' || *p == '?' || *p == '#'
+				         ? (size_t)snprintf(uri + u, sizeof uri - u, "%%%02X", (unsigned char)*p)
+				         : (uri[u] = *p, 1);
+			snprintf(uri + u, sizeof uri - u, "?immutable=1");
+			name = uri;
+			flags |= SQLITE_OPEN_URI;
+		}
+		sqlite3_close(st->db);
+		st->db = NULL;
+		if ((rc = sqlite3_open_v2(name, &st->db, flags, NULL)) != SQLITE_OK) {
+			rc = pobox_store_fail(st, rc, "opening read-only");
+			continue;
+		}
+		sqlite3_extended_result_codes(st->db, 1);
+		sqlite3_busy_timeout(st->db, o->busy_timeout_ms);
+		st->immutable = immutable;
+		if ((rc = check_identity(st, &version)) == 0)
+			break;
+	}
+	if (rc != 0)
+		return rc;
+	st->read_only = 1;
+	if (version < pobox_store_known_version())
+		return pobox_errf(st->err, st->errlen, POBOX_EIO,
+		                  "outbox %s has schema version %d and this pobox needs %d, but it can "
+		                  "only be opened read-only here: run a command that writes (with write "
+		                  "access to its directory) once to migrate it",
+		                  st->path, version, pobox_store_known_version());
+	return 0;
+}
+
 int pobox_store_open(struct pobox_store **out, const char *path,
                      const struct pobox_store_opts *o, char *err, size_t errlen)
 {
 	struct pobox_store *st = NULL;
-	int rc, version = 0;
-	static const char *const sync_pragma[] = {
-		[POBOX_SYNC_FULL] = "PRAGMA synchronous = FULL",
-		[POBOX_SYNC_NORMAL] = "PRAGMA synchronous = NORMAL",
-		[POBOX_SYNC_OFF] = "PRAGMA synchronous = OFF",
-	};
+	int rc;
 
 	if (!path || !*path)
 		return pobox_errf(err, errlen, POBOX_ECONFIG, "no outbox path given (use --db PATH or "
@@ -355,73 +495,25 @@ int pobox_store_open(struct pobox_store **out, const char *path,
 		return pobox_errf(err, errlen, POBOX_ECONFIG, "synchronous level %d is not one of "
 		                  "FULL, NORMAL, OFF", (int)o->synchronous);
 	st = pobox_calloc(1, sizeof *st);
-	if (!st || !(st->path = pobox_strdup(path))) {
+	if (!st || !(st->path = pobox_strdup(path)) ||
+	    !(st->marker = pobox_malloc(strlen(path) + sizeof "-corrupt"))) {
 		rc = pobox_errf(err, errlen, POBOX_ENOMEM, "out of memory opening %s", path);
 		goto out;
 	}
+	sprintf(st->marker, "%s-corrupt", path);
 	st->err = err;
 	st->errlen = errlen;
-
-	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (o->must_exist ? 0 : SQLITE_OPEN_CREATE);
-	rc = sqlite3_open_v2(path, &st->db, flags, NULL);
-	if (rc != SQLITE_OK) {
-		if (o->must_exist && rc == SQLITE_CANTOPEN) {
-			struct stat sb;
-			if (stat(path, &sb) != 0) {
-				rc = pobox_errf(err, errlen, POBOX_ENOTFOUND,
-				                "outbox %s does not exist; check --db, or put an update to "
-				                "create it", path);
-				goto out;
-			}
-		}
-		rc = pobox_store_fail(st, rc, "opening");
+	st->busy_timeout_ms = o->busy_timeout_ms;
+	st->write_damaged = o->write_damaged;
+	if ((rc = pobox_store_check_path(st, o->must_exist || o->reader)) != 0)
+		goto out;
+	rc = open_rw(st, o);
+	if (rc != 0 && o->reader && pobox_store_setup_failed(st))
+		rc = open_ro(st, o);
+	if (rc != 0) {
+		rc = pobox_store_explain_open(st, rc);
 		goto out;
 	}
-	sqlite3_extended_result_codes(st->db, 1);
-	sqlite3_busy_timeout(st->db, o->busy_timeout_ms);
-	if ((rc = check_identity(st, &version)) != 0)
-		goto out;
-	/* WAL lets producers append while `pobox run` and operators read.
-	 * Switching a new file to WAL needs an exclusive lock, and SQLite says
-	 * SQLITE_BUSY at once instead of waiting when another process is
-	 * creating the same outbox: retry until busy_timeout_ms. */
-	{
-		sqlite3_stmt *s = NULL;
-		const char *mode = NULL;
-		int r;
-		for (int waited = 0;; waited += 10) {
-			r = sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s, NULL);
-			if (r == SQLITE_OK && (r = sqlite3_step(s)) == SQLITE_ROW)
-				mode = (const char *)sqlite3_column_text(s, 0);
-			if ((r & 0xff) != SQLITE_BUSY || waited >= o->busy_timeout_ms)
-				break;
-			sqlite3_finalize(s);
-			s = NULL;
-			struct timespec ts = {0, 10 * 1000000L};
-			nanosleep(&ts, NULL);
-		}
-		if (!mode || strcmp(mode, "wal") != 0) {
-			rc = r == SQLITE_ROW ? pobox_errf(err, errlen, POBOX_EIO,
-			                                  "outbox %s: cannot use WAL mode (got %s); put the "
-			                                  "outbox on a local file system", path,
-			                                  mode ? mode : "nothing")
-			                     : pobox_store_fail(st, r, "switching to WAL mode");
-			sqlite3_finalize(s);
-			goto out;
-		}
-		sqlite3_finalize(s);
-	}
-	if ((rc = pobox_store_exec_sql(st, sync_pragma[o->synchronous], "setting synchronous")) != 0)
-		goto out;
-	/* After a checkpoint the WAL file is cut back to 64 MB: without this, a
-	 * WAL swollen by a big import keeps its size on disk forever. */
-	if ((rc = pobox_store_exec_sql(st, "PRAGMA journal_size_limit = 67108864",
-	                               "limiting the WAL")) != 0)
-		goto out;
-	if (version < pobox_store_known_version() && (rc = migrate(st)) != 0)
-		goto out;
-	if ((rc = sync_settings(st, o)) != 0)
-		goto out;
 	*out = st;
 	st = NULL;
 	rc = 0;
@@ -444,10 +536,13 @@ void pobox_store_close(struct pobox_store *st)
 	cache_clear(&st->attrs);
 	cache_clear(&st->sources);
 	pobox_free(st->path);
+	pobox_free(st->marker);
 	pobox_free(st);
 }
 
 const char *pobox_store_path(const struct pobox_store *st) { return st->path; }
+
+int pobox_store_read_only(const struct pobox_store *st) { return st->read_only; }
 
 int pobox_store_schema_version(struct pobox_store *st, int *out)
 {
@@ -462,16 +557,25 @@ int pobox_store_in_tx(struct pobox_store *st) { return !sqlite3_get_autocommit(s
 
 int pobox_store_begin(struct pobox_store *st)
 {
+	if (!st->write_damaged && pobox_store_damaged(st, NULL, 0))
+		return pobox_store_refuse_damaged(st);
 	return pobox_store_exec_sql(st, "BEGIN IMMEDIATE", "starting a transaction");
+}
+
+int pobox_store_begin_read(struct pobox_store *st)
+{
+	return pobox_store_exec_sql(st, "BEGIN", "starting a read transaction");
 }
 
 int pobox_store_commit(struct pobox_store *st)
 {
 	int rc = pobox_store_exec_sql(st, "COMMIT", "committing");
-	if (rc != 0 && !sqlite3_get_autocommit(st->db)) {
+	if (rc != 0) {
 		/* COMMIT failed but the transaction is still open (e.g. SQLITE_BUSY):
-		 * roll it back so the handle is usable; the caller reports the loss. */
-		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+		 * roll it back so the handle is usable; the caller reports the loss.
+		 * Either way what it interned is gone. */
+		if (!sqlite3_get_autocommit(st->db))
+			sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 		cache_clear(&st->attrs);
 		cache_clear(&st->sources);
 	}

@@ -11,7 +11,7 @@
  */
 #include "alloc.h"
 #include "error.h"
-#include "store_internal.h"
+#include "internal.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -5,7 +5,7 @@
  * it back).
  */
 #include "error.h"
-#include "store_internal.h"
+#include "internal.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -167,7 +167,7 @@ static int count_of(struct pobox_store *st, const char *sql, int64_t now_ms, int
 int pobox_store_doctor(struct pobox_store *st, int repair, int64_t now_ms,
                        int (*fn)(void *ctx, const char *name, int64_t problems, int fixed,
                                  const char *advice),
-                       void *ctx)
+                       void *ctx, int *integrity_ok)
 {
 	sqlite3_stmt *s = NULL;
 	int rc = sqlite3_prepare_v2(st->db, "PRAGMA integrity_check(20)", -1, &s, NULL);
@@ -183,10 +183,26 @@ int pobox_store_doctor(struct pobox_store *st, int repair, int64_t now_ms,
 		}
 	}
 	sqlite3_finalize(s);
-	if (rc != SQLITE_DONE)
+	*integrity_ok = 0;
+	if (rc != SQLITE_DONE) {
+		pobox_store_note_damage(st, rc, sqlite3_errmsg(st->db));
 		return pobox_errf(st->err, st->errlen, pobox_store_code(rc),
 		                  "outbox %s: SQLite's integrity check cannot even run: %s", st->path,
 		                  sqlite3_errmsg(st->db));
+	}
+	/* damage is recorded for every process; a healthy file loses the mark,
+	 * and nothing is repaired inside a damaged one (writing there can only
+	 * spread the damage) */
+	if (bad) {
+		char msg[360];
+		snprintf(msg, sizeof msg, "integrity_check: %s", first);
+		pobox_store_note_damage(st, SQLITE_CORRUPT, msg);
+		repair = 0;
+	} else {
+		*integrity_ok = 1;
+		if ((rc = pobox_store_clear_damage(st)) != 0)
+			return rc;
+	}
 	char advice[600];
 	snprintf(advice, sizeof advice,
 	         "SQLite reports damage (%s); stop pobox, copy the outbox aside, and recover it with "

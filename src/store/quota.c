@@ -6,7 +6,7 @@
  */
 #include "alloc.h"
 #include "error.h"
-#include "store_internal.h"
+#include "internal.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -344,6 +344,42 @@ int64_t pobox_store_used_bytes(struct pobox_store *st)
 	    pobox_store_query_int64(st, "PRAGMA page_size", &size) != 0)
 		return pobox_store_file_bytes(st);
 	return (pages - free_pages) * size;
+}
+
+void pobox_store_space(struct pobox_store *st, int64_t *used, int64_t *unwritten)
+{
+	static const char sql[] = "SELECT p.page_count, f.freelist_count, s.page_size FROM "
+	                          "pragma_page_count p, pragma_freelist_count f, pragma_page_size s";
+	int64_t pages = 0, free_pages = 0, size = 0;
+	int cache = 0, hi = 0;
+	struct stat sb;
+	sqlite3_stmt *s = pobox_store_prep(st, sql);
+	if (s && sqlite3_step(s) == SQLITE_ROW) {
+		pages = sqlite3_column_int64(s, 0);
+		free_pages = sqlite3_column_int64(s, 1);
+		size = sqlite3_column_int64(s, 2);
+	}
+	if (s)
+		sqlite3_reset(s);
+	if (!size) { /* cannot tell: the files' sizes are an upper bound */
+		*used = pobox_store_file_bytes(st);
+		*unwritten = 0;
+		return;
+	}
+	*used = (pages - free_pages) * size;
+	/* only a write transaction has dirty pages; the cache's memory bounds
+	 * them (what did not fit went to the WAL already, and is on disk) */
+	if (!sqlite3_get_autocommit(st->db))
+		sqlite3_db_status(st->db, SQLITE_DBSTATUS_CACHE_USED, &cache, &hi, 0);
+	int64_t grow = stat(st->path, &sb) == 0 ? pages * size - (int64_t)sb.st_size : 0;
+	*unwritten = (int64_t)cache + (grow > 0 ? grow : 0);
+}
+
+void pobox_store_checkpoint(struct pobox_store *st)
+{
+	sqlite3_busy_timeout(st->db, 1000);
+	sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+	sqlite3_busy_timeout(st->db, st->busy_timeout_ms);
 }
 
 int64_t pobox_store_file_bytes(struct pobox_store *st)
