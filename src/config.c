@@ -346,23 +346,28 @@ struct load_ctx {
 };
 
 /* Debian's inih is built without line numbers in the handler, so the reader
- * counts lines itself. */
+ * counts lines itself.  inih reads into a fixed buffer (INI_MAX_LINE, 200
+ * bytes) and would take the rest of a longer line for the next line: the
+ * value cut short, the message naming the wrong line.  A longer line is
+ * refused here instead (returning NULL ends the parse). */
 static char *read_line(char *str, int num, void *stream)
 {
 	struct load_ctx *l = stream;
 	if (l->rc)
 		return NULL;
 	char *r = fgets(str, num, l->fp);
-	if (r)
-		l->lineno++;
-	/* inih reads at most num - 1 bytes a line and would take the rest for
-	 * another (malformed) line: say what is wrong instead */
-	int next = r && !strchr(r, '\n') ? getc(l->fp) : EOF;
-	if (next != EOF) {
-		l->rc = pobox_errf(l->err, l->errlen, POBOX_ECONFIG,
-		                   "%s:%d: line longer than %d characters; shorten it (a long "
-		                   "token_command can live in a script)", l->path, l->lineno, num - 2);
+	if (!r)
 		return NULL;
+	l->lineno++;
+	size_t n = strlen(r);
+	if (n + 1 == (size_t)num && r[n - 1] != '\n') {
+		int c = getc(l->fp);
+		if (c != EOF && c != '\n') {
+			l->rc = pobox_errf(l->err, l->errlen, POBOX_ECONFIG,
+			                   "%s:%d: line longer than %d bytes; shorten it (a long "
+			                   "token_command can live in a script)", l->path, l->lineno, num - 1);
+			return NULL;
+		}
 	}
 	return r;
 }

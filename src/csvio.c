@@ -148,14 +148,34 @@ static int no_space(unsigned char c)
 	return 0;
 }
 
+/* Length of the line that starts at s, with its end: up to and including
+ * its LF, CRLF or lone CR (libcsv ends a row at each of the three), or n
+ * when it goes on past the block.  *ends is 1 when a line ended, 2 when
+ * the block's last byte is a CR (a line end, whose LF may follow in the
+ * next block), 0 otherwise. */
+static size_t line_end(const char *s, size_t n, int *ends)
+{
+	const char *nl = memchr(s, '\n', n);
+	size_t lf = nl ? (size_t)(nl - s) : n;
+	const char *cr = memchr(s, '\r', lf);
+	*ends = 1;
+	if (cr && (size_t)(cr - s) + 1 < lf)
+		return (size_t)(cr - s) + 1; /* a lone CR */
+	if (nl)
+		return lf + 1;               /* LF or CRLF */
+	*ends = cr ? 2 : 0;
+	return n;
+}
+
 int pobox_csv_read(FILE *in, const char *name, pobox_csv_row_fn fn, void *ctx, char *err,
                    size_t errlen)
 {
-	enum { BLOCK = 1 << 16 };
+	enum { BLOCK = POBOX_CSV_BLOCK };
 	struct csv_parser p;
 	struct reader r = {.line = 1, .fn = fn, .ctx = ctx};
 	char *block = NULL;
 	int rc = 0, first = 1;
+	int cr_ended = 0; /* the last block ended in CR: an LF first in the next is its CRLF */
 
 	if (csv_init(&p, CSV_STRICT_FINI) != 0)
 		return pobox_errf(err, errlen, POBOX_ENOMEM, "%s: cannot set up the CSV parser", name);
@@ -186,8 +206,11 @@ int pobox_csv_read(FILE *in, const char *name, pobox_csv_row_fn fn, void *ctx, c
 		}
 		/* Feed line by line so callbacks know which line they are on. */
 		while (n > 0) {
-			char *nl = memchr(s, '\n', n);
-			size_t chunk = nl ? (size_t)(nl - s) + 1 : n;
+			int ends;
+			size_t chunk = line_end(s, n, &ends);
+			if (cr_ended && s[0] == '\n')
+				chunk = 1, ends = 0; /* the LF of a CRLF cut by the block */
+			cr_ended = 0;
 			r.bytes += (int64_t)chunk;
 			if (csv_parse(&p, s, chunk, on_field, on_row, &r) != chunk && !r.stop) {
 				rc = pobox_errf(err, errlen, POBOX_EINVALID, "%s:%lld: CSV error: %s", name,
@@ -204,8 +227,9 @@ int pobox_csv_read(FILE *in, const char *name, pobox_csv_row_fn fn, void *ctx, c
 				rc = too_long(&p, &r, name, err, errlen);
 				goto out;
 			}
-			if (nl)
+			if (ends)
 				r.line++;
+			cr_ended = ends == 2;
 			s += chunk;
 			n -= chunk;
 		}

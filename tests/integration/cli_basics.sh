@@ -116,6 +116,11 @@ check conf-missing 78 "$pobox" -c "$tmp/none.conf" status
 POBOX_SYNCHRONOUS=sometimes check env-bad 78 "$pobox" --db "$db" status
 contains env-bad-msg "$tmp/err" "environment POBOX_SYNCHRONOUS"
 POBOX_DB=$db check env-db 0 "$pobox" status
+# a line too long for inih's buffer is refused, not cut (here the cut-off
+# tail "#x" would have been read as a comment line: a silently short value)
+printf 'db = %s\nclient = %0190d#x\n' "$db" 0 > "$tmp/long.conf"
+check conf-long-line 78 "$pobox" -c "$tmp/long.conf" status
+contains conf-long-line-msg "$tmp/err" "long.conf:2: line longer than 199 bytes"
 
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]

@@ -134,7 +134,7 @@ check_ge "fail: bad command line: named" 1 "$(grep -c "token_command: unterminat
 # a command line longer than the configuration reader takes: said so
 write_conf "token_command = /usr/bin/env $(printf 'x%.0s' $(seq 1 200))"
 flush_wait "fail: command line too long" 78 30
-check_ge "fail: command line too long: named" 1 "$(grep -c 'pobox.conf:[0-9]*: line longer than 198 characters' "$T/flush.err")"
+check_ge "fail: command line too long: named" 1 "$(grep -c 'pobox.conf:[0-9]*: line longer than 199 bytes' "$T/flush.err")"
 # a helper that prints the wrong token: Target refuses it, it is asked
 # once more (same answer), then the lane pauses
 write_conf "token_command = echo wrong-token" "token_min_interval = 1s"

@@ -128,6 +128,52 @@ static void test_rejects_with_line_numbers(void **state)
 	free(s);
 }
 
+/* A file with CR line ends (old Mac exports): rows as usual, and the line
+ * numbers are the file's lines, not all "1" (fuzz_import found this). */
+static void test_cr_line_ends(void **state)
+{
+	struct fx *f = *state;
+	struct pobox_import_opts o = {0};
+	struct pobox_import_summary sum;
+	char *rej = NULL;
+	static const char csv[] = "thirdPartyId,tier\r"   /* 1 */
+	                          "ok1,gold\r"            /* 2 */
+	                          "bad/1,gold\r"          /* 3 */
+	                          "\"ok2\",\"a\rb\"\r"     /* 4-5: a quoted CR */
+	                          "bad+2,x\r";            /* 6 */
+	assert_int_equal(run(f, csv, sizeof csv - 1, &o, &sum, &rej), 0);
+	assert_int_equal(sum.rows, 4);
+	assert_int_equal(sum.rejected, 2);
+	assert_int_equal(sum.updates, 1 + 1);
+	assert_non_null(strstr(rej, "\n\"3\",\"thirdPartyId 'bad/1'"));
+	assert_non_null(strstr(rej, "\n\"6\",\"thirdPartyId 'bad+2'"));
+	free(rej);
+	char *s = stored(f);
+	assert_string_equal(s, "thirdPartyId|ok1|tier|gold;thirdPartyId|ok2|tier|a\rb");
+	free(s);
+
+	/* CR and LF line ends mixed in one file: each row its own line. */
+	static const char mixed[] = "thirdPartyId,a\rx,1\rd,1,2\n1234/5,2\ry,3\r";
+	assert_int_equal(run(f, mixed, sizeof mixed - 1, &o, &sum, &rej), 0);
+	assert_non_null(strstr(rej, "\n\"3\",\"row has 3 fields"));
+	assert_non_null(strstr(rej, "\n\"4\",\"thirdPartyId '1234/5'"));
+	free(rej);
+
+	/* A CRLF cut by the reader's 64 KiB block is one line end, not two:
+	 * the header (16 bytes), then a row whose CR is the block's last byte. */
+	size_t len = 65536 + 9;
+	char *big = malloc(len);
+	memcpy(big, "thirdPartyId,a\r\nx,", 18);
+	memset(big + 18, 'v', 65536 - 18 - 1);
+	memcpy(big + 65535, "\r\nbad/1,2\n", 10);
+	assert_int_equal(run(f, big, len, &o, &sum, &rej), 0);
+	assert_int_equal(sum.rejected, 2);
+	assert_non_null(strstr(rej, "\n\"2\",\"column 2 (a): value"));
+	assert_non_null(strstr(rej, "\n\"3\",\"thirdPartyId 'bad/1'"));
+	free(rej);
+	free(big);
+}
+
 static void test_id_column_and_type(void **state)
 {
 	struct fx *f = *state;
@@ -282,6 +328,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_dialect),
 		T(test_rejects_with_line_numbers),
+		T(test_cr_line_ends),
 		T(test_id_column_and_type),
 		T(test_batch_file_form),
 		T(test_header_errors),
