@@ -23,6 +23,7 @@
 #include "outbox.h"
 #include "response.h"
 #include "store.h"
+#include "payload.h"
 #include "zpayload.h"
 
 #include <stdio.h>
@@ -185,6 +186,7 @@ struct exchange {
 	struct pobox_verdict v;
 	char msg[POBOX_ERRLEN];  /* readable reason for logs and last_error */
 	int retry_now;           /* refused (401/403), and a new token is in hand */
+	int request_rc;          /* pobox_http_request's result */
 };
 
 /* Puts the current token on the http handle.  0, or the credentials'
@@ -228,11 +230,10 @@ static void exchange_free(struct exchange *x)
 
 /* Makes the call and classifies it.  on_row collects failed rows of a
  * details answer. */
-static void call(struct pobox_deliverer *d, enum pobox_call what, enum pobox_http_method m,
-                 const char *url, const char *body, size_t len, enum pobox_answer_kind kind,
-                 pobox_profile_row_fn on_row, void *ctx, struct exchange *x)
+static void call_req(struct pobox_deliverer *d, enum pobox_call what,
+                     const struct pobox_http_req *req, enum pobox_answer_kind kind,
+                     pobox_profile_row_fn on_row, void *ctx, struct exchange *x)
 {
-	struct pobox_http_req req = {.method = m, .url = url, .body = body, .body_len = len};
 	char err[POBOX_ERRLEN];
 	int answer_rc = 0;
 
@@ -242,7 +243,8 @@ static void call(struct pobox_deliverer *d, enum pobox_call what, enum pobox_htt
 	 * still sent while it lasts (the deliver step paused the lane if
 	 * there was none at all) */
 	sync_token(d, err, sizeof err);
-	int rc = pobox_http_request(d->http, &req, &x->resp, err, sizeof err);
+	int rc = pobox_http_request(d->http, req, &x->resp, err, sizeof err);
+	x->request_rc = rc;
 	if (x->resp.fail == POBOX_HTTP_FAIL_NONE && rc == 0) {
 		const char *b = x->resp.body ? x->resp.body : "";
 		if (x->resp.status >= 200 && x->resp.status < 300) {
@@ -279,6 +281,14 @@ static void call(struct pobox_deliverer *d, enum pobox_call what, enum pobox_htt
 	}
 	if (x->v.cls == POBOX_CLASS_AUTH)
 		after_refusal(d, x);
+}
+
+static void call(struct pobox_deliverer *d, enum pobox_call what, enum pobox_http_method m,
+                 const char *url, const char *body, size_t len, enum pobox_answer_kind kind,
+                 pobox_profile_row_fn on_row, void *ctx, struct exchange *x)
+{
+	struct pobox_http_req req = {.method = m, .url = url, .body = body, .body_len = len};
+	call_req(d, what, &req, kind, on_row, ctx, x);
 }
 
 /* A call that never reached Target: refused, or the name did not resolve. */
@@ -531,52 +541,81 @@ static int reserve_call(struct pobox_deliverer *d, struct pobox_batch *b, struct
 	return finish_tx(pb, rc);
 }
 
+/* The stored payload as the body source: inflated while curl sends it. */
+static long payload_read(void *ctx, char *buf, size_t cap)
+{
+	return pobox_zreader_read(ctx, buf, cap);
+}
+
+static int payload_rewind(void *ctx)
+{
+	return pobox_zreader_rewind(ctx);
+}
+
+/* A payload that does not decode to the bytes stored at cut time is never
+ * sent: its last piece is held back (zreader), the call aborted, and the
+ * rows go back to pending to be cut again. */
+static int payload_damaged(struct pobox_deliverer *d, struct pobox_batch *b)
+{
+	struct pobox *pb = d->pb;
+	int rc;
+	if ((rc = pobox_begin(pb)) != 0)
+		return rc;
+	rc = pobox_store_batch_release(pb->st, b->id);
+	b->state = POBOX_B_DEAD;
+	b->finished_at_ms = now_ms(d);
+	set_error(b, 0, "", "stored payload failed its checksum; its updates were put back "
+	                    "to pending");
+	pobox_log(POBOX_LOG_ERROR, "payload_corrupt", "batch=%lld", (long long)b->id);
+	if (rc == 0)
+		rc = pobox_store_batch_save(pb->st, b);
+	return finish_tx(pb, rc);
+}
+
 static int submit(struct pobox_deliverer *d, struct pobox_batch *b, struct pobox_step *st)
 {
 	struct pobox *pb = d->pb;
 	struct exchange x;
-	char *body = NULL, url[1024];
-	size_t body_len = 0;
+	struct pobox_payload_src ps;
+	struct pobox_zreader zr;
+	char url[1024];
 	int rc;
 
 	/* 1. reserve a call and mark the batch sending, together */
 	if ((rc = reserve_call(d, b, st)) != 0)
 		return rc; /* 1: the minute's calls are used: stop this step */
 
-	/* 2. the exact bytes stored at cut time */
-	rc = pobox_zpayload_inflate(b->payload, b->payload_len, (size_t)b->bytes, &body, &body_len);
-	if (rc == 0 && ((int64_t)body_len != b->bytes ||
-	                pobox_crc32(0, body, body_len) != b->payload_crc32))
-		rc = POBOX_ECORRUPT;
-	if (rc != 0) {
-		pobox_free(body);
-		/* never send damaged bytes: put the rows back to be cut again */
-		if ((rc = pobox_begin(pb)) != 0)
-			return rc;
-		rc = pobox_store_batch_release(pb->st, b->id);
-		b->state = POBOX_B_DEAD;
-		b->finished_at_ms = now_ms(d);
-		set_error(b, 0, "", "stored payload failed its checksum; its updates were put back "
-		                    "to pending");
-		pobox_log(POBOX_LOG_ERROR, "payload_corrupt", "batch=%lld", (long long)b->id);
-		if (rc == 0)
-			rc = pobox_store_batch_save(pb->st, b);
-		return finish_tx(pb, rc);
-	}
-
-	/* 3. the call */
+	/* 2. the call, with the exact bytes stored at cut time */
+	if ((rc = pobox_zreader_init(&zr, pobox_payload_src_init(&ps, pb->st, b->id),
+	                             (uint64_t)b->bytes, b->payload_crc32)) != 0)
+		return rc;
+	struct pobox_http_source src = {.read = payload_read, .rewind = payload_rewind, .ctx = &zr};
 	snprintf(url, sizeof url, "%s/m2/%s%s/profile/batchUpdate", d->base_url, d->client,
 	         b->api == 2 ? "/v2" : "");
-	call(d, POBOX_CALL_BULK_SUBMIT, POBOX_HTTP_POST, url, body, body_len, POBOX_ANSWER_SUBMIT,
-	     NULL, NULL, &x);
-	pobox_free(body);
+	struct pobox_http_req req = {
+		.method = POBOX_HTTP_POST, .url = url, .source = &src, .body_len = (size_t)b->bytes};
+	call_req(d, POBOX_CALL_BULK_SUBMIT, &req, POBOX_ANSWER_SUBMIT, NULL, NULL, &x);
+	pobox_zreader_free(&zr);
+	pobox_payload_src_free(&ps);
 	st->actions++;
 	if (never_answered(b, &x)) {
 		exchange_free(&x);
 		return 1; /* stays sending: re-sent later, as after a crash */
 	}
+	if (x.resp.fail != POBOX_HTTP_FAIL_NONE && x.request_rc == POBOX_ECORRUPT) {
+		exchange_free(&x);
+		return payload_damaged(d, b);
+	}
+	if (x.resp.fail != POBOX_HTTP_FAIL_NONE && x.request_rc < 0 &&
+	    x.request_rc != POBOX_ETRANSIENT) {
+		/* the outbox could not be read mid-send: as after a crash, the
+		 * batch stays sending */
+		rc = x.request_rc;
+		exchange_free(&x);
+		return rc;
+	}
 
-	/* 4. record the outcome */
+	/* 3. record the outcome */
 	if ((rc = pobox_begin(pb)) != 0) {
 		exchange_free(&x);
 		return rc;
@@ -928,7 +967,7 @@ int pobox_deliver_step(struct pobox_deliverer *d, struct pobox_step *out)
 		if ((rc = need_token(d, out)) != 0)
 			return rc == 1 ? pobox_store_unfinished(pb->st, &out->unfinished) : rc;
 		struct pobox_batch b;
-		if ((rc = pobox_store_batch_get(pb->st, id, 1, &b)) != 0)
+		if ((rc = pobox_store_batch_get(pb->st, id, &b)) != 0)
 			return rc;
 		if (b.state == POBOX_B_SUBMITTED)
 			rc = poll_status(d, &b, out);

@@ -237,7 +237,8 @@ struct xfer {
 	size_t body_cap;
 	pobox_http_body_fn on_body;
 	void *on_body_ctx;
-	int toobig, nomem, consumer_rc, aborted;
+	const struct pobox_http_source *source;
+	int toobig, nomem, consumer_rc, source_rc, aborted;
 	int done_rc;                      /* multi: finish()'s result, for the callback */
 	char errbuf[CURL_ERROR_SIZE];
 	/* multi only: copies of the request, and the caller's pointer */
@@ -431,7 +432,7 @@ enum { SHAPE_OTHER = 0, SHAPE_GET, SHAPE_FORM };
  * set up for one needs no reset and no full setup for the next. */
 static int shape_of(const struct pobox_http_req *req)
 {
-	if (req->headers)
+	if (req->headers || req->source)
 		return SHAPE_OTHER;
 	if (req->method != POBOX_HTTP_POST)
 		return SHAPE_GET;
@@ -450,16 +451,44 @@ static void setup_fields(struct xfer *x, const struct settings *s, const struct 
 	x->body_cap = 0;
 	x->on_body = req->on_body;
 	x->on_body_ctx = req->on_body_ctx;
-	x->toobig = x->nomem = x->consumer_rc = x->aborted = 0;
+	x->source = req->source;
+	x->toobig = x->nomem = x->consumer_rc = x->source_rc = x->aborted = 0;
 	x->errbuf[0] = '\0';
 	x->headers = NULL;
+}
+
+/* CURLOPT_READFUNCTION: the next piece of a source's body. */
+static size_t on_read(char *buf, size_t size, size_t nitems, void *ud)
+{
+	struct xfer *x = ud;
+	long n = x->source->read(x->source->ctx, buf, size * nitems);
+	if (n >= 0 && (size_t)n <= size * nitems)
+		return (size_t)n;
+	x->source_rc = n < 0 ? (int)n : POBOX_EINVALID;
+	return CURL_READFUNC_ABORT;
+}
+
+/* CURLOPT_SEEKFUNCTION: curl resends a body only from its start. */
+static int on_seek(void *ud, curl_off_t offset, int origin)
+{
+	struct xfer *x = ud;
+	if (offset != 0 || origin != SEEK_SET || !x->source->rewind)
+		return CURL_SEEKFUNC_CANTSEEK;
+	int rc = x->source->rewind(x->source->ctx);
+	if (rc == 0)
+		return CURL_SEEKFUNC_OK;
+	x->source_rc = rc;
+	return CURL_SEEKFUNC_FAIL;
 }
 
 /* The options that change from request to request of one shape. */
 static CURLcode setup_target(CURL *e, const struct pobox_http_req *req)
 {
 	CURLcode cc = curl_easy_setopt(e, CURLOPT_URL, req->url);
-	if (cc == CURLE_OK && req->method == POBOX_HTTP_POST) {
+	if (cc == CURLE_OK && req->method == POBOX_HTTP_POST && req->source) {
+		cc = curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+		/* POSTFIELDS stays NULL (the handle was reset): curl reads */
+	} else if (cc == CURLE_OK && req->method == POBOX_HTTP_POST) {
 		cc = curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
 		                      (curl_off_t)(req->body ? req->body_len : 0));
 		if (cc == CURLE_OK)
@@ -524,6 +553,12 @@ static int setup(struct xfer *x, const struct settings *s, const struct pobox_ht
 	SET(CURLOPT_HEADERFUNCTION, on_header);
 	SET(CURLOPT_HEADERDATA, x);
 	SET(CURLOPT_PRIVATE, x);
+	if (req->source) {
+		SET(CURLOPT_READFUNCTION, on_read);
+		SET(CURLOPT_READDATA, x);
+		SET(CURLOPT_SEEKFUNCTION, on_seek);
+		SET(CURLOPT_SEEKDATA, x);
+	}
 	if (s->abort_fn) {
 		SET(CURLOPT_XFERINFOFUNCTION, on_progress);
 		SET(CURLOPT_XFERINFODATA, x);
@@ -557,6 +592,11 @@ static int finish(struct xfer *x, CURLcode cc, const char *url, char *err, size_
 		r->fail = POBOX_HTTP_FAIL_OTHER;
 		snprintf(r->errmsg, sizeof r->errmsg, "out of memory for the answer body");
 		rc = POBOX_ENOMEM;
+	} else if (x->source_rc) {
+		r->fail = POBOX_HTTP_FAIL_OTHER;
+		snprintf(r->errmsg, sizeof r->errmsg, "the body could not be read (%s)",
+		         pobox_strerror(x->source_rc));
+		rc = x->source_rc;
 	} else if (x->consumer_rc) {
 		r->fail = POBOX_HTTP_FAIL_OTHER;
 		snprintf(r->errmsg, sizeof r->errmsg, "stopped by the body reader (%s)",
@@ -588,6 +628,7 @@ out:
 	slist_wipe_free(x->headers); /* a request's own lines may hold a secret */
 	x->headers = NULL;
 	x->on_body = NULL;
+	x->source = NULL;
 	return rc;
 }
 
@@ -885,9 +926,9 @@ int pobox_http_multi_add(struct pobox_http_multi *m, const struct pobox_http_req
 	int rc = 0;
 	if (!req || !req->url || !req->url[0])
 		return pobox_errf(err, errlen, POBOX_EINVALID, "HTTP request without a URL");
-	if (req->headers)
-		return pobox_errf(err, errlen, POBOX_EINVALID, "extra request headers are for the "
-		                  "sequential client only");
+	if (req->headers || req->source)
+		return pobox_errf(err, errlen, POBOX_EINVALID, "extra request headers and bodies "
+		                  "read from a source are for the sequential client only");
 	if (m->idle) {
 		x = m->idle;
 		m->idle = x->next;

@@ -90,13 +90,28 @@ enum pobox_http_method {
  * transfer: the request then returns that code. */
 typedef int (*pobox_http_body_fn)(void *ctx, const char *data, size_t len);
 
+/* A POST body read piece by piece, for bodies too big to hold (a 49 MB
+ * batch is inflated while it is sent).  read copies up to cap bytes into
+ * buf and returns how many, 0 only after exactly the request's body_len
+ * bytes, or a negative POBOX_E* code to abort the transfer before the rest
+ * is sent (the request then returns that code).  rewind starts again from
+ * the first byte: curl asks when it must resend the body, as on a kept-alive
+ * connection the server closed; 0 or a negative code. */
+struct pobox_http_source {
+	long (*read)(void *ctx, char *buf, size_t cap);
+	int (*rewind)(void *ctx);
+	void *ctx;
+};
+
 /* One request.  Everything is borrowed for the duration of the call (the
  * multi API copies what it needs in _add). */
 struct pobox_http_req {
 	enum pobox_http_method method;
 	const char *url;
 	const char *body;          /* POST body (may hold NULs), NULL for none */
-	size_t body_len;
+	size_t body_len;           /* also the length of a source's body */
+	const struct pobox_http_source *source; /* instead of body: sequential client
+	                                         * only */
 	const char *content_type;  /* POST only; NULL: application/x-www-form-urlencoded */
 	size_t max_body_bytes;     /* 0: the handle's maximum */
 	pobox_http_body_fn on_body; /* NULL: collect the body into resp->body */

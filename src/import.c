@@ -3,12 +3,14 @@
  *
  * Owns header interpretation, per-row validation and the reject file.  CSV
  * parsing is csvio.c's, rules are validate.c's, storage is the store's.
- * Per row, the id is validated and interned once and each cell appended, so
- * the cost per update is one INSERT into `updates` (attribute ids come from
- * the header, interned once).
+ * A row is one write: its values packed as one JSON array (cells.h) in the
+ * header's shape (attribute ids interned once, from the header), so a row
+ * costs one INSERT, however many columns it has; its profile is found with
+ * the store's stable-order lookup (store/keys.c).
  */
 #include "import.h"
 #include "alloc.h"
+#include "cells.h"
 #include "csvio.h"
 #include "error.h"
 #include "outbox.h"
@@ -39,6 +41,9 @@ struct import {
 	enum pobox_id_type id_type;
 	struct column *cols;
 	int64_t source;
+	int64_t shape;              /* the attribute columns, in order */
+	size_t width;
+	struct pobox_cells_buf cells_json;
 	int64_t rows_in_tx;
 	char **orig_header;         /* header as read, for the reject file */
 	size_t *orig_header_lens;
@@ -86,24 +91,12 @@ static int store_failed(struct import *im, int rc)
 	return rc;
 }
 
-static int header(struct import *im, const struct pobox_csv_row *row)
+/* The header's names, decoded (a batch= file's are %-escaped). */
+static int header_names(struct import *im, const struct pobox_csv_row *row)
 {
-	struct pobox *pb = im->pb;
-	char *err = pb->err;
-	const size_t errlen = sizeof pb->err;
-	int rc;
+	char *err = im->pb->err;
+	const size_t errlen = sizeof im->pb->err;
 
-	im->ncols = row->nfields;
-	im->cols = pobox_calloc(im->ncols, sizeof *im->cols);
-	im->orig_header = pobox_calloc(im->ncols, sizeof *im->orig_header);
-	im->orig_header_lens = pobox_calloc(im->ncols, sizeof *im->orig_header_lens);
-	im->cell = pobox_calloc(im->ncols, sizeof *im->cell);
-	im->cell_len = pobox_calloc(im->ncols, sizeof *im->cell_len);
-	im->same = pobox_calloc(im->ncols, 1);
-	if (!im->same || !im->cols || !im->orig_header || !im->orig_header_lens || !im->cell || !im->cell_len)
-		return pobox_errf(err, errlen, POBOX_ENOMEM, "%s: out of memory", im->name);
-
-	/* Decode names first: the id column may be named by --id-column. */
 	for (size_t i = 0; i < im->ncols; i++) {
 		char *s = row->fields[i];
 		size_t len = row->lens[i];
@@ -140,6 +133,14 @@ static int header(struct import *im, const struct pobox_csv_row *row)
 			                  "fix the header (nothing was imported)",
 			                  im->name, (long long)row->line, i + 1, (size_t)(nul - name));
 	}
+	return 0;
+}
+
+/* Which column holds the ids (--id-column, or the first) and their type. */
+static int header_id_column(struct import *im, const struct pobox_csv_row *row)
+{
+	char *err = im->pb->err;
+	const size_t errlen = sizeof im->pb->err;
 
 	im->id_col = 0;
 	if (im->o->id_column) {
@@ -163,11 +164,17 @@ static int header(struct import *im, const struct pobox_csv_row *row)
 		                  im->name, (long long)row->line, im->id_col + 1,
 		                  im->cols[im->id_col].name, im->reason);
 	}
+	return 0;
+}
 
-	if ((rc = pobox_begin(pb)) != 0)
-		return rc;
-	if (im->o->source && (rc = pobox_store_source(pb->st, im->o->source, &im->source)) != 0)
-		return store_failed(im, rc);
+/* Validates and interns each attribute column (no name twice). */
+static int header_attrs(struct import *im, const struct pobox_csv_row *row)
+{
+	struct pobox *pb = im->pb;
+	char *err = pb->err;
+	const size_t errlen = sizeof pb->err;
+	int rc;
+
 	for (size_t i = 0; i < im->ncols; i++) {
 		struct column *c = &im->cols[i];
 		if (i == im->id_col)
@@ -195,28 +202,75 @@ static int header(struct import *im, const struct pobox_csv_row *row)
 		return pobox_errf(err, errlen, POBOX_EINVALID,
 		                  "%s:%lld: the header names no attribute columns, only the id column",
 		                  im->name, (long long)row->line);
-	if (im->o->reject) {
-		/* The reject file is a CSV an operator can fix and import again:
-		 * line,reason,<the original columns>. */
-		size_t n = im->ncols + 2;
-		const char **f = pobox_malloc(n * sizeof *f);
-		size_t *l = pobox_malloc(n * sizeof *l);
-		if (f && l) {
-			f[0] = "line", l[0] = 4;
-			f[1] = "reason", l[1] = 6;
-			for (size_t i = 0; i < im->ncols; i++) {
-				f[i + 2] = im->orig_header[i];
-				l[i + 2] = im->orig_header_lens[i];
-			}
-			rc = pobox_csv_write_row(im->o->reject, n, f, l);
-		} else {
-			rc = POBOX_ENOMEM;
+	return 0;
+}
+
+/* The shape every record of this file is written with: its attribute ids. */
+static int header_shape(struct import *im)
+{
+	int64_t *attrs = pobox_malloc(im->ncols * sizeof *attrs);
+	if (!attrs)
+		return pobox_errf(im->pb->err, sizeof im->pb->err, POBOX_ENOMEM, "%s: out of memory",
+		                  im->name);
+	im->width = 0;
+	for (size_t i = 0; i < im->ncols; i++)
+		if (i != im->id_col)
+			attrs[im->width++] = im->cols[i].id;
+	int rc = pobox_store_shape_id(im->pb->st, attrs, im->width, &im->shape);
+	pobox_free(attrs);
+	return rc;
+}
+
+/* The reject file is a CSV an operator can fix and import again:
+ * line,reason,<the original columns>. */
+static int header_reject(struct import *im)
+{
+	size_t n = im->ncols + 2;
+	const char **f = pobox_malloc(n * sizeof *f);
+	size_t *l = pobox_malloc(n * sizeof *l);
+	int rc = POBOX_ENOMEM;
+	if (f && l) {
+		f[0] = "line", l[0] = 4;
+		f[1] = "reason", l[1] = 6;
+		for (size_t i = 0; i < im->ncols; i++) {
+			f[i + 2] = im->orig_header[i];
+			l[i + 2] = im->orig_header_lens[i];
 		}
-		pobox_free(f);
-		pobox_free(l);
-		if (rc)
-			return pobox_errf(err, errlen, rc, "%s: cannot write the reject file", im->name);
+		rc = pobox_csv_write_row(im->o->reject, n, f, l);
 	}
+	pobox_free(f);
+	pobox_free(l);
+	if (rc)
+		return pobox_errf(im->pb->err, sizeof im->pb->err, rc,
+		                  "%s: cannot write the reject file", im->name);
+	return 0;
+}
+
+static int header(struct import *im, const struct pobox_csv_row *row)
+{
+	struct pobox *pb = im->pb;
+	int rc;
+
+	im->ncols = row->nfields;
+	im->cols = pobox_calloc(im->ncols, sizeof *im->cols);
+	im->orig_header = pobox_calloc(im->ncols, sizeof *im->orig_header);
+	im->orig_header_lens = pobox_calloc(im->ncols, sizeof *im->orig_header_lens);
+	im->cell = pobox_calloc(im->ncols, sizeof *im->cell);
+	im->cell_len = pobox_calloc(im->ncols, sizeof *im->cell_len);
+	im->same = pobox_calloc(im->ncols, 1);
+	if (!im->same || !im->cols || !im->orig_header || !im->orig_header_lens || !im->cell || !im->cell_len)
+		return pobox_errf(pb->err, sizeof pb->err, POBOX_ENOMEM, "%s: out of memory", im->name);
+	/* names first: the id column may be named by --id-column */
+	if ((rc = header_names(im, row)) != 0 || (rc = header_id_column(im, row)) != 0)
+		return rc;
+	if ((rc = pobox_begin(pb)) != 0)
+		return rc;
+	if (im->o->source && (rc = pobox_store_source(pb->st, im->o->source, &im->source)) != 0)
+		return store_failed(im, rc);
+	if ((rc = header_attrs(im, row)) != 0 || (rc = header_shape(im)) != 0)
+		return rc;
+	if (im->o->reject && (rc = header_reject(im)) != 0)
+		return rc;
 	im->header_done = 1;
 	return 0;
 }
@@ -316,22 +370,44 @@ static int on_delivered(void *ctx, int64_t attr, const char *v, size_t len)
 }
 
 /* --changed-only: marks the cells whose value Target already has. */
-static int mark_unchanged(struct import *im, const char *id, size_t id_len, int64_t *nonempty)
+static int mark_unchanged(struct import *im, const struct pobox_profile_ref *ref, int64_t *nonempty)
 {
-	int64_t profile, done_seq;
-	int found, rc;
 	memset(im->same, 0, im->ncols);
-	if ((rc = pobox_store_profile_find(im->pb->st, im->id_type, id, id_len, &profile, &done_seq,
-	                                   &found)) != 0 || !found)
-		return rc;
+	if (!ref->id || ref->done_seq == 0)
+		return 0; /* nothing of it delivered yet */
 	struct same_ctx sc = {im, nonempty};
-	return pobox_store_last_delivered(im->pb->st, profile, done_seq, on_delivered, &sc);
+	return pobox_store_last_delivered(im->pb->st, ref->id, ref->done_seq, ref->sent_seq,
+	                                  on_delivered, &sc);
+}
+
+/* The row's values as one JSON array in the header's shape: null for an
+ * empty cell and for one Target already has. */
+static int pack(struct import *im, const char **out, size_t *len)
+{
+	struct pobox_cells_buf *b = &im->cells_json;
+	pobox_cells_buf_reset(b);
+	pobox_cells_open(b);
+	for (size_t i = 0; i < im->ncols; i++) {
+		if (i == im->id_col)
+			continue;
+		if (im->cell_len[i] == 0 || im->same[i])
+			pobox_cells_null(b);
+		else
+			pobox_cells_str(b, im->cell[i], im->cell_len[i]);
+	}
+	pobox_cells_close(b);
+	if (b->nomem)
+		return pobox_errf(im->pb->err, sizeof im->pb->err, POBOX_ENOMEM, "%s: out of memory",
+		                  im->name);
+	*out = b->s;
+	*len = b->len;
+	return 0;
 }
 
 static int data_row(struct import *im, const struct pobox_csv_row *row)
 {
 	struct pobox *pb = im->pb;
-	int64_t profile, empty = 0, nonempty = 0;
+	int64_t empty = 0, nonempty = 0;
 	int rc;
 
 	im->tx.rows++;
@@ -371,22 +447,24 @@ static int data_row(struct import *im, const struct pobox_csv_row *row)
 	im->tx.empty += empty;
 	if (nonempty == 0)
 		return 0;
-	if (im->o->changed_only && (rc = mark_unchanged(im, id, id_len, &nonempty)) != 0)
+	struct pobox_profile_ref ref;
+	if ((rc = pobox_store_profile_find(pb->st, im->id_type, id, id_len, &ref)) != 0)
+		return store_failed(im, rc);
+	memset(im->same, 0, im->ncols);
+	if (im->o->changed_only && (rc = mark_unchanged(im, &ref, &nonempty)) != 0)
 		return store_failed(im, rc);
 	if (nonempty == 0)
 		return 0;
-	if ((rc = pobox_store_profile(pb->st, im->id_type, id, id_len, &profile)) != 0)
+	const char *cells = NULL;
+	size_t cells_len = 0;
+	if ((rc = pack(im, &cells, &cells_len)) != 0 ||
+	    (rc = pobox_store_write(pb->st, im->id_type, id, id_len, &ref, im->shape, im->width, cells,
+	                            cells_len, nonempty, pobox_clock_now_ms(&pb->clock), im->source,
+	                            im->o->urgent, NULL)) != 0)
 		return store_failed(im, rc);
-	im->appended += (int64_t)id_len + ROW_OVERHEAD;
-	for (size_t i = 0; i < im->ncols; i++) {
-		if (i == im->id_col || im->cell_len[i] == 0 || im->same[i])
-			continue;
-		if ((rc = pobox_put_interned(pb, profile, im->cols[i].id, im->cell[i], im->cell_len[i],
-		                             im->o->urgent, im->source)) != 0)
-			return store_failed(im, rc);
-		im->appended += (int64_t)im->cell_len[i] + ROW_OVERHEAD;
-		im->tx.updates++;
-	}
+	/* a new profile's row and key, and the write (what room checks count) */
+	im->appended += (int64_t)(id_len + cells_len) + 2 * ROW_OVERHEAD;
+	im->tx.updates += nonempty;
 	return 0;
 }
 
@@ -549,6 +627,7 @@ int pobox_import(struct pobox *pb, FILE *in, const char *name, const struct pobo
 	pobox_free(im.cell);
 	pobox_free(im.cell_len);
 	pobox_free(im.same);
+	pobox_cells_buf_free(&im.cells_json);
 	*summary = im.sum;
 	return rc;
 }

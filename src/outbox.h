@@ -54,9 +54,20 @@ int pobox_room_left(struct pobox *pb, int64_t *left);
 /* Replaces the handle's clock (tests). */
 void pobox_set_clock(struct pobox *pb, struct pobox_clock c);
 
-/* Appends an update whose profile and attribute are already interned and
- * whose value is already validated and non-empty. */
-int pobox_put_interned(struct pobox *pb, int64_t profile, int64_t attr, const char *value,
-                       size_t len, int urgent, int64_t source);
+/* One profile's updates as one write (`pobox put ID a=1 b=2`): every
+ * attribute and value is validated first (all or nothing); empty values are
+ * skipped (skipped[i] = 1, may be NULL); POBOX_SKIPPED when all were empty.
+ * Otherwise as pobox_put. */
+#define POBOX_ROW_MAX 4096 /* attributes in one write */
+struct pobox_row {
+	enum pobox_id_type id_type;
+	const char *profile_id;
+	const char *const *attrs;
+	const char *const *values;
+	size_t n;
+	int urgent;
+	const char *source;
+};
+int pobox_put_row(struct pobox *pb, const struct pobox_row *r, int *skipped);
 
 #endif

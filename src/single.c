@@ -45,6 +45,7 @@
 
 struct call {
 	int64_t profile;
+	int64_t cells;           /* its updates in the batch */
 	int urgent;
 	int64_t minute;          /* quota minute it was reserved in */
 	char *url;               /* full URL (GET) or path only (POST) */
@@ -509,6 +510,7 @@ static int on_profile_id(void *ctx, const struct pobox_prow *p)
 	if (!c)
 		return POBOX_ENOMEM;
 	c->profile = p->profile;
+	c->cells = (int64_t)p->n;
 	bd->g->ncalls++;
 	return 0;
 }
@@ -524,6 +526,7 @@ static int on_profile(void *ctx, const struct pobox_prow *p)
 	if (!(c = new_call(bd->g)))
 		return POBOX_ENOMEM;
 	c->profile = p->profile;
+	c->cells = (int64_t)p->n;
 	/* the rows carried are already coalesced: one per attribute */
 	qlen = pobox_single_query_len(p->id_type, p->profile_id, p->profile_id_len, NULL, NULL, NULL, 0);
 	for (size_t i = 0; i < p->n; i++) {
@@ -580,7 +583,8 @@ struct settle_sums {
 		int64_t calls, errors;
 	} cc[16];
 	int nq, ncc;
-	int64_t delivered[32];
+	int64_t batch;
+	int64_t delivered[32], delivered_cells[32];
 	size_t ndelivered;
 	int64_t retries, first_retry_ms;
 	char retry_why[240];
@@ -653,8 +657,8 @@ static int retry_call(struct pobox_singler *s, struct group *g, struct settle_su
 	char why[220];
 	snprintf(why, sizeof why, "single call: HTTP %ld: %s", c->http, c->msg);
 	int64_t delay = pobox_backoff_delay_ms(&s->backoff, 1, c->retry_after_ms);
-	int rc = pobox_store_profile_release(s->pb->st, c->profile, 0, c->charge, now + delay, why,
-	                                     s->d.max_attempts, killed);
+	int rc = pobox_store_profile_release(s->pb->st, g->batch, c->profile, c->cells, 0, c->charge,
+	                                     now + delay, why, s->d.max_attempts, killed);
 	g->counts[2]++;
 	if (!*killed) {
 		if (m->retries++ == 0 || delay < m->first_retry_ms)
@@ -672,16 +676,18 @@ static int apply_outcome(struct pobox_singler *s, struct group *g, struct settle
 	int killed = 0, rc = 0;
 	switch (c->cls) {
 	case POBOX_CLASS_OK:
+		m->delivered_cells[m->ndelivered] = c->cells;
 		m->delivered[m->ndelivered++] = c->profile;
 		if (m->ndelivered == sizeof m->delivered / sizeof m->delivered[0]) {
-			rc = pobox_store_profiles_delivered(st, m->delivered, m->ndelivered, now);
+			rc = pobox_store_profiles_delivered(st, m->batch, m->delivered, m->delivered_cells,
+			                                    m->ndelivered, now);
 			m->ndelivered = 0;
 		}
 		g->counts[0]++;
 		break;
 	case POBOX_CLASS_NOTFOUND:
 		/* single calls cannot create profiles: the bulk lane (v2) can */
-		rc = pobox_store_profile_release(st, c->profile, 1, 0, 0,
+		rc = pobox_store_profile_release(st, g->batch, c->profile, c->cells, 1, 0, 0,
 		                                 "profile not found by a single call; sent by bulk",
 		                                 0, &killed);
 		g->counts[1]++;
@@ -690,13 +696,15 @@ static int apply_outcome(struct pobox_singler *s, struct group *g, struct settle
 	case POBOX_CLASS_AUTH:
 	case POBOX_CLASS_CONFIG:
 	case POBOX_CLASS_THROTTLE:
-		rc = pobox_store_profile_release(st, c->profile, 0, 0, 0, c->msg, 0, &killed);
+		rc = pobox_store_profile_release(st, g->batch, c->profile, c->cells, 0, 0, 0, c->msg, 0,
+		                                 &killed);
 		break;
 	case POBOX_CLASS_PERMANENT:
 	case POBOX_CLASS_REJECT: {
 		char why[220];
 		snprintf(why, sizeof why, "Target refused the update (HTTP %ld): %s", c->http, c->msg);
-		rc = pobox_store_profile_release(st, c->profile, 0, 1, 0, why, 1, &killed);
+		rc = pobox_store_profile_release(st, g->batch, c->profile, c->cells, 0, 1, 0, why, 1,
+		                                 &killed);
 		g->counts[2]++;
 		break;
 	}
@@ -730,7 +738,8 @@ static int settle_call(struct pobox_singler *s, struct group *g, struct settle_s
 	if ((c->st == C_QUEUED && keep) || (c->st == C_DONE && (c->aborted || !c->reached)))
 		g->held++; /* the unit goes back; the profile waits in the batch */
 	else if (c->st == C_QUEUED) /* never sent: the lane stopped */
-		rc = pobox_store_profile_release(s->pb->st, c->profile, 0, 0, 0, NULL, 0, &killed);
+		rc = pobox_store_profile_release(s->pb->st, g->batch, c->profile, c->cells, 0, 0, 0,
+		                                 NULL, 0, &killed);
 	else
 		rc = apply_outcome(s, g, m, c, now);
 	c->st = C_SETTLED;
@@ -744,7 +753,8 @@ static int write_sums(struct pobox_singler *s, struct settle_sums *m, int64_t no
 	struct pobox_store *st = s->pb->st;
 	int rc = 0;
 	if (m->ndelivered)
-		rc = pobox_store_profiles_delivered(st, m->delivered, m->ndelivered, now);
+		rc = pobox_store_profiles_delivered(st, m->batch, m->delivered, m->delivered_cells,
+		                                    m->ndelivered, now);
 	if (rc == 0)
 		rc = write_quota(m, st);
 	for (int j = 0; j < m->ncc && rc == 0; j++)
@@ -779,7 +789,7 @@ static int hold_batch(struct pobox_singler *s, struct group *g, int64_t now)
 	}
 	if (!g->held)
 		return 0; /* nothing of it is left: it finishes */
-	if ((rc = pobox_store_batch_get(s->pb->st, g->batch, 0, &b)) != 0)
+	if ((rc = pobox_store_batch_get(s->pb->st, g->batch, &b)) != 0)
 		return rc;
 	b.state = POBOX_B_READY;
 	b.next_at_ms = s->probe_at_ms;
@@ -820,7 +830,7 @@ static int end_group(struct pobox_singler *s, struct group *g, const struct stop
 static int settle(struct pobox_singler *s, struct group *g, const size_t *idx, size_t n, int final)
 {
 	struct pobox *pb = s->pb;
-	struct settle_sums m = {.first_retry_ms = -1};
+	struct settle_sums m = {.first_retry_ms = -1, .batch = g->batch};
 	struct stop_state ss;
 	int64_t now = now_ms(s);
 	int rc;
@@ -1221,9 +1231,10 @@ static int prepare(struct pobox_singler *s, struct group *g, struct pobox_step *
 		if ((rc = pobox_begin(pb)) != 0)
 			return rc;
 		for (size_t i = 0; i < g->ncalls && rc == 0; i++)
-			rc = pobox_store_profile_release(pb->st, g->calls[i].profile, 1, 0, 0,
+			rc = pobox_store_profile_release(pb->st, id, g->calls[i].profile, g->calls[i].cells,
+			                                 1, 0, 0,
 			                                 "single-call budget spent; sent by bulk", 0, &killed);
-		if (rc == 0 && (rc = pobox_store_batch_get(pb->st, id, 0, &b)) == 0) {
+		if (rc == 0 && (rc = pobox_store_batch_get(pb->st, id, &b)) == 0) {
 			b.state = POBOX_B_DONE;
 			b.finished_at_ms = now;
 			rc = pobox_store_batch_save(pb->st, &b);
@@ -1290,7 +1301,7 @@ static int prepare(struct pobox_singler *s, struct group *g, struct pobox_step *
 			int ok = c->urgent ? granted < q.left_urgent : granted < q.left_normal;
 			if (!ok) {
 				int killed;
-				rc = pobox_store_profile_release(pb->st, c->profile, 1, 0, 0,
+				rc = pobox_store_profile_release(pb->st, g->batch, c->profile, c->cells, 1, 0, 0,
 				                                 "single-call budget spent; sent by bulk", 0, &killed);
 				c->st = C_SETTLED;
 				continue;
@@ -1309,7 +1320,7 @@ static int prepare(struct pobox_singler *s, struct group *g, struct pobox_step *
 	}
 	if (rc == 0) {
 		struct pobox_batch b;
-		if ((rc = pobox_store_batch_get(pb->st, id, 0, &b)) == 0) {
+		if ((rc = pobox_store_batch_get(pb->st, id, &b)) == 0) {
 			b.state = POBOX_B_SENDING;
 			rc = pobox_store_batch_save(pb->st, &b);
 			pobox_batch_free(&b);

@@ -50,19 +50,40 @@ int pobox_store_commit(struct pobox_store *st);
 int pobox_store_rollback(struct pobox_store *st);
 int pobox_store_in_tx(struct pobox_store *st);
 
-/* Interning: the row id of a profile / attribute / source name, created on
+/* Interning of names: the row id of an attribute / source, created on
  * first use.  Call inside a write transaction. */
-int pobox_store_profile(struct pobox_store *st, enum pobox_id_type t, const char *id, size_t len,
-                        int64_t *out);
 int pobox_store_attr(struct pobox_store *st, const char *name, size_t len, int64_t *out);
-/* Looks a profile up without creating it: *found = 0 when unknown. */
-int pobox_store_profile_find(struct pobox_store *st, enum pobox_id_type t, const char *id,
-                             size_t len, int64_t *profile, int64_t *done_seq, int *found);
 int pobox_store_source(struct pobox_store *st, const char *name, int64_t *out);
+/* The id of the shape (attribute ids in order) of a write, created on
+ * first use.  Inside a write transaction. */
+int pobox_store_shape_id(struct pobox_store *st, const int64_t *attrs, size_t n, int64_t *out);
 
-/* Appends one pending update.  Inside a write transaction. */
-int pobox_store_append(struct pobox_store *st, int64_t profile, int64_t attr, const char *value,
-                       size_t len, int64_t enqueued_at_ms, int64_t source, int urgent);
+/* A profile as a producer sees it.  id 0: not in the outbox yet. */
+struct pobox_profile_ref {
+	int64_t id;
+	int64_t done_seq;      /* delivered updates are <= this */
+	int64_t sent_seq;      /* delivered updates <= this are folded into sent */
+};
+
+/* Looks a profile up by key (store/keys.c: the last one found's successor
+ * first, as exports come in a stable order, then the key tables).  Sets
+ * ref->id = 0 when unknown. */
+int pobox_store_profile_find(struct pobox_store *st, enum pobox_id_type t, const char *id,
+                             size_t len, struct pobox_profile_ref *ref);
+
+/* Appends one write: the values `cells` (JSON text, see cells.h) for the
+ * `width` positions of `shape`, n of them set.  ref comes from
+ * pobox_store_profile_find for the same key (the profile is created when
+ * ref->id is 0); on return it names the profile.  *first_seq (may be NULL)
+ * = the seq of position 0.  Inside a write transaction. */
+int pobox_store_write(struct pobox_store *st, enum pobox_id_type t, const char *id, size_t len,
+                      struct pobox_profile_ref *ref, int64_t shape, size_t width,
+                      const char *cells, size_t cells_len, int64_t n, int64_t enqueued_at_ms,
+                      int64_t source, int urgent, int64_t *first_seq);
+
+/* Moves updates staged by sqlite3 producers into writes (their seqs kept).
+ * Inside a write transaction; *moved = how many. */
+int pobox_store_ingest(struct pobox_store *st, int64_t *moved);
 
 enum pobox_update_state {
 	POBOX_ST_PENDING,
@@ -80,6 +101,8 @@ struct pobox_status {
 	int64_t profiles;
 	int64_t attributes;
 	int64_t file_bytes;         /* main file + WAL */
+	int64_t used_bytes;         /* pages in use */
+	int64_t last_delivery_ms;   /* 0: never */
 	int schema_version;
 };
 
@@ -129,7 +152,7 @@ int pobox_store_quick_check(struct pobox_store *st, const char *table);
  * one table at a time in turn; wraps around.  *cursor starts at 0. */
 int pobox_store_next_table(struct pobox_store *st, int64_t *cursor, char *name, size_t len);
 
-/* ---- delivery (store/batch.c) ------------------------------------------ */
+/* ---- the pending set and the cut (store/scan.c, writes.c, sent.c) ------- */
 
 /* One profile's live, not yet delivered updates, as the scheduler sees them:
  * sorted by attribute, then enqueue order.  Arrays are borrowed for the
@@ -140,6 +163,7 @@ struct pobox_prow {
 	const char *profile_id;
 	size_t profile_id_len;
 	int64_t done_seq;
+	int64_t sent_seq;        /* delivered updates <= this are folded into sent */
 	int64_t last_v2_at_ms;   /* -1: never */
 	int route_bulk;          /* a single call did not find it: bulk only */
 	int delivered_once;      /* Target has had an update of it confirmed */
@@ -155,30 +179,44 @@ typedef int (*pobox_prow_fn)(void *ctx, const struct pobox_prow *p);
 
 /* Calls fn for every profile that has pending updates, is not fenced and is
  * due (next_attempt_at_ms <= now_ms), in profile order.  fn may write
- * (supersede, fence) rows of the profile it is given. */
+ * (supersede, fence, kill) the profile it is given. */
 int pobox_store_scan_pending(struct pobox_store *st, int64_t now_ms, pobox_prow_fn fn, void *ctx);
-/* The same for the profiles held by batch, with the rows it carries. */
+/* The same for the profiles held by batch, with the updates it carries. */
 int pobox_store_scan_batch(struct pobox_store *st, int64_t batch, pobox_prow_fn fn, void *ctx);
 
 /* Calls fn(ctx, attr_id, name) for every attribute. */
 int pobox_store_each_attr(struct pobox_store *st,
                           int (*fn)(void *ctx, int64_t id, const char *name), void *ctx);
 
-/* The last delivered value of each attribute of a profile (newest delivered
- * live row, else profile_state). */
+/* The last delivered value of each attribute of a profile: its folded
+ * values overlaid by delivered writes not folded yet.  fn's text is
+ * borrowed for the call. */
 int pobox_store_last_delivered(struct pobox_store *st, int64_t profile, int64_t done_seq,
+                               int64_t sent_seq,
                                int (*fn)(void *ctx, int64_t attr, const char *v, size_t len),
                                void *ctx);
 
+/* Marks update seq superseded by by_seq (a pending update). */
 int pobox_store_supersede(struct pobox_store *st, int64_t seq, int64_t by_seq);
-/* Marks the profile's pending rows (seq in (done_seq, upto]) dead. */
+/* Marks the profile's pending updates (seq in (done_seq, upto]) dead. */
 int pobox_store_kill_rows(struct pobox_store *st, int64_t profile, int64_t done_seq, int64_t upto,
                           const char *reason, int64_t attempts);
-int pobox_store_fence(struct pobox_store *st, int64_t profile, int64_t batch, int64_t batch_seq);
-/* Fences, in one statement, every profile with id in [lo, hi] that the
- * pending scan would yield (unfenced, due at now_ms, with pending rows). */
-int pobox_store_fence_range(struct pobox_store *st, int64_t lo, int64_t hi, int64_t batch,
-                            int64_t batch_seq, int64_t now_ms);
+/* The cut takes the profile into batch, with its `cells` live updates up
+ * to the cut's seq (they leave the pending set); its delivered values not
+ * folded yet are folded first (so each keeps its delivery time). */
+int pobox_store_cut_profile(struct pobox_store *st, const struct pobox_prow *p, int64_t batch,
+                            int64_t cells);
+
+/* Housekeeping: deletes writes whose updates are all delivered before
+ * cutoff_ms or all superseded (enqueued before it), none dead; their
+ * profiles' last delivered values are folded first, so changed-only and
+ * carry-forward keep them.  Examines at most `limit` writes after *cursor
+ * (0: from the oldest) and sets *cursor to where to go on, or 0 when it
+ * reached the end.  *pruned = updates deleted.  Inside a transaction. */
+int pobox_store_prune(struct pobox_store *st, int64_t cutoff_ms, int64_t limit, int64_t *cursor,
+                      int64_t *pruned);
+
+/* ---- batches (store/batch.c) ---------------------------------------- */
 
 enum pobox_batch_state {
 	POBOX_B_READY, POBOX_B_SENDING, POBOX_B_SUBMITTED, POBOX_B_DONE, POBOX_B_DEAD,
@@ -195,9 +233,7 @@ struct pobox_batch {
 	char *reason;                 /* cut, split, stuck, lost */
 	int64_t parent, resubmits;
 	int64_t profiles, updates, carried, bytes;
-	void *payload;                /* compressed; only when asked for */
-	size_t payload_len;
-	uint32_t payload_crc32;
+	uint32_t payload_crc32;       /* of the bytes sent (the payload inflated) */
 	char *status_url;
 	int64_t attempts, polls, next_at_ms;
 	char *remote_status;
@@ -212,17 +248,26 @@ void pobox_batch_free(struct pobox_batch *b);
 int pobox_store_batch_new(struct pobox_store *st, int api, enum pobox_id_type t,
                           const char *reason, int64_t parent, int64_t resubmits, int64_t now_ms,
                           int64_t *id);
-/* The payload is part1 followed by part2 (the compressed header and rows). */
+/* A batch's payload (zlib, zpayload.h) is stored in parts, in order, as
+ * the cut makes them: the rows' parts from 1 while they are written, then
+ * part 0, the header (known last), with the counts and the members.  A
+ * rebuild first clears the old parts. */
+int pobox_store_payload_part(struct pobox_store *st, int64_t batch, int64_t part,
+                             const void *data, size_t len);
+int pobox_store_payload_clear(struct pobox_store *st, int64_t batch);
 int pobox_store_batch_payload(struct pobox_store *st, int64_t id, int64_t profiles,
                               int64_t updates, int64_t carried, int64_t bytes,
-                              const void *part1, size_t len1, const void *part2, size_t len2,
-                              uint32_t crc);
+                              const void *head, size_t head_len, uint32_t crc);
+/* The first part of batch's payload after part `after` (-1: from the
+ * start): copied into *buf (grown with pobox_realloc, *cap its size; the
+ * caller frees), *len bytes, *part its number; *len = 0 past the last. */
+int pobox_store_payload_next(struct pobox_store *st, int64_t batch, int64_t after,
+                             int64_t *part, void **buf, size_t *cap, size_t *len);
 /* Deletes a batch that never got a row (only inside the cut that made it). */
 int pobox_store_batch_delete_empty(struct pobox_store *st, int64_t id);
 /* Copies another batch's payload and counts (stuck/lost resubmission). */
 int pobox_store_batch_copy_payload(struct pobox_store *st, int64_t to, int64_t from);
-int pobox_store_batch_get(struct pobox_store *st, int64_t id, int with_payload,
-                          struct pobox_batch *out);
+int pobox_store_batch_get(struct pobox_store *st, int64_t id, struct pobox_batch *out);
 /* Writes the mutable fields of b (state, attempts, polls, next_at_ms,
  * status_url, remote_status, last_http_status, last_error, submitted_at,
  * finished_at, counts). */
@@ -282,11 +327,6 @@ int pobox_store_each_row(struct pobox_store *st, const char *sql, int has_arg, i
                                    const char *const *values),
                          void *ctx);
 
-/* Housekeeping: folds delivered rows of profiles last delivered before
- * cutoff_ms into profile_state and deletes them, and deletes superseded
- * rows enqueued before cutoff_ms; at most `limit` rows per call.
- * *pruned = rows deleted. */
-int pobox_store_prune(struct pobox_store *st, int64_t cutoff_ms, int64_t limit, int64_t *pruned);
 
 /* ---- single lane and quota (store/quota.c) ---------------------------- */
 
@@ -321,15 +361,18 @@ int pobox_store_count_call(struct pobox_store *st, const char *lane, long http_s
 int pobox_store_count_calls(struct pobox_store *st, const char *lane, long http_status,
                             int64_t calls, int64_t errors);
 
-/* Profile outcomes of single calls. */
-int pobox_store_profiles_delivered(struct pobox_store *st, const int64_t *profiles, size_t n,
+/* Profile outcomes of single calls: profiles[i] of batch, with its
+ * cells[i] updates in it, was delivered. */
+int pobox_store_profiles_delivered(struct pobox_store *st, int64_t batch,
+                                   const int64_t *profiles, const int64_t *cells, size_t n,
                                    int64_t now_ms);
-/* The profile leaves its batch: to the bulk lane (route_bulk), after a
- * failure (charge: count an attempt; dead after max_attempts), or simply
- * back to pending. *killed = 1 when its rows were dead-lettered. */
-int pobox_store_profile_release(struct pobox_store *st, int64_t profile, int route_bulk,
-                                int charge, int64_t next_at_ms, const char *reason,
-                                int64_t max_attempts, int *killed);
+/* The profile (with its `cells` updates) leaves batch: to the bulk lane
+ * (route_bulk), after a failure (charge: count an attempt; dead after
+ * max_attempts), or simply back to pending.  *killed = 1 when its updates
+ * were dead-lettered.  Nothing happens when it had left already. */
+int pobox_store_profile_release(struct pobox_store *st, int64_t batch, int64_t profile,
+                                int64_t cells, int route_bulk, int charge, int64_t next_at_ms,
+                                const char *reason, int64_t max_attempts, int *killed);
 /* Finishes a single-lane batch whose profiles have all left it. */
 int pobox_store_single_batch_finish(struct pobox_store *st, int64_t batch, int64_t now_ms,
                                     int64_t ok, int64_t not_found, int64_t failed);

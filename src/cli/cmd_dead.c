@@ -246,16 +246,15 @@ int cmd_purge(struct cli *cli, int argc, char **argv)
 	const char *what;
 	if (s.delivered) {
 		/* delivered and superseded history older than --before (default:
-		 * all); the last value sent per attribute is kept in profile_state */
+		 * all); the last value sent per attribute is kept (profiles.sent) */
 		int64_t cutoff = pobox_clock_now_ms(&pb->clock) - s.before_ms + (s.before_ms ? 0 : 1);
-		for (;;) {
+		int64_t cursor = 0;
+		do {
 			int64_t k = 0;
-			if ((rc = pobox_store_prune(pb->st, cutoff, 100000, &k)) != 0)
+			if ((rc = pobox_store_prune(pb->st, cutoff, 100000, &cursor, &k)) != 0)
 				goto fail;
 			n += k;
-			if (k == 0)
-				break;
-		}
+		} while (cursor);
 		what = "delivered or superseded updates";
 	} else {
 		if ((rc = pobox_store_dead_select(pb->st, &s.f, &n)) != 0)

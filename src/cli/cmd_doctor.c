@@ -10,7 +10,7 @@
 #include "outbox.h"
 #include "quota.h"
 #include "store.h"
-#include "zpayload.h"
+#include "payload.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -107,14 +107,15 @@ int cmd_doctor(struct cli *cli, int argc, char **argv)
 	                          "('ready', 'sending', 'submitted')", 0, 0, collect, ids);
 	for (int i = 0; rc == 0 && i < ids->n; i++) {
 		struct pobox_batch b;
-		char *body = NULL;
-		size_t len = 0;
-		if ((rc = pobox_store_batch_get(pb->st, ids->ids[i], 1, &b)) != 0)
+		if ((rc = pobox_store_batch_get(pb->st, ids->ids[i], &b)) != 0)
 			break;
-		int bad = pobox_zpayload_inflate(b.payload, b.payload_len, (size_t)b.bytes, &body, &len) != 0 ||
-		          (int64_t)len != b.bytes || pobox_crc32(0, body, len) != b.payload_crc32;
-		pobox_free(body);
-		if (bad) {
+		int check = pobox_payload_check(pb->st, &b, NULL, NULL);
+		if (check != 0 && check != POBOX_ECORRUPT) {
+			pobox_batch_free(&b);
+			rc = check;
+			break;
+		}
+		if (check != 0) {
 			damaged++;
 			if (repair) {
 				b.state = POBOX_B_DEAD;

@@ -228,7 +228,7 @@ struct loop {
 	struct pobox_deliverer *d;      /* NULL while another process delivers */
 	struct pobox_singler *sg;
 	struct pobox_single_opts so;
-	int64_t last_prune, last_cut_seq, checked_seq, last_full, last_metrics;
+	int64_t last_prune, prune_cursor, last_cut_seq, checked_seq, last_full, last_metrics;
 	/* the last full count of pending profiles (pobox_store_pending) */
 	int64_t due, later, next_due, oldest;
 	struct cli_health health;       /* run's checks of the outbox (health.c) */
@@ -460,12 +460,16 @@ static void housekeeping(struct loop *l, int64_t now)
 		l->last_metrics = now;
 	}
 	cli_health_check(l->cli, l->pb, &l->health, now);
-	if (now - l->last_prune > 600000) {
+	if (now - l->last_prune > 600000 || l->prune_cursor) {
+		/* a slice at a time, so producers never wait long */
 		int64_t pruned = 0;
 		if (pobox_begin(l->pb) == 0) {
-			int r = pobox_store_prune(l->pb->st, now - c->retention_ms, 50000, &pruned);
+			int r = pobox_store_prune(l->pb->st, now - c->retention_ms, 5000, &l->prune_cursor,
+			                          &pruned);
 			if ((r == 0 ? pobox_commit(l->pb) : pobox_rollback(l->pb)) == 0 && r == 0 && pruned)
 				pobox_log(POBOX_LOG_INFO, "pruned", "updates=%lld", (long long)pruned);
+			if (r)
+				l->prune_cursor = 0;
 		}
 		l->last_prune = now;
 	}

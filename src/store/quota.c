@@ -175,76 +175,70 @@ int pobox_store_quota_minutes(struct pobox_store *st, int64_t now_ms,
 	return rc;
 }
 
-int pobox_store_profiles_delivered(struct pobox_store *st, const int64_t *profiles, size_t n,
+int pobox_store_profiles_delivered(struct pobox_store *st, int64_t batch,
+                                   const int64_t *profiles, const int64_t *cells, size_t n,
                                    int64_t now_ms)
 {
 	/* 32 profiles per statement: one statement per call was a third of
 	 * the settling cost.  Unused places stay NULL and match nothing. */
 #define Q4 "?,?,?,?"
 #define Q32 Q4 "," Q4 "," Q4 "," Q4 "," Q4 "," Q4 "," Q4 "," Q4
+#define L4 "(?1,?),(?1,?),(?1,?),(?1,?)"
+#define L32 L4 "," L4 "," L4 "," L4 "," L4 "," L4 "," L4 "," L4
 	enum { CHUNK = 32 };
 	static const char sql[] =
-		"UPDATE profiles SET done_seq = batch_seq, done_at_ms = ?1, batch = NULL, attempts = 0,"
-		" next_attempt_at_ms = 0, last_error = NULL, route_bulk = 0 WHERE id IN (" Q32 ")";
+		"UPDATE profiles SET done_seq = max(done_seq, (SELECT batch_seq FROM batches WHERE id = ?1)),"
+		" done_at_ms = ?2, attempts = 0, next_attempt_at_ms = 0, last_error = NULL, route_bulk = 0 "
+		"WHERE id IN (" Q32 ")";
+	static const char left[] = "INSERT OR IGNORE INTO batch_left (batch, profile) VALUES " L32;
+#undef L32
+#undef L4
 #undef Q32
 #undef Q4
-	for (size_t at = 0; at < n; at += CHUNK) {
-		sqlite3_stmt *s = pobox_store_prep(st, sql);
-		if (!s)
+	int64_t moved = 0;
+	int rc = pobox_store_need_tx(st, "recording deliveries");
+	if (rc)
+		return rc;
+	for (size_t at = 0; at < n && rc == 0; at += CHUNK) {
+		sqlite3_stmt *s = pobox_store_prep(st, sql), *l = pobox_store_prep(st, left);
+		if (!s || !l)
 			return POBOX_EIO;
-		sqlite3_bind_int64(s, 1, now_ms);
-		for (size_t i = 0; i < CHUNK && at + i < n; i++)
-			sqlite3_bind_int64(s, (int)i + 2, profiles[at + i]);
-		int rc = step_done(st, s, "recording deliveries");
-		if (rc)
-			return rc;
+		sqlite3_bind_int64(s, 1, batch);
+		sqlite3_bind_int64(s, 2, now_ms);
+		sqlite3_bind_int64(l, 1, batch);
+		for (size_t i = 0; i < CHUNK; i++) {
+			/* unused places repeat the chunk's first profile: harmless */
+			int64_t id = profiles[at + (at + i < n ? i : 0)];
+			sqlite3_bind_int64(s, (int)i + 3, id);
+			sqlite3_bind_int64(l, (int)i + 2, id);
+			if (at + i < n)
+				moved += cells[at + i];
+		}
+		if ((rc = step_done(st, s, "recording deliveries")) == 0)
+			rc = step_done(st, l, "recording deliveries");
 	}
+	if (rc == 0) {
+		int64_t a[2] = {batch, -moved};
+		rc = pobox_store_run(st, "UPDATE batches SET held = held + ?2 WHERE id = ?1",
+		                     "counting a batch's updates", 2, a, 0, NULL);
+	}
+	if (rc)
+		return rc;
+	st->d.batched -= moved;
+	st->d.delivered += moved;
+	if (now_ms > st->d.last_delivery_ms)
+		st->d.last_delivery_ms = now_ms;
+	st->d.dirty = 1;
 	return 0;
-}
-
-int pobox_store_profile_release(struct pobox_store *st, int64_t profile, int route_bulk,
-                                int charge, int64_t next_at_ms, const char *reason,
-                                int64_t max_attempts, int *killed)
-{
-	static const char sql[] =
-		"UPDATE profiles SET batch = NULL, route_bulk = max(route_bulk, ?2),"
-		" attempts = attempts + ?3, next_attempt_at_ms = ?4, last_error = coalesce(?5, last_error) "
-		"WHERE id = ?1 RETURNING attempts, done_seq, batch_seq";
-	sqlite3_stmt *s = pobox_store_prep(st, sql);
-	int64_t attempts = 0, done = 0, upto = 0;
-	if (!s)
-		return POBOX_EIO;
-	*killed = 0;
-	sqlite3_bind_int64(s, 1, profile);
-	sqlite3_bind_int(s, 2, route_bulk);
-	sqlite3_bind_int(s, 3, charge);
-	sqlite3_bind_int64(s, 4, next_at_ms);
-	if (reason)
-		sqlite3_bind_text(s, 5, reason, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		attempts = sqlite3_column_int64(s, 0);
-		done = sqlite3_column_int64(s, 1);
-		upto = sqlite3_column_int64(s, 2);
-		rc = sqlite3_step(s);
-	}
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
-	if (rc != SQLITE_DONE)
-		return pobox_store_fail(st, rc, "releasing a profile");
-	if (!charge || attempts < max_attempts)
-		return 0;
-	*killed = 1;
-	return pobox_store_kill_rows(st, profile, done, upto, reason ? reason : "gave up", attempts);
 }
 
 int pobox_store_single_batch_new(struct pobox_store *st, enum pobox_id_type t, int64_t now_ms,
                                  int64_t *id)
 {
 	static const char sql[] =
-		"INSERT INTO batches (lane, api, id_type, state, profiles, updates, bytes, payload,"
+		"INSERT INTO batches (lane, api, id_type, state, profiles, updates, bytes,"
 		"                     payload_crc32, created_at_ms, next_at_ms) "
-		"VALUES ('single', 'single', ?1, 'ready', 0, 0, 0, x'', 0, ?2, ?2)";
+		"VALUES ('single', 'single', ?1, 'ready', 0, 0, 0, 0, ?2, ?2)";
 	sqlite3_stmt *s = pobox_store_prep(st, sql);
 	if (!s)
 		return POBOX_EIO;
@@ -260,7 +254,7 @@ int pobox_store_single_batch_counts(struct pobox_store *st, int64_t id, int64_t 
                                     int64_t updates, int64_t bytes)
 {
 	static const char sql[] =
-		"UPDATE batches SET profiles = ?2, updates = ?3, bytes = ?4 WHERE id = ?1";
+		"UPDATE batches SET profiles = ?2, updates = ?3, held = ?3, bytes = ?4 WHERE id = ?1";
 	sqlite3_stmt *s = pobox_store_prep(st, sql);
 	if (!s)
 		return POBOX_EIO;
@@ -268,7 +262,8 @@ int pobox_store_single_batch_counts(struct pobox_store *st, int64_t id, int64_t 
 	sqlite3_bind_int64(s, 2, profiles);
 	sqlite3_bind_int64(s, 3, updates);
 	sqlite3_bind_int64(s, 4, bytes);
-	return step_done(st, s, "counting a single-lane batch");
+	int rc = step_done(st, s, "counting a single-lane batch");
+	return rc ? rc : pobox_store_members_flush(st, id);
 }
 
 int pobox_store_single_batch_finish(struct pobox_store *st, int64_t batch, int64_t now_ms,
@@ -279,7 +274,7 @@ int pobox_store_single_batch_finish(struct pobox_store *st, int64_t batch, int64
 		" successful_updates = coalesce(successful_updates, 0) + ?3,"
 		" profiles_not_found = coalesce(profiles_not_found, 0) + ?4,"
 		" failed_updates = coalesce(failed_updates, 0) + ?5 "
-		"WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM profiles WHERE batch = ?1)";
+		"WHERE id = ?1 AND (SELECT count(*) FROM batch_left WHERE batch = ?1) >= (SELECT coalesce(sum(json_array_length(members)), 0) FROM batch_members WHERE batch = ?1)";
 	sqlite3_stmt *s = pobox_store_prep(st, sql);
 	if (!s)
 		return POBOX_EIO;
@@ -315,10 +310,13 @@ int pobox_store_lane_next(struct pobox_store *st, const char *lane, int64_t exce
 int pobox_store_newest(struct pobox_store *st, int64_t after_seq, int64_t *max_seq,
                        int *urgent_after, int64_t *oldest_after_ms)
 {
+	/* the tallies, and only the writes (and staged rows) after after_seq */
 	static const char sql[] =
-		"SELECT (SELECT coalesce(max(seq), 0) FROM updates),"
-		"       EXISTS (SELECT 1 FROM updates WHERE seq > ?1 AND urgent = 1 AND state = 'live'),"
-		"       (SELECT enqueued_at_ms FROM updates WHERE seq > ?1 ORDER BY seq LIMIT 1)";
+		"SELECT (SELECT next_seq - 1 FROM tallies),"
+		"       EXISTS (SELECT 1 FROM writes WHERE seq > ?1 AND urgent = 1)"
+		"       OR EXISTS (SELECT 1 FROM staged WHERE seq > ?1 AND urgent = 1),"
+		"       (SELECT min(t) FROM (SELECT min(enqueued_at_ms) AS t FROM writes WHERE seq > ?1"
+		"        UNION ALL SELECT min(enqueued_at_ms) FROM staged WHERE seq > ?1))";
 	sqlite3_stmt *s = pobox_store_prep(st, sql);
 	if (!s)
 		return POBOX_EIO;
@@ -327,7 +325,7 @@ int pobox_store_newest(struct pobox_store *st, int64_t after_seq, int64_t *max_s
 	if (rc == SQLITE_ROW) {
 		*max_seq = sqlite3_column_int64(s, 0);
 		*urgent_after = sqlite3_column_int(s, 1);
-		*oldest_after_ms = sqlite3_column_type(s, 2) == SQLITE_NULL ? -1 : sqlite3_column_int64(s, 2);
+		*oldest_after_ms = pobox_store_col_int(s, 2, -1);
 	}
 	sqlite3_reset(s);
 	return rc == SQLITE_ROW ? 0 : pobox_store_fail(st, rc, "checking for new updates");
@@ -395,24 +393,60 @@ int64_t pobox_store_file_bytes(struct pobox_store *st)
 	return n;
 }
 
+struct has_attr {
+	int64_t attr;
+	int found;
+};
+
+static int on_pending_cell(void *ctx, int64_t seq, int64_t attr, const char *v, size_t len)
+{
+	struct has_attr *h = ctx;
+	(void)seq, (void)v, (void)len;
+	if (attr == h->attr)
+		h->found = 1;
+	return 0;
+}
+
 int pobox_store_pending_exists(struct pobox_store *st, enum pobox_id_type t, const char *id,
                                size_t id_len, const char *attr, size_t attr_len, int *exists)
 {
-	static const char sql[] =
-		"SELECT EXISTS (SELECT 1 FROM profiles p JOIN attributes a ON a.name = ?3 "
-		" JOIN updates u ON u.profile = p.id AND u.attr = a.id AND u.state = 'live'"
-		"  AND u.seq > p.done_seq AND NOT (p.batch IS NOT NULL AND u.seq <= p.batch_seq)"
-		" WHERE p.id_type = ?1 AND p.profile_id = ?2)";
-	sqlite3_stmt *s = pobox_store_prep(st, sql);
+	/* pending = above the delivered and batched watermarks, live */
+	static const char attr_sql[] = "SELECT id FROM attributes WHERE name = ?1";
+	static const char rows[] =
+		"SELECT seq, shape, cells, fates FROM writes WHERE profile = ?1 AND seq > ?2";
+	struct pobox_profile_ref ref;
+	struct has_attr h = {0, 0};
+	int rc, r;
+	*exists = 0;
+	if ((rc = pobox_store_profile_find(st, t, id, id_len, &ref)) != 0 || !ref.id)
+		return rc;
+	sqlite3_stmt *s = pobox_store_prep(st, attr_sql);
 	if (!s)
 		return POBOX_EIO;
-	sqlite3_bind_text(s, 1, pobox_id_type_name(t), -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, id, (int)id_len, SQLITE_STATIC);
-	sqlite3_bind_text(s, 3, attr, (int)attr_len, SQLITE_STATIC);
-	int rc = sqlite3_step(s);
-	*exists = rc == SQLITE_ROW && sqlite3_column_int(s, 0);
+	sqlite3_bind_text(s, 1, attr, (int)attr_len, SQLITE_STATIC);
+	r = sqlite3_step(s);
+	if (r == SQLITE_ROW)
+		h.attr = sqlite3_column_int64(s, 0);
 	sqlite3_reset(s);
-	return rc == SQLITE_ROW ? 0 : pobox_store_fail(st, rc, "checking pending updates");
+	if (r != SQLITE_ROW)
+		return r == SQLITE_DONE ? 0 : pobox_store_fail(st, r, "checking pending updates");
+	int64_t fence = 0;
+	if ((rc = pobox_store_fenced(st, ref.id, &fence)) != 0)
+		return rc;
+	if (!(s = pobox_store_prep(st, rows)))
+		return POBOX_EIO;
+	sqlite3_bind_int64(s, 1, ref.id);
+	sqlite3_bind_int64(s, 2, fence > ref.done_seq ? fence : ref.done_seq);
+	while (rc == 0 && !h.found && (r = sqlite3_step(s)) == SQLITE_ROW)
+		rc = pobox_store_each_cell(st, sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1),
+		                           (const char *)sqlite3_column_text(s, 2),
+		                           (size_t)sqlite3_column_bytes(s, 2), sqlite3_column_int64(s, 3),
+		                           on_pending_cell, &h);
+	sqlite3_reset(s);
+	if (rc == 0 && !h.found && r != SQLITE_DONE)
+		rc = pobox_store_fail(st, r, "checking pending updates");
+	*exists = h.found;
+	return rc;
 }
 
 int pobox_store_count_calls(struct pobox_store *st, const char *lane, long http_status,

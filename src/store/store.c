@@ -2,9 +2,10 @@
  * store.c - the outbox store on SQLite.
  *
  * Owns: opening the file safely, schema migrations, connection settings
- * (WAL, busy timeout, synchronous), the prepared-statement cache, interning
- * of profiles/attributes/sources, appending updates, and status queries.
- * Does not own: validation (validate.c) or anything about delivery.
+ * (WAL, busy timeout, synchronous), the prepared-statement cache,
+ * transactions and the tallies they keep (see schema/0006_storage.sql),
+ * interning of attribute, source and shape names, and status queries.
+ * Profiles and writes are keys.c's and writes.c's; delivery is batch.c's.
  *
  * Opening, in order, so that a file we must refuse is never changed:
  *   0. look at the path first (store/health.c): a directory, a missing
@@ -25,12 +26,19 @@
  * directory is not writable) by pobox_store_explain_open.
  *
  * Statement cache: each SQL statement is prepared once per store on first
- * use (stmt()) and reset after each use.  Interned attributes and sources are
+ * use (pobox_store_prep) and reset after each use.  Interned names are
  * cached in memory; the caches are dropped on rollback because a rolled-back
  * insert would otherwise leave an id in the cache that no row holds.
+ *
+ * Tallies: a write transaction reads the tallies row at BEGIN (the next
+ * seq, the next profile id, the key counts), every tallied change adds to
+ * st->d, and pobox_store_commit writes the sum with one UPDATE before
+ * COMMIT; a rollback drops it.  Writers are serialized by the write lock,
+ * so the numbers read at BEGIN stay right for the whole transaction.
  */
 #include "store.h"
 #include "alloc.h"
+#include "cells.h"
 #include "error.h"
 #include "migrations.h"
 #include "internal.h"
@@ -47,36 +55,22 @@ const char *const pobox_update_state_names[POBOX_ST_COUNT] = {
 	"pending", "batched", "delivered", "superseded", "dead",
 };
 
-const char *const pobox_store_sql[S_COUNT] = {
-	[S_PROFILE_GET] = "SELECT id FROM profiles WHERE id_type = ?1 AND profile_id = ?2",
-	[S_PROFILE_ADD] = "INSERT OR IGNORE INTO profiles (id_type, profile_id) VALUES (?1, ?2)",
-	[S_ATTR_GET] = "SELECT id FROM attributes WHERE name = ?1",
-	[S_ATTR_ADD] = "INSERT OR IGNORE INTO attributes (name) VALUES (?1)",
-	[S_SOURCE_GET] = "SELECT id FROM sources WHERE name = ?1",
-	[S_SOURCE_ADD] = "INSERT OR IGNORE INTO sources (name) VALUES (?1)",
-	[S_APPEND] = "INSERT INTO updates (profile, attr, value, enqueued_at_ms, source, urgent) "
-	             "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-	/* States derived as in v_updates (schema/0002_delivery.sql). */
-	[S_COUNT_BY_STATE] =
-		"WITH d AS (SELECT u.state AS fate, u.enqueued_at_ms AS t,"
-		"  CASE WHEN u.state <> 'live' THEN 0"
-		"       WHEN u.seq <= p.done_seq THEN 2"
-		"       WHEN p.batch IS NOT NULL AND u.seq <= p.batch_seq THEN 1 ELSE -1 END AS k"
-		"  FROM updates u JOIN profiles p ON p.id = u.profile) "
-		/* one pass, no GROUP BY: a sorter over millions of rows is slow */
-		"SELECT sum(k = -1), sum(k = 1), sum(k = 2), sum(fate = 'superseded'), sum(fate = 'dead'),"
-		"       min(CASE WHEN k = -1 THEN t END) FROM d",
-	[S_COUNT_KEYS] = "SELECT (SELECT count(*) FROM profiles), (SELECT count(*) FROM attributes)",
-	[S_STATUS_JSON] =
-		"SELECT json_object("
-		" 'outbox', ?1, 'schema_version', ?2, 'file_bytes', ?3,"
-		" 'updates', json_object('pending', ?4, 'batched', ?5, 'delivered', ?6,"
-		"                        'superseded', ?7, 'dead', ?8),"
-		" 'profiles', ?9, 'attributes', ?10,"
-		" 'oldest_pending_enqueued_at',"
-		"   CASE WHEN ?11 >= 0 THEN strftime('%Y-%m-%dT%H:%M:%fZ', ?11 / 1000.0, 'unixepoch') END,"
-		" 'oldest_pending_age_s', CASE WHEN ?11 >= 0 THEN (?12 - ?11) / 1000 END)",
-};
+static const char SQL_TALLIES_READ[] =
+	"SELECT next_seq, profiles + 1, keys_main, keys_new, key_filter_gen, cut_seq, batch_gen "
+	"FROM tallies";
+static const char SQL_TALLIES_WRITE[] =
+	"UPDATE tallies SET next_seq = next_seq + ?1, pending = pending + ?2, batched = batched + ?3,"
+	" delivered = delivered + ?4, superseded = superseded + ?5, dead = dead + ?6,"
+	" profiles = profiles + ?7, keys_new = keys_new + ?8,"
+	" last_delivery_ms = max(last_delivery_ms, ?9),"
+	" oldest_pending_ms = CASE WHEN ?10 > 0 THEN min(coalesce(oldest_pending_ms, ?10), ?10)"
+	"                     ELSE oldest_pending_ms END";
+/* O(held): the held profiles, the first write no cut has seen */
+static const char SQL_OLDEST_RECOUNT[] =
+	"UPDATE tallies SET oldest_pending_ms = (SELECT min(m) FROM ("
+	" SELECT min(since_ms) AS m FROM held UNION ALL SELECT min(enqueued_at_ms) FROM staged"
+	" UNION ALL SELECT (SELECT enqueued_at_ms FROM writes WHERE seq > tallies.cut_seq"
+	"  ORDER BY seq LIMIT 1)))";
 
 int pobox_store_code(int rc)
 {
@@ -122,36 +116,37 @@ int pobox_store_fail(struct pobox_store *st, int rc, const char *what)
 	                  st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc), hint);
 }
 
-sqlite3_stmt *pobox_store_prep(struct pobox_store *st, const char *sql)
+sqlite3_stmt *pobox_store_prep_len(struct pobox_store *st, const char *sql, size_t len)
 {
 	for (int i = 0; i < st->ncache; i++)
 		if (st->cache[i].sql == sql)
 			return st->cache[i].stmt;
+	if (st->ncache == (int)(sizeof st->cache / sizeof st->cache[0])) {
+		pobox_errf(st->err, st->errlen, POBOX_EIO, "outbox %s: statement cache full (a bug)",
+		           st->path);
+		return NULL;
+	}
 	sqlite3_stmt *s = NULL;
-	int rc = sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL);
+	int rc = sqlite3_prepare_v3(st->db, sql, (int)len, SQLITE_PREPARE_PERSISTENT, &s, NULL);
 	if (rc != SQLITE_OK) {
 		pobox_store_fail(st, rc, "preparing a statement");
 		return NULL;
 	}
-	if (st->ncache < (int)(sizeof st->cache / sizeof st->cache[0])) {
-		st->cache[st->ncache].sql = sql;
-		st->cache[st->ncache++].stmt = s;
-	}
-	/* A full cache would leak: 64 slots are more than the module has. */
+	st->cache[st->ncache].sql = sql;
+	st->cache[st->ncache++].stmt = s;
 	return s;
 }
 
-sqlite3_stmt *pobox_store_stmt(struct pobox_store *st, int id)
+sqlite3_stmt *pobox_store_prep_raw(struct pobox_store *st, const char *sql)
 {
-	if (!st->stmts[id]) {
-		int rc = sqlite3_prepare_v3(st->db, pobox_store_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
-		                            &st->stmts[id], NULL);
-		if (rc != SQLITE_OK) {
-			pobox_store_fail(st, rc, "preparing a statement");
-			return NULL;
-		}
-	}
-	return st->stmts[id];
+	return pobox_store_prep_len(st, sql, strlen(sql));
+}
+
+sqlite3_stmt *pobox_store_prep(struct pobox_store *st, const char *sql)
+{
+	if (pobox_store_append_flush(st) != 0)
+		return NULL;
+	return pobox_store_prep_raw(st, sql);
 }
 
 /* ---- name cache ---------------------------------------------------- */
@@ -232,7 +227,10 @@ int pobox_store_known_version(void)
 int pobox_store_query_int64(struct pobox_store *st, const char *sql, int64_t *out)
 {
 	sqlite3_stmt *s = NULL;
-	int rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
+	int rc = pobox_store_append_flush(st);
+	if (rc)
+		return rc;
+	rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
 	if (rc == SQLITE_OK) {
 		rc = sqlite3_step(s);
 		if (rc == SQLITE_ROW) {
@@ -256,7 +254,10 @@ int pobox_store_query_int(struct pobox_store *st, const char *sql, int *out)
 int pobox_store_exec_sql(struct pobox_store *st, const char *sql, const char *what)
 {
 	char *msg = NULL;
-	int rc = sqlite3_exec(st->db, sql, NULL, NULL, &msg);
+	int rc = pobox_store_append_flush(st);
+	if (rc)
+		return rc;
+	rc = sqlite3_exec(st->db, sql, NULL, NULL, &msg);
 	if (rc != SQLITE_OK) {
 		if (st->hook_refused && (rc & 0xff) == SQLITE_CONSTRAINT) {
 			st->hook_refused = 0;
@@ -410,7 +411,8 @@ static int open_rw(struct pobox_store *st, const struct pobox_store_opts *o)
 		return pobox_store_fail(st, rc, "opening");
 	sqlite3_extended_result_codes(st->db, 1);
 	sqlite3_busy_timeout(st->db, o->busy_timeout_ms);
-	if ((rc = check_identity(st, &version)) != 0 || (rc = use_wal(st, o)) != 0 ||
+	if ((rc = pobox_store_register_functions(st)) != 0 || (rc = check_identity(st, &version)) != 0 ||
+	    (rc = use_wal(st, o)) != 0 ||
 	    (rc = pobox_store_exec_sql(st, sync_pragma[o->synchronous], "setting synchronous")) != 0)
 		return rc;
 	/* After a checkpoint the WAL file is cut back to 64 MB: without this, a
@@ -467,7 +469,7 @@ static int open_ro(struct pobox_store *st, const struct pobox_store_opts *o)
 		sqlite3_extended_result_codes(st->db, 1);
 		sqlite3_busy_timeout(st->db, o->busy_timeout_ms);
 		st->immutable = immutable;
-		if ((rc = check_identity(st, &version)) == 0)
+		if ((rc = pobox_store_register_functions(st)) == 0 && (rc = check_identity(st, &version)) == 0)
 			break;
 	}
 	if (rc != 0)
@@ -526,15 +528,19 @@ void pobox_store_close(struct pobox_store *st)
 {
 	if (!st)
 		return;
-	for (int i = 0; i < S_COUNT; i++)
-		sqlite3_finalize(st->stmts[i]);
 	for (int i = 0; i < st->ncache; i++)
 		sqlite3_finalize(st->cache[i].stmt);
 	if (st->db && !sqlite3_get_autocommit(st->db))
 		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 	sqlite3_close(st->db);
+	pobox_store_append_free(st);
 	cache_clear(&st->attrs);
 	cache_clear(&st->sources);
+	cache_clear(&st->shape_ids);
+	pobox_store_shapes_free(st);
+	pobox_store_keys_free(st);
+	pobox_store_members_free(st);
+	pobox_free(st->scratch);
 	pobox_free(st->path);
 	pobox_free(st->marker);
 	pobox_free(st);
@@ -551,15 +557,76 @@ int pobox_store_schema_version(struct pobox_store *st, int *out)
 
 int pobox_store_exec(struct pobox_store *st, const char *sql) { return pobox_store_exec_sql(st, sql, "exec"); }
 
-/* ---- transactions ------------------------------------------------------ */
+/* ---- transactions and tallies --------------------------------------- */
 
 int pobox_store_in_tx(struct pobox_store *st) { return !sqlite3_get_autocommit(st->db); }
+
+int pobox_store_need_tx(struct pobox_store *st, const char *what)
+{
+	if (pobox_store_in_tx(st))
+		return 0;
+	return pobox_errf(st->err, st->errlen, POBOX_EINVALID,
+	                  "outbox %s: %s needs a write transaction (a bug)", st->path, what);
+}
+
+static void drop_caches(struct pobox_store *st)
+{
+	pobox_store_append_drop(st);
+	pobox_store_members_free(st); /* the fence may hold uncommitted members */
+	cache_clear(&st->attrs);
+	cache_clear(&st->sources);
+	cache_clear(&st->shape_ids);
+	memset(&st->d, 0, sizeof st->d);
+}
 
 int pobox_store_begin(struct pobox_store *st)
 {
 	if (!st->write_damaged && pobox_store_damaged(st, NULL, 0))
 		return pobox_store_refuse_damaged(st);
-	return pobox_store_exec_sql(st, "BEGIN IMMEDIATE", "starting a transaction");
+	int rc = pobox_store_exec_sql(st, "BEGIN IMMEDIATE", "starting a transaction");
+	if (rc)
+		return rc;
+	memset(&st->d, 0, sizeof st->d);
+	sqlite3_stmt *s = pobox_store_prep(st, SQL_TALLIES_READ);
+	if (!s) {
+		rc = POBOX_EIO;
+		goto fail;
+	}
+	if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		st->next_seq = sqlite3_column_int64(s, 0);
+		st->next_profile = sqlite3_column_int64(s, 1);
+		st->keys_main = sqlite3_column_int64(s, 2);
+		st->keys_new = sqlite3_column_int64(s, 3);
+		st->filter_gen = sqlite3_column_int64(s, 4);
+		st->cut_seq = sqlite3_column_int64(s, 5);
+		st->batch_gen = sqlite3_column_int64(s, 6);
+		st->cut_max = st->next_seq - 1;
+		pobox_store_keys_begin(st);
+		rc = SQLITE_OK;
+	} else if (rc == SQLITE_DONE) {
+		rc = SQLITE_CORRUPT; /* the row is made by the schema and never deleted */
+	}
+	sqlite3_reset(s);
+	if (rc == SQLITE_OK)
+		return 0;
+	rc = pobox_store_fail(st, rc, "reading the tallies");
+fail:
+	sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+/* Writes the open transaction's tally changes (one UPDATE). */
+static int write_tallies(struct pobox_store *st)
+{
+	const struct tally_delta *d = &st->d;
+	if (!d->dirty)
+		return 0;
+	const int64_t a[10] = {d->seqs, d->pending, d->batched, d->delivered, d->superseded, d->dead,
+	                       d->profiles, d->keys_new, d->last_delivery_ms, d->oldest_add};
+	int rc = pobox_store_run(st, SQL_TALLIES_WRITE, "updating the tallies", 10, a, 0, NULL);
+	if (rc == 0 && d->oldest_recount)
+		rc = pobox_store_run(st, SQL_OLDEST_RECOUNT, "updating the tallies", 0, NULL, 0, NULL);
+	return rc;
 }
 
 int pobox_store_begin_read(struct pobox_store *st)
@@ -569,44 +636,113 @@ int pobox_store_begin_read(struct pobox_store *st)
 
 int pobox_store_commit(struct pobox_store *st)
 {
-	int rc = pobox_store_exec_sql(st, "COMMIT", "committing");
+	int rc = 0;
+	if (pobox_store_in_tx(st)) {
+		rc = pobox_store_append_flush(st);
+		if (rc == 0)
+			rc = write_tallies(st);
+		if (rc == 0)
+			rc = pobox_store_keys_maybe_merge(st);
+	}
+	if (rc == 0)
+		rc = pobox_store_exec_sql(st, "COMMIT", "committing");
 	if (rc != 0) {
 		/* COMMIT failed but the transaction is still open (e.g. SQLITE_BUSY):
 		 * roll it back so the handle is usable; the caller reports the loss.
 		 * Either way what it interned is gone. */
 		if (!sqlite3_get_autocommit(st->db))
 			sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-		cache_clear(&st->attrs);
-		cache_clear(&st->sources);
+		pobox_store_keys_rollback(st);
+		drop_caches(st);
 	}
+	memset(&st->d, 0, sizeof st->d);
 	return rc;
 }
 
 int pobox_store_rollback(struct pobox_store *st)
 {
-	cache_clear(&st->attrs);
-	cache_clear(&st->sources);
+	pobox_store_keys_rollback(st);
+	drop_caches(st);
 	if (sqlite3_get_autocommit(st->db))
 		return 0;
 	return pobox_store_exec_sql(st, "ROLLBACK", "rolling back");
 }
 
-/* ---- interning --------------------------------------------------------- */
+/* ---- small statements ------------------------------------------------- */
+
+int pobox_store_run(struct pobox_store *st, const char *sql, const char *what, int nint,
+                    const int64_t *ints, int ntext, const char *const *texts)
+{
+	sqlite3_stmt *s = pobox_store_prep(st, sql);
+	if (!s)
+		return POBOX_EIO;
+	for (int i = 0; i < nint; i++)
+		sqlite3_bind_int64(s, i + 1, ints[i]);
+	for (int i = 0; i < ntext; i++) {
+		if (texts[i])
+			sqlite3_bind_text(s, nint + i + 1, texts[i], -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(s, nint + i + 1);
+	}
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		;
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc == SQLITE_DONE ? 0 : pobox_store_fail(st, rc, what);
+}
+
+int pobox_store_one(struct pobox_store *st, const char *sql, const char *what, int nint,
+                    const int64_t *ints, int64_t *out, int *found)
+{
+	sqlite3_stmt *s = pobox_store_prep(st, sql);
+	if (!s)
+		return POBOX_EIO;
+	for (int i = 0; i < nint; i++)
+		sqlite3_bind_int64(s, i + 1, ints[i]);
+	int rc = sqlite3_step(s);
+	if (found)
+		*found = rc == SQLITE_ROW;
+	if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
+		*out = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : pobox_store_fail(st, rc, what);
+}
+
+int64_t pobox_store_col_int(sqlite3_stmt *s, int i, int64_t dflt)
+{
+	return sqlite3_column_type(s, i) == SQLITE_NULL ? dflt : sqlite3_column_int64(s, i);
+}
+
+char *pobox_store_scratch(struct pobox_store *st, size_t n)
+{
+	if (n <= st->scratch_cap)
+		return st->scratch;
+	size_t c = st->scratch_cap ? st->scratch_cap : 4096;
+	while (c < n)
+		c *= 2;
+	char *ns = pobox_realloc(st->scratch, c);
+	if (!ns)
+		return NULL;
+	st->scratch = ns;
+	st->scratch_cap = c;
+	return ns;
+}
+
+/* ---- interning names ----------------------------------------------------- */
 
 /* Looks up name with `get`; inserts with `add` and looks again when absent.
  * The second look (rather than last_insert_rowid) is right even when another
  * process inserted the same name between our two statements. */
-static int intern(struct pobox_store *st, enum stmt_id get, enum stmt_id add, const char *type,
-                  const char *name, size_t len, int64_t *out)
+static int intern(struct pobox_store *st, const char *get, const char *add, const char *name,
+                  size_t len, int64_t *out)
 {
 	for (int attempt = 0; attempt < 2; attempt++) {
-		sqlite3_stmt *s = pobox_store_stmt(st, get);
+		sqlite3_stmt *s = pobox_store_prep(st, get);
 		if (!s)
 			return POBOX_EIO;
-		int bind = 1;
-		if (type)
-			sqlite3_bind_text(s, bind++, type, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, bind, name, (int)len, SQLITE_STATIC);
+		sqlite3_bind_text(s, 1, name, (int)len, SQLITE_STATIC);
 		int rc = sqlite3_step(s);
 		if (rc == SQLITE_ROW) {
 			*out = sqlite3_column_int64(s, 0);
@@ -618,13 +754,9 @@ static int intern(struct pobox_store *st, enum stmt_id get, enum stmt_id add, co
 			return pobox_store_fail(st, rc, "looking up a key");
 		if (attempt)
 			break;
-		s = pobox_store_stmt(st, add);
-		if (!s)
+		if (!(s = pobox_store_prep(st, add)))
 			return POBOX_EIO;
-		bind = 1;
-		if (type)
-			sqlite3_bind_text(s, bind++, type, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, bind, name, (int)len, SQLITE_STATIC);
+		sqlite3_bind_text(s, 1, name, (int)len, SQLITE_STATIC);
 		rc = sqlite3_step(s);
 		sqlite3_reset(s);
 		if (rc != SQLITE_DONE)
@@ -638,18 +770,12 @@ static int intern(struct pobox_store *st, enum stmt_id get, enum stmt_id add, co
 	                  "interning it", st->path);
 }
 
-int pobox_store_profile(struct pobox_store *st, enum pobox_id_type t, const char *id, size_t len,
-                        int64_t *out)
-{
-	return intern(st, S_PROFILE_GET, S_PROFILE_ADD, pobox_id_type_name(t), id, len, out);
-}
-
-static int intern_cached(struct pobox_store *st, struct name_cache *c, enum stmt_id get,
-                         enum stmt_id add, const char *name, size_t len, int64_t *out)
+static int intern_cached(struct pobox_store *st, struct name_cache *c, const char *get,
+                         const char *add, const char *name, size_t len, int64_t *out)
 {
 	if (cache_get(c, name, len, out))
 		return 0;
-	int rc = intern(st, get, add, NULL, name, len, out);
+	int rc = intern(st, get, add, name, len, out);
 	if (rc == 0 && cache_put(c, name, len, *out) != 0)
 		cache_clear(c); /* only a cache: carry on without it */
 	return rc;
@@ -657,32 +783,31 @@ static int intern_cached(struct pobox_store *st, struct name_cache *c, enum stmt
 
 int pobox_store_attr(struct pobox_store *st, const char *name, size_t len, int64_t *out)
 {
-	return intern_cached(st, &st->attrs, S_ATTR_GET, S_ATTR_ADD, name, len, out);
+	static const char get[] = "SELECT id FROM attributes WHERE name = ?1";
+	static const char add[] = "INSERT OR IGNORE INTO attributes (name) VALUES (?1)";
+	return intern_cached(st, &st->attrs, get, add, name, len, out);
 }
 
 int pobox_store_source(struct pobox_store *st, const char *name, int64_t *out)
 {
-	return intern_cached(st, &st->sources, S_SOURCE_GET, S_SOURCE_ADD, name, strlen(name), out);
+	static const char get[] = "SELECT id FROM sources WHERE name = ?1";
+	static const char add[] = "INSERT OR IGNORE INTO sources (name) VALUES (?1)";
+	return intern_cached(st, &st->sources, get, add, name, strlen(name), out);
 }
 
-int pobox_store_append(struct pobox_store *st, int64_t profile, int64_t attr, const char *value,
-                       size_t len, int64_t enqueued_at_ms, int64_t source, int urgent)
+int pobox_store_shape_id(struct pobox_store *st, const int64_t *attrs, size_t n, int64_t *out)
 {
-	sqlite3_stmt *s = pobox_store_stmt(st, S_APPEND);
-	if (!s)
-		return POBOX_EIO;
-	sqlite3_bind_int64(s, 1, profile);
-	sqlite3_bind_int64(s, 2, attr);
-	sqlite3_bind_text(s, 3, value, (int)len, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 4, enqueued_at_ms);
-	if (source > 0)
-		sqlite3_bind_int64(s, 5, source);
-	else
-		sqlite3_bind_null(s, 5);
-	sqlite3_bind_int(s, 6, urgent ? 1 : 0);
-	int rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	return rc == SQLITE_DONE ? 0 : pobox_store_fail(st, rc, "appending an update");
+	static const char get[] = "SELECT id FROM shapes WHERE attrs = ?1";
+	static const char add[] = "INSERT OR IGNORE INTO shapes (attrs) VALUES (?1)";
+	struct pobox_cells_buf b = {0};
+	pobox_cells_open(&b);
+	for (size_t i = 0; i < n; i++)
+		pobox_cells_int(&b, attrs[i]);
+	pobox_cells_close(&b);
+	int rc = b.nomem ? pobox_errf(st->err, st->errlen, POBOX_ENOMEM, "out of memory")
+	                 : intern_cached(st, &st->shape_ids, get, add, b.s, b.len, out);
+	pobox_cells_buf_free(&b);
+	return rc;
 }
 
 /* ---- status ------------------------------------------------------------ */
@@ -697,61 +822,73 @@ static int64_t file_size(const char *path, const char *suffix)
 
 int pobox_store_status(struct pobox_store *st, struct pobox_status *out)
 {
+	/* all O(1): the tallies row */
+	static const char sql[] =
+		"SELECT t.pending, t.batched, t.delivered, t.superseded, t.dead, t.profiles,"
+		" (SELECT count(*) FROM attributes),"
+		" CASE WHEN t.pending > 0 THEN t.oldest_pending_ms END, t.last_delivery_ms "
+		"FROM tallies t";
 	struct pobox_status s;
-	sqlite3_stmt *q;
 	int rc;
 
 	memset(&s, 0, sizeof s);
 	s.oldest_pending_ms = -1;
 	/* One read transaction, so the numbers agree with each other. */
-	if ((rc = pobox_store_exec_sql(st, "BEGIN", "reading status")) != 0)
+	int own = !pobox_store_in_tx(st);
+	if (own && (rc = pobox_store_exec_sql(st, "BEGIN", "reading status")) != 0)
 		return rc;
-	if (!(q = pobox_store_stmt(st, S_COUNT_BY_STATE))) {
+	sqlite3_stmt *q = pobox_store_prep(st, sql);
+	if (!q) {
 		rc = POBOX_EIO;
 		goto out;
 	}
 	if ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		for (int i = 0; i < POBOX_ST_COUNT; i++)
 			s.updates[i] = sqlite3_column_int64(q, i);
-		if (sqlite3_column_type(q, 5) != SQLITE_NULL)
-			s.oldest_pending_ms = sqlite3_column_int64(q, 5);
+		s.profiles = sqlite3_column_int64(q, 5);
+		s.attributes = sqlite3_column_int64(q, 6);
+		s.oldest_pending_ms = pobox_store_col_int(q, 7, -1);
+		s.last_delivery_ms = sqlite3_column_int64(q, 8);
 		rc = SQLITE_DONE;
 	}
 	sqlite3_reset(q);
 	if (rc != SQLITE_DONE) {
-		rc = pobox_store_fail(st, rc, "counting updates");
-		goto out;
-	}
-	if (!(q = pobox_store_stmt(st, S_COUNT_KEYS))) {
-		rc = POBOX_EIO;
-		goto out;
-	}
-	if ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-		s.profiles = sqlite3_column_int64(q, 0);
-		s.attributes = sqlite3_column_int64(q, 1);
-	}
-	sqlite3_reset(q);
-	if (rc != SQLITE_ROW) {
-		rc = pobox_store_fail(st, rc, "counting keys");
+		rc = pobox_store_fail(st, rc, "reading the tallies");
 		goto out;
 	}
 	if ((rc = pobox_store_schema_version(st, &s.schema_version)) != 0)
 		goto out;
 	s.file_bytes = file_size(st->path, "") + file_size(st->path, "-wal");
+	s.used_bytes = pobox_store_used_bytes(st);
 	*out = s;
 	rc = 0;
 out:
-	sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+	if (own)
+		sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
 	return rc;
 }
 
 int pobox_store_status_json(struct pobox_store *st, const struct pobox_status *s, int64_t now_ms,
                             char **out)
 {
-	sqlite3_stmt *q = pobox_store_stmt(st, S_STATUS_JSON);
+	static const char sql[] =
+		"SELECT json_object("
+		" 'outbox', ?1, 'schema_version', ?2, 'file_bytes', ?3,"
+		" 'updates', json_object('pending', ?4, 'batched', ?5, 'delivered', ?6,"
+		"                        'superseded', ?7, 'dead', ?8),"
+		" 'profiles', ?9, 'attributes', ?10,"
+		" 'oldest_pending_enqueued_at',"
+		"   CASE WHEN ?11 >= 0 THEN strftime('%Y-%m-%dT%H:%M:%fZ', ?11 / 1000.0, 'unixepoch') END,"
+		" 'oldest_pending_age_s', CASE WHEN ?11 >= 0 THEN (?12 - ?11) / 1000 END,"
+		" 'used_bytes', ?13,"
+		" 'bytes_per_update', CASE WHEN ?14 > 0 THEN round(?13 * 1.0 / ?14, 1) END)";
+	sqlite3_stmt *q = pobox_store_prep(st, sql);
 	int rc;
 	if (!q)
 		return POBOX_EIO;
+	int64_t stored = 0;
+	for (int i = 0; i < POBOX_ST_COUNT; i++)
+		stored += s->updates[i];
 	sqlite3_bind_text(q, 1, st->path, -1, SQLITE_STATIC);
 	sqlite3_bind_int(q, 2, s->schema_version);
 	sqlite3_bind_int64(q, 3, s->file_bytes);
@@ -761,6 +898,8 @@ int pobox_store_status_json(struct pobox_store *st, const struct pobox_status *s
 	sqlite3_bind_int64(q, 10, s->attributes);
 	sqlite3_bind_int64(q, 11, s->oldest_pending_ms);
 	sqlite3_bind_int64(q, 12, now_ms);
+	sqlite3_bind_int64(q, 13, s->used_bytes);
+	sqlite3_bind_int64(q, 14, stored);
 	rc = sqlite3_step(q);
 	if (rc == SQLITE_ROW) {
 		const char *j = (const char *)sqlite3_column_text(q, 0);

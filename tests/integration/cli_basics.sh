@@ -80,6 +80,11 @@ contains import-bad-header-msg "$tmp/err" "does not name an id type"
 # status
 check status 0 "$pobox" --db "$db" status
 contains status-pending "$tmp/out" "pending     5"
+# the file's pages in use over the updates it holds (an exact figure)
+per=$(awk '/^outbox/ { for (i = 1; i <= NF; i++) if ($i == "B") print $(i - 1) }' "$tmp/out")
+want=$(sqlite3 "$db" "SELECT printf('%.1f', (SELECT page_count - freelist_count FROM pragma_page_count, pragma_freelist_count) * (SELECT page_size FROM pragma_page_size) / 5.0)")
+[ -n "$per" ] && [ "$per" = "$want" ] && passes=$((passes + 1)) ||
+	{ echo "FAIL status-bytes-per-update: '$per', want '$want'"; fails=$((fails + 1)); }
 check status-json 0 "$pobox" --db "$db" status --json
 [ "$(sqlite3 :memory: "SELECT json_extract('$(cat "$tmp/out")', '\$.updates.pending')")" = 5 ] &&
 	passes=$((passes + 1)) || { echo "FAIL status-json: pending is not 5"; fails=$((fails + 1)); }

@@ -17,7 +17,7 @@ std_data "$seed" --tp 100 --pc 20 --updates 600 --files 3
 sim_start --seed "$seed" --preload "$PRELOAD" --token "$tok"
 write_conf "max_batch_rows = 50"
 enqueue_imports "$T/auth/gen"
-total=$(q "SELECT count(*) FROM updates")
+total=$(q "SELECT count(*) FROM v_updates")
 
 start=$(date +%s)
 flush_wait "no token" 69 60

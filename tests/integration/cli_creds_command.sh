@@ -101,7 +101,7 @@ new_scenario fail
 sim_start --seed "$seed" --token "$stat_tok"
 write_conf
 import_logged f 1 25
-total=$(q "SELECT count(*) FROM updates")
+total=$(q "SELECT count(*) FROM v_updates")
 cmdfail() { # NAME COMMAND PATTERN [extra config]
 	local name=$1 cmd=$2 pat=$3; shift 3
 	write_conf "token_command = $cmd" "$@"

@@ -130,7 +130,7 @@ write_secret "$T/secret/secret" 'not-the-secret'
 write_conf "max_batch_rows = 40"
 ims_conf_lines "$T/secret/secret" >>"$CONF"
 enqueue_imports "$T/secret/gen"
-total=$(q "SELECT count(*) FROM updates")
+total=$(q "SELECT count(*) FROM v_updates")
 start=$(date +%s)
 flush_wait "secret: wrong client secret" 69 60
 cp "$T/flush.err" "$T/secret/first.err"; LOGS+=("$T/secret/first.err")
@@ -161,7 +161,7 @@ write_secret "$T/fail/secret"
 fconf() { write_conf; ims_conf_lines "$T/fail/secret" >>"$CONF"; local l; for l in "$@"; do echo "$l" >>"$CONF"; done; }
 fconf
 import_logged f 1 30
-total=$(q "SELECT count(*) FROM updates")
+total=$(q "SELECT count(*) FROM v_updates")
 
 fconf; sim_faults 'ims_fail=400'
 flush_wait "fail: IMS answers 400" 69 60

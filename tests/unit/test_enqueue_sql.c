@@ -79,7 +79,7 @@ static int64_t count_updates(void)
 {
 	sqlite3_stmt *s;
 	int64_t n = -1;
-	sqlite3_prepare_v2(db, "SELECT count(*) FROM updates", -1, &s, NULL);
+	sqlite3_prepare_v2(db, "SELECT count(*) FROM v_updates", -1, &s, NULL);
 	if (sqlite3_step(s) == SQLITE_ROW)
 		n = sqlite3_column_int64(s, 0);
 	sqlite3_finalize(s);
@@ -324,11 +324,11 @@ static void test_messages_and_defaults(void **state)
 	                                   "VALUES ('pcId', '1', 'a', 'b', 2)", msg, sizeof msg), 0);
 	assert_non_null(strstr(msg, "urgent"));
 	/* several rows in one statement: all or nothing */
-	int64_t before = tu_query_int(path, "SELECT count(*) FROM updates");
+	int64_t before = tu_query_int(path, "SELECT count(*) FROM v_updates");
 	assert_int_not_equal(tu_exec(path, "INSERT INTO enqueue(id_type, profile_id, attr, value) VALUES "
 	                                   "('pcId','m1','a','1'), ('pcId','m2','bad name','2')",
 	                             msg, sizeof msg), 0);
-	assert_int_equal(tu_query_int(path, "SELECT count(*) FROM updates"), before);
+	assert_int_equal(tu_query_int(path, "SELECT count(*) FROM v_updates"), before);
 	/* the configured value limit applies to sqlite3 producers too */
 	assert_int_equal(tu_exec(path, "UPDATE settings SET value = 3 WHERE key = 'max_value_chars'",
 	                         msg, sizeof msg), 0);

@@ -251,7 +251,7 @@ static void test_header_errors(void **state)
 			fail_msg("case %zu: rc %d, message '%s', wanted '%s'", i, rc, pobox_errmsg(f->pb),
 			         cases[i].want);
 	}
-	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM updates"), 0);
+	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM v_updates"), 0);
 }
 
 static void test_long_field_stops_with_line(void **state)
@@ -269,7 +269,7 @@ static void test_long_field_stops_with_line(void **state)
 	assert_non_null(strstr(pobox_errmsg(f->pb), "t.csv:3: a field is longer than"));
 	assert_non_null(strstr(pobox_errmsg(f->pb), "a quote opened on line 3"));
 	/* rows before the stop are kept, and the summary says where it stopped */
-	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM updates"), 1);
+	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM v_updates"), 1);
 	assert_int_equal(sum.rows, 1);
 	assert_int_equal(sum.updates, 1);
 	assert_int_equal(sum.stopped_line, 3);
@@ -295,7 +295,7 @@ static void test_size_limit_inside_a_transaction(void **state)
 	                                    "pragma_page_count, pragma_freelist_count, pragma_page_size");
 	assert_true(used >= 300 << 10);
 	assert_true(used <= (300 << 10) + (256 << 10));
-	int64_t rows = tu_query_int(f->db, "SELECT count(DISTINCT profile) FROM updates");
+	int64_t rows = tu_query_int(f->db, "SELECT count(DISTINCT profile) FROM writes");
 	assert_true(rows > 0 && rows < 30000);
 	assert_int_equal(sum.rows, rows);
 	assert_int_equal(sum.updates, 2 * rows);
@@ -318,7 +318,7 @@ static void test_value_limit_and_commit_batches(void **state)
 	assert_int_equal(sum.rows, 1002);
 	assert_int_equal(sum.updates, 1001);
 	assert_int_equal(sum.rejected, 1);
-	assert_int_equal(tu_query_int(f->db, "SELECT count(DISTINCT profile) FROM updates"), 1001);
+	assert_int_equal(tu_query_int(f->db, "SELECT count(DISTINCT profile) FROM writes"), 1001);
 	free(csv);
 }
 

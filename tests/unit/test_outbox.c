@@ -61,7 +61,7 @@ static void test_put_and_read_back(void **state)
 	assert_string_equal(row, "thirdPartyId|crm-1|tier|gold|1|pos-7|pending|2026-09-21T14:13:20.123Z;"
 	                         "pcId|123-456.01_00|points|12|0|-|pending|2026-09-21T14:13:20.128Z");
 	free(row);
-	assert_int_equal(tu_query_int(f->db, "SELECT enqueued_at_ms FROM updates WHERE seq = 2"), now);
+	assert_int_equal(tu_query_int(f->db, "SELECT enqueued_at_ms FROM writes WHERE seq = 2"), now);
 }
 
 static void test_empty_value_skipped(void **state)
@@ -71,7 +71,7 @@ static void test_empty_value_skipped(void **state)
 	assert_int_equal(pobox_put(f->pb, &u), POBOX_SKIPPED);
 	u.value = NULL;
 	assert_int_equal(pobox_put(f->pb, &u), POBOX_SKIPPED);
-	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM updates"), 0);
+	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM v_updates"), 0);
 	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM profiles"), 0);
 }
 
@@ -86,7 +86,7 @@ static void test_invalid_put_stores_nothing(void **state)
 	assert_int_equal(pobox_put(f->pb, &u), POBOX_EINVALID);
 	assert_non_null(strstr(pobox_errmsg(f->pb), "attribute name"));
 	assert_int_equal(pobox_put(f->pb, NULL), POBOX_EINVALID);
-	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM updates"), 0);
+	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM v_updates"), 0);
 }
 
 static void test_transactions(void **state)
@@ -106,9 +106,9 @@ static void test_transactions(void **state)
 	/* a bad put inside the transaction fails alone; the transaction goes on */
 	u.profile_id = "bad/id";
 	assert_int_equal(pobox_put(f->pb, &u), POBOX_EINVALID);
-	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM updates"), 0); /* not yet */
+	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM v_updates"), 0); /* not yet */
 	assert_int_equal(pobox_commit(f->pb), 0);
-	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM updates"), 100);
+	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM v_updates"), 100);
 
 	/* rollback: nothing, including new interned keys and sources */
 	assert_int_equal(pobox_begin(f->pb), 0);
@@ -117,7 +117,7 @@ static void test_transactions(void **state)
 	u.source = "newsource";
 	assert_int_equal(pobox_put(f->pb, &u), 0);
 	assert_int_equal(pobox_rollback(f->pb), 0);
-	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM updates"), 100);
+	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM v_updates"), 100);
 	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM attributes WHERE name='newattr'"), 0);
 	/* the caches were dropped with the rollback: the same names work again */
 	assert_int_equal(pobox_put(f->pb, &u), 0);
@@ -178,9 +178,11 @@ static void test_allocation_failures(void **state)
 	}
 	assert_true(failures > 0);
 	/* the outbox still works and holds only whole updates */
-	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM updates u JOIN profiles p "
+	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM v_cells u JOIN profiles p "
 	                                     "ON p.id = u.profile"),
-	                 tu_query_int(f->db, "SELECT count(*) FROM updates"));
+	                 tu_query_int(f->db, "SELECT count(*) FROM v_updates"));
+	assert_int_equal(tu_query_int(f->db, "SELECT pending FROM tallies"),
+	                 tu_query_int(f->db, "SELECT count(*) FROM v_updates"));
 }
 
 /* Another process records damage while this producer has the outbox open:
@@ -207,10 +209,10 @@ static void test_damage_mark_refuses_writes(void **state)
 	assert_int_equal(pobox_open(&other, f->db, NULL, err, sizeof err), POBOX_ECORRUPT);
 	assert_null(other);
 	assert_non_null(strstr(err, "is damaged"));
-	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM updates"), 1);
+	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM v_updates"), 1);
 	assert_int_equal(unlink(mark), 0);
 	assert_int_equal(pobox_put(f->pb, &u), 0);
-	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM updates"), 2);
+	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM v_updates"), 2);
 }
 
 int main(void)
