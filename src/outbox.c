@@ -9,6 +9,7 @@
 #include "alloc.h"
 #include "cells.h"
 #include "error.h"
+#include "log.h"
 #include "validate.h"
 
 #include <stdio.h>
@@ -24,20 +25,86 @@ void pobox_options_init(struct pobox_options *o)
 	o->min_free_bytes = INT64_C(100) << 20;
 }
 
+/* Full for size: delivered and superseded history goes first, pruned with
+ * the cutoff at now (`sent` keeps the last value sent of each attribute, so
+ * changed-only and carry-forward lose nothing; dead letters stay), down to
+ * ROOM_AFTER_PRUNE of the limit so that the next writes do not prune again.
+ * Once per change of the history's size in this handle: history that cannot
+ * go (a write with a dead letter or a live update in it) is not scanned
+ * again at every refused write.  *used is updated. */
+#define ROOM_AFTER_PRUNE(limit) ((limit) / 10 * 9)
+#define PRUNE_SLICE 20000
+
+static int prune_for_room(struct pobox *pb, int64_t *used)
+{
+	struct pobox_status s;
+	int64_t unwritten, cursor = 0, pruned = 0, k;
+	int rc = pobox_store_status(pb->st, &s), own_tx = 0;
+	if (rc != 0)
+		return rc;
+	int64_t history = s.updates[POBOX_ST_DELIVERED] + s.updates[POBOX_ST_SUPERSEDED];
+	if (history == 0 || history == pb->room_history)
+		return 0;
+	if (!pobox_store_in_tx(pb->st)) {
+		if ((rc = pobox_store_begin(pb->st)) != 0)
+			return rc;
+		own_tx = 1;
+	}
+	int64_t cutoff = pobox_clock_now_ms(&pb->clock) + 1;
+	do {
+		if ((rc = pobox_store_prune(pb->st, cutoff, PRUNE_SLICE, &cursor, &k)) != 0)
+			break;
+		pruned += k;
+		pobox_store_space(pb->st, used, &unwritten);
+	} while (cursor && *used > ROOM_AFTER_PRUNE(pb->opts.max_outbox_bytes));
+	if (own_tx)
+		rc = rc == 0 ? pobox_store_commit(pb->st) : (pobox_store_rollback(pb->st), rc);
+	if (rc != 0)
+		return rc;
+	/* what the next look will read: inside the caller's transaction the
+	 * tallies change only at its commit */
+	pb->room_history = own_tx ? history - pruned : history;
+	pobox_store_space(pb->st, used, &unwritten);
+	pobox_log(POBOX_LOG_INFO, "pruned for room",
+	          "updates=%lld used_bytes=%lld max_outbox_size=%lld", (long long)pruned,
+	          (long long)*used, (long long)pb->opts.max_outbox_bytes);
+	return 0;
+}
+
+/* The refusal for size: what fills the outbox, and what would make room. */
+static int full(struct pobox *pb, int64_t used)
+{
+	struct pobox_status s = {0};
+	pobox_store_status(pb->st, &s);
+	const int64_t *u = s.updates;
+	return pobox_errf(pb->err, sizeof pb->err, POBOX_EFULL,
+	                  "outbox %s is full: %lld bytes in use, max_outbox_size is %lld; it holds "
+	                  "%lld pending and %lld batched updates (not delivered yet), %lld dead "
+	                  "letters, %lld delivered or superseded updates of history that cannot "
+	                  "be pruned yet (delivered history is pruned first when full) and %lld "
+	                  "profiles with the last values sent to them (kept for changed-only); new "
+	                  "updates are refused until delivery makes room (nothing already accepted "
+	                  "is dropped)",
+	                  pobox_store_path(pb->st), (long long)used,
+	                  (long long)pb->opts.max_outbox_bytes, (long long)u[POBOX_ST_PENDING],
+	                  (long long)u[POBOX_ST_BATCHED], (long long)u[POBOX_ST_DEAD],
+	                  (long long)(u[POBOX_ST_DELIVERED] + u[POBOX_ST_SUPERSEDED]),
+	                  (long long)s.profiles);
+}
+
 int pobox_room_left(struct pobox *pb, int64_t *left)
 {
 	const char *path = pobox_store_path(pb->st);
 	int64_t room = INT64_MAX, used = 0, unwritten = 0;
+	int rc;
 	if (pb->opts.max_outbox_bytes <= 0 && pb->opts.min_free_bytes <= 0)
 		goto out;
 	pobox_store_space(pb->st, &used, &unwritten);
 	if (pb->opts.max_outbox_bytes > 0) {
+		if (used >= pb->opts.max_outbox_bytes && (rc = prune_for_room(pb, &used)) != 0)
+			return rc;
 		if (used >= pb->opts.max_outbox_bytes)
-			return pobox_errf(pb->err, sizeof pb->err, POBOX_EFULL,
-			                  "outbox %s is full: %lld bytes, max_outbox_size is %lld; new updates "
-			                  "are refused until delivery and pruning make room (nothing already "
-			                  "accepted is dropped)",
-			                  path, (long long)used, (long long)pb->opts.max_outbox_bytes);
+			return full(pb, used);
 		room = pb->opts.max_outbox_bytes - used;
 	}
 	if (pb->opts.min_free_bytes > 0) {

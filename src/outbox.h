@@ -19,6 +19,7 @@ struct pobox {
 	struct pobox_clock clock;
 	int64_t source_id;           /* interned `source` of the last put, 0 = none */
 	char *source_name;
+	int64_t room_history;         /* history left by the last prune for room */
 	char err[POBOX_ERRLEN];
 };
 
