@@ -25,9 +25,10 @@ void pobox_options_init(struct pobox_options *o)
 	o->min_free_bytes = INT64_C(100) << 20;
 }
 
-/* Full for size: delivered and superseded history goes first, pruned with
- * the cutoff at now (`sent` keeps the last value sent of each attribute, so
- * changed-only and carry-forward lose nothing; dead letters stay), down to
+/* Full for size: delivered history goes first, whatever its age (with what
+ * it superseded; `sent` keeps the last value sent of each attribute, so
+ * changed-only and carry-forward lose nothing; dead letters and what is
+ * still waiting, superseded values of it included, stay), down to
  * ROOM_AFTER_PRUNE of the limit so that the next writes do not prune again.
  * Once per change of the history's size in this handle: history that cannot
  * go (a write with a dead letter or a live update in it) is not scanned
@@ -50,9 +51,8 @@ static int prune_for_room(struct pobox *pb, int64_t *used)
 			return rc;
 		own_tx = 1;
 	}
-	int64_t cutoff = pobox_clock_now_ms(&pb->clock) + 1;
 	do {
-		if ((rc = pobox_store_prune(pb->st, cutoff, PRUNE_SLICE, &cursor, &k)) != 0)
+		if ((rc = pobox_store_prune_delivered(pb->st, PRUNE_SLICE, &cursor, &k)) != 0)
 			break;
 		pruned += k;
 		pobox_store_space(pb->st, used, &unwritten);

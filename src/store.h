@@ -215,6 +215,11 @@ int pobox_store_cut_profile(struct pobox_store *st, const struct pobox_prow *p, 
  * reached the end.  *pruned = updates deleted.  Inside a transaction. */
 int pobox_store_prune(struct pobox_store *st, int64_t cutoff_ms, int64_t limit, int64_t *cursor,
                       int64_t *pruned);
+/* The same for a full outbox: every write at or below its profile's
+ * delivery watermark (delivered, or superseded by what was delivered),
+ * whatever its age; superseded updates of profiles still waiting stay. */
+int pobox_store_prune_delivered(struct pobox_store *st, int64_t limit, int64_t *cursor,
+                                int64_t *pruned);
 
 /* ---- batches (store/batch.c) ---------------------------------------- */
 

@@ -239,8 +239,8 @@ int pobox_store_fold(struct pobox_store *st, int64_t profile, int64_t done_seq, 
 
 /* ---- pruning history -------------------------------------------------------- */
 
-int pobox_store_prune(struct pobox_store *st, int64_t cutoff_ms, int64_t limit, int64_t *cursor,
-                      int64_t *pruned)
+static int prune(struct pobox_store *st, int64_t cutoff_ms, int delivered_only, int64_t limit,
+                 int64_t *cursor, int64_t *pruned)
 {
 	/* Oldest writes first.  Deletable: no dead update, and either all
 	 * delivered before the cutoff (seq <= done_seq, the profile last
@@ -300,7 +300,7 @@ int pobox_store_prune(struct pobox_store *st, int64_t cutoff_ms, int64_t limit, 
 			examined++;
 			int delivered = x->seq <= x->done;
 			if (x->dead || (delivered && x->done_at >= cutoff_ms) ||
-			    (!delivered && x->fates < x->n))
+			    (!delivered && (delivered_only || x->fates < x->n)))
 				continue;
 			int folded = delivered && x->seq > x->sent;
 			if (folded)
@@ -333,4 +333,16 @@ int pobox_store_prune(struct pobox_store *st, int64_t cutoff_ms, int64_t limit, 
 	if (rc == 0)
 		*cursor = done ? 0 : after;
 	return rc;
+}
+
+int pobox_store_prune(struct pobox_store *st, int64_t cutoff_ms, int64_t limit, int64_t *cursor,
+                      int64_t *pruned)
+{
+	return prune(st, cutoff_ms, 0, limit, cursor, pruned);
+}
+
+int pobox_store_prune_delivered(struct pobox_store *st, int64_t limit, int64_t *cursor,
+                                int64_t *pruned)
+{
+	return prune(st, INT64_MAX, 1, limit, cursor, pruned);
 }
