@@ -509,6 +509,35 @@ int pobox_store_verify_last(struct pobox_store *st, struct pobox_verify_record *
  * JSON functions); caller frees *out. */
 int pobox_store_verify_json(struct pobox_store *st, int64_t id, char **out);
 
+/* ---- terminal views (store/watch.c) ------------------------------------
+ *
+ * Figures for the views a person watches: flush --wait's progress line and
+ * status --watch.  Each is a few indexed reads, cheap enough to repeat
+ * every second. */
+
+/* The bulk batches with id > after_id that were not final before since_ms
+ * (those a flush that started then waits for), by how far they got. */
+struct pobox_batch_tally {
+	int64_t cut;                 /* all of them */
+	int64_t sent;                /* submitted to Target at least once */
+	int64_t done, dead;
+	int64_t waiting;             /* submitted, not complete yet */
+	int64_t oldest_waiting_ms;   /* submit time of the oldest waiting one; 0: none */
+};
+int pobox_store_batch_tally(struct pobox_store *st, int64_t after_id, int64_t since_ms,
+                            struct pobox_batch_tally *out);
+/* *after_id = the id just below the oldest batch that is not final (the
+ * newest id when every batch is). */
+int pobox_store_batch_floor(struct pobox_store *st, int64_t *after_id);
+
+struct pobox_watch {
+	int64_t enqueued;                   /* updates ever enqueued (seqs handed out) */
+	int64_t batches[2][POBOX_B_COUNT];  /* by lane (0 bulk, 1 single) and state */
+	int64_t bulk_calls_last_minute;     /* the per-minute ledger, all processes */
+	int64_t oldest_waiting_ms;          /* submit time of the oldest submitted bulk batch; 0: none */
+};
+int pobox_store_watch(struct pobox_store *st, int64_t now_ms, struct pobox_watch *out);
+
 /* ---- operations (store/ops.c) ----------------------------------------- */
 
 /* Which dead updates an operator means.  All set criteria must hold. */

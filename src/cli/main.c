@@ -254,6 +254,7 @@ void cli_usage(const struct command *cmd, FILE *fp) { fputs(cmd->usage, fp); }
 void cli_error(const char *fmt, ...)
 {
 	va_list ap;
+	pobox_log_before(); /* a progress line on the terminal goes first */
 	fputs("pobox: ", stderr);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);

@@ -17,6 +17,7 @@
  *   ops.c     dead letters, doctor
  *   verify.c  what Target was sent, per profile, and the record of each
  *             verification
+ *   watch.c   figures for flush's progress line and status --watch
  */
 #ifndef POBOX_STORE_INTERNAL_H
 #define POBOX_STORE_INTERNAL_H
