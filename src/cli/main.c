@@ -71,7 +71,7 @@ const struct command cli_commands[] = {
 	 "      64 usage, 66 FILE not found, 74 outbox damaged, 75 outbox busy or full\n"
 	 "      before anything was read\n"},
 	{"status", cmd_status, "show counts by state, the oldest pending update, the file size",
-	 "usage: pobox status [--json | --prometheus]\n"
+	 "usage: pobox status [--json | --prometheus | --watch [INTERVAL]]\n"
 	 "\n"
 	 "Shows how many updates are in each state (pending, batched, delivered,\n"
 	 "superseded, dead), the age of the oldest pending update, and the outbox's\n"
@@ -79,7 +79,12 @@ const struct command cli_commands[] = {
 	 "used and remaining in the last 24 hours, the urgent reserve, and when it\n"
 	 "would run out at the last hour's rate.  --json prints one JSON object;\n"
 	 "--prometheus prints the Prometheus text format (the same metrics `pobox run`\n"
-	 "writes to metrics_file).\n"},
+	 "writes to metrics_file).\n"
+	 "\n"
+	 "--watch [INTERVAL] redraws the status every INTERVAL (2s; e.g. 500ms, 10s)\n"
+	 "until Ctrl-C: counts by state, rates over the last minute, batches by lane\n"
+	 "and state, the lanes (running or paused, and why) and the quota.  It only\n"
+	 "reads the outbox.  SIGINT or SIGTERM end it with exit 0.\n"},
 	{"flush", cmd_flush, "cut batches now; with --wait, deliver them and wait",
 	 "usage: pobox flush [--wait [--timeout DURATION]]\n"
 	 "\n"
