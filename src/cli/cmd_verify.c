@@ -4,14 +4,18 @@
  *
  * The CLI face of verify.h: options, the summary and the list of what
  * differs, the exit code, and the record of the run in the outbox (which
- * `status --prometheus` and the metrics file show).  On a terminal it
- * shows how far it has got on stderr.
+ * `status --prometheus` and the metrics file show: when metrics_file is
+ * set, verify rewrites it at once, so that a nightly job without `pobox
+ * run` still exports its figures).  On a terminal it shows how far it has
+ * got on stderr.
  */
 #include "alloc.h"
 #include "cli.h"
 #include "credentials.h"
 #include "deliver.h"
+#include "metrics.h"
 #include "outbox.h"
+#include "quota.h"
 #include "verify.h"
 
 #include <getopt.h>
@@ -306,8 +310,18 @@ static int find_profile(struct pobox *pb, const struct args *a, int64_t *out)
 	return rc;
 }
 
+/* The metrics file, with this run's figures (pobox run rewrites it too,
+ * every metrics_interval; the write is atomic). */
+static void write_metrics(struct cli *cli, struct pobox *pb)
+{
+	const struct pobox_config *c = &cli->cfg;
+	struct pobox_quota_opts qo = {c->single_budget, c->fleet_share, c->urgent_reserve};
+	if (c->metrics_file && pobox_metrics_file(pb, &qo, c->metrics_file) != 0)
+		cli_error("verify: metrics_file %s: %s", c->metrics_file, pobox_errmsg(pb));
+}
+
 /* Records the run and prints it; returns the exit code. */
-static int report(struct pobox *pb, struct args *a, struct pobox_verify_result *r, double rate)
+static int report(struct cli *cli, struct pobox *pb, struct args *a, struct pobox_verify_result *r, double rate)
 {
 	int code = verdict(r);
 	snprintf(r->rec.selection, sizeof r->rec.selection, "%s", a->selection);
@@ -315,6 +329,8 @@ static int report(struct pobox *pb, struct args *a, struct pobox_verify_result *
 	int saved = pobox_store_verify_save(pb->st, &r->rec, r->f, r->nf);
 	if (saved != 0)
 		cli_error("verify: could not record this verification in the outbox: %s", pobox_errmsg(pb));
+	else
+		write_metrics(cli, pb);
 	if (a->json && saved == 0) {
 		char *j = NULL;
 		if (pobox_store_verify_json(pb->st, r->rec.id, &j) == 0)
@@ -352,6 +368,10 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
 	int code, rc;
 
 	if ((code = parse(cli, argc, argv, &a)) != EXIT_OK)
+		return code;
+	/* before anything is opened: the file is replaced by rename */
+	if (cli->cfg.metrics_file &&
+	    (code = cli_check_output(cli, cli->cfg.metrics_file, "metrics_file", NULL, -1)) != EXIT_OK)
 		return code;
 	if ((code = cli_deliver_opts(cli, &d, &cred)) != EXIT_OK)
 		return code;
@@ -399,7 +419,7 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
 		}
 		goto out;
 	}
-	code = report(pb, &a, &r, cli->cfg.verify_rate);
+	code = report(cli, pb, &a, &r, cli->cfg.verify_rate);
 	goto out;
 fail:
 	cli_error("verify: %s", pobox_errmsg(pb));

@@ -10,6 +10,8 @@
 #    --wait timed out) is "not yet applied", never "different" (exit 0);
 #    past the grace the same values are different / missing (exit 65);
 #    once Target applies the batch they match;
+#  - the metrics file (metrics_file) carries the last run's figures at
+#    once, without pobox run;
 #  - the nightly job runs verify after the flush only when told to.
 . "$(cd "$(dirname "$0")" && pwd)/ops_lib.sh" "$@"
 command -v jq >/dev/null || { fail "jq is needed"; finish; }
@@ -60,6 +62,13 @@ check_eq "clean: recorded runs" 6 "$(q "SELECT count(*) FROM v_verifications")"
 check_eq "clean: prometheus: last verification's matching" 63 "$(prom 'pobox_verify_attributes{class="matching"}')"
 check_eq "clean: prometheus: not failed" 0 "$(prom pobox_verify_failed)"
 check_eq "clean: prometheus: profiles" 22 "$(prom pobox_verify_profiles)"
+# the metrics file carries them at once, without pobox run
+write_conf "bulk_api_pcid = v1" "metrics_file = $T/clean/pobox.prom"
+pbr 0 "clean: verify with metrics_file" verify --all --rate 1000
+mfile() { sed -n "s/^$1 //p" "$T/clean/pobox.prom"; }
+check_eq "clean: metrics file: the verification's figures" "22 63 0 0 0" \
+	"$(mfile pobox_verify_profiles) $(mfile 'pobox_verify_attributes{class="matching"}') $(mfile 'pobox_verify_attributes{class="different"}') $(mfile pobox_verify_failed) $(mfile pobox_verify_fetch_errors)"
+check_eq "clean: metrics file: the rest of the metrics too" 1 "$(grep -c '^# TYPE pobox_updates gauge' "$T/clean/pobox.prom")"
 
 # ---- another writer ------------------------------------------------------------------------
 curl -s -X POST "$B/_sim/set?thirdPartyId=v-3&profile.city=Elsewhere" >/dev/null
@@ -77,6 +86,8 @@ out_has "writer: says who" "Target has \"by hand\""
 out_has "writer: another writer" "another writer, after pobox's delivery"
 out_has "writer: verdict" "verify: 2 of 63 attributes differ past the grace"
 check_eq "writer: prometheus: failed" 1 "$(prom pobox_verify_failed)"
+check_eq "writer: metrics file: failed, 2 different" "1 2" \
+	"$(mfile pobox_verify_failed) $(mfile 'pobox_verify_attributes{class="different"}')"
 check_eq "writer: prometheus: different" 2 "$(prom 'pobox_verify_attributes{class="different"}')"
 check_eq "writer: findings recorded" 2 "$(q "SELECT count(*) FROM v_verify_findings WHERE verification = (SELECT max(id) FROM verifications)")"
 

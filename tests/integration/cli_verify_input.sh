@@ -10,7 +10,8 @@
 #    is 64;
 #  - a Target that wants a token pobox does not have: one clear line, 69;
 #    with the right token_file it passes; a missing token_file is a
-#    configuration error (78); a wrong client code is 69 naming client and
+#    configuration error (78), and so is a token with a plain http
+#    base_url off loopback (the token would cross the network); a wrong client code is 69 naming client and
 #    base_url; Target failing every fetch stops the run (75) and says why.
 . "$(cd "$(dirname "$0")" && pwd)/ops_lib.sh" "$@"
 command -v jq >/dev/null || { fail "jq is needed"; finish; }
@@ -95,6 +96,14 @@ out_has "auth: 403" "HTTP 403"
 write_conf "token_file = $T/rate/missing"
 pbr 78 "auth: a token_file that is not there" verify --all
 out_has "auth: names the file" "$T/rate/missing"
+# the token goes only to base_url's origin, and never in clear over the network
+printf 's3cret-token\n' >"$T/rate/token"
+write_conf "token_file = $T/rate/token"
+sed -i "s#^base_url = .*#base_url = http://target.example.invalid:$PORT#" "$CONF"
+before=$(fetch_count)
+pbr 78 "auth: a token over plain http to a non-loopback host" verify --all --rate 100
+out_has "auth: says why" "is plain http: the bearer token would cross the network"
+check_eq "auth: no fetch made" "$before" "$(fetch_count)"
 sim_faults 'token='
 
 # ---- Target answering something else -------------------------------------------------------
