@@ -123,6 +123,20 @@ static void quota_part(struct pobox *pb, char *buf, size_t len, int64_t now)
 		         cli_num(a, sizeof a, q.used + q.reserved), cli_num(b, sizeof b, q.budget));
 }
 
+/* When the bulk lane's next call is due: a poll while batches wait on
+ * Target, else a submit.  0 when there is nothing to say. */
+static int next_part(char *buf, size_t len, const struct pobox_step *bulk,
+                     const struct pobox_batch_tally *t, int64_t now)
+{
+	char d[32];
+	if (!bulk || bulk->next_due_ms < 0 || t->waiting + (t->cut - t->sent) <= 0)
+		return 0;
+	snprintf(buf, len, "next %s %s", t->waiting ? "poll" : "call",
+	         bulk->next_due_ms > now ? cli_duration(d, sizeof d, bulk->next_due_ms - now + 999)
+	                                 : "now");
+	return 1;
+}
+
 void cli_progress_round(struct pobox *pb, const struct pobox_step *bulk)
 {
 	struct pobox_status s;
@@ -149,12 +163,8 @@ void cli_progress_round(struct pobox *pb, const struct pobox_step *bulk)
 		         cli_duration(d, sizeof d, now - t.oldest_waiting_ms));
 		add(line, max, part);
 	}
-	if (bulk && bulk->next_due_ms >= 0 && t.waiting + (t.cut - t.sent) > 0) {
-		snprintf(part, sizeof part, "next %s %s", t.waiting ? "poll" : "call",
-		         bulk->next_due_ms > now ? cli_duration(d, sizeof d, bulk->next_due_ms - now + 999)
-		                                 : "now");
+	if (next_part(part, sizeof part, bulk, &t, now))
 		add(line, max, part);
-	}
 	quota_part(pb, part, sizeof part, now);
 	if (part[0])
 		add(line, max, part);
