@@ -23,14 +23,14 @@
 
 enum key_type {
 	K_STRING, K_INT, K_INT64, K_DURATION, K_SYNC, K_API, K_BOOL, K_SHARE, K_SIZE, K_LOG_LEVEL,
-	K_CLIENT, K_URL
+	K_RATE, K_CLIENT, K_URL
 };
 
 struct key {
 	const char *name;
 	enum key_type type;
 	size_t offset;
-	int64_t min, max;   /* for K_INT / K_DURATION */
+	int64_t min, max;   /* for K_INT / K_DURATION; K_RATE: hundredths */
 	const char *doc;
 };
 
@@ -92,6 +92,9 @@ static const struct key keys[] = {
 	{"min_free_disk", K_SIZE, OFF(min_free_disk_bytes), 0, INT64_MAX, "refuse new updates when the disk has less free space"},
 	{"check_on_open", K_SIZE, OFF(check_on_open_bytes), 0, INT64_MAX, "writers run SQLite's quick check at open on an outbox up to this size (0: never)"},
 	{"check_interval", K_DURATION, OFF(check_interval_ms), 0, INT64_C(86400000), "run checks the next table of the outbox this often (0: never)"},
+	{"verify_grace", K_DURATION, OFF(verify_grace_ms), 0, INT64_C(86400000) * 30, "verify: Target may take this long to apply an update (not yet applied, not different)"},
+	{"verify_rate", K_RATE, OFF(verify_rate), 1, 100000, "verify: profile fetches per second, at most"},
+	{"verify_sample", K_INT64, OFF(verify_sample), 1, INT64_C(1000000000), "verify: profiles fetched, chosen at random, unless told otherwise"},
 	{"log_level", K_LOG_LEVEL, OFF(log_level), 0, 0, "error, warn, info (default) or debug"},
 	{"metrics_file", K_STRING, OFF(metrics_file), 0, 0, "run writes Prometheus metrics here (node_exporter textfile)"},
 	{"metrics_interval", K_DURATION, OFF(metrics_interval_ms), 1000, 3600000, "how often run rewrites metrics_file"},
@@ -143,6 +146,9 @@ void pobox_config_init(struct pobox_config *c)
 	c->check_on_open_bytes = INT64_C(8) << 20;
 	c->check_interval_ms = 60000;
 	c->metrics_interval_ms = 30000;
+	c->verify_grace_ms = 24 * 3600000;
+	c->verify_rate = 5;
+	c->verify_sample = 100;
 }
 
 void pobox_config_free(struct pobox_config *c)
@@ -268,6 +274,18 @@ int pobox_config_set(struct pobox_config *c, const char *key, const char *value,
 		if (errno || end == value || *end || !isfinite(v) || v < 0 || v > 1)
 			return pobox_errf(err, errlen, POBOX_ECONFIG,
 			                  "%s = '%s': expected a share from 0 to 1, like 0.25", key, value);
+		*(double *)field = v;
+		return 0;
+	}
+	case K_RATE: {
+		char *end;
+		errno = 0;
+		double v = strtod(value, &end);
+		if (errno || end == value || *end || !isfinite(v) || v * 100 < (double)k->min ||
+		    v * 100 > (double)k->max)
+			return pobox_errf(err, errlen, POBOX_ECONFIG,
+			                  "%s = '%s': expected a rate per second from %g to %g, like 5 or 0.5",
+			                  key, value, (double)k->min / 100, (double)k->max / 100);
 		*(double *)field = v;
 		return 0;
 	}

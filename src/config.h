@@ -78,6 +78,10 @@ struct pobox_config {
 	/* damage */
 	int64_t check_on_open_bytes; /* writers quick_check outboxes up to this size */
 	int64_t check_interval_ms;   /* run checks one table this often; 0: never */
+	/* pobox verify */
+	int64_t verify_grace_ms;     /* Target may take this long to apply an update */
+	double verify_rate;          /* profile fetches per second */
+	int64_t verify_sample;       /* profiles fetched when no selection is given */
 	/* service */
 	char *log_level;
 	char *metrics_file;          /* run keeps Prometheus metrics here */

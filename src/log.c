@@ -9,6 +9,15 @@
 #include <time.h>
 
 static enum pobox_log_level level = POBOX_LOG_INFO;
+static void (*before)(void);
+
+void pobox_log_set_before(void (*fn)(void)) { before = fn; }
+
+void pobox_log_before(void)
+{
+	if (before)
+		before();
+}
 
 void pobox_log_set_level(enum pobox_log_level l) { level = l; }
 
@@ -47,5 +56,6 @@ void pobox_log(enum pobox_log_level l, const char *event, const char *fmt, ...)
 	for (char *p = line; *p; p++)
 		if (*p == '\n' || *p == '\r')
 			*p = ' ';
+	pobox_log_before();
 	fprintf(stderr, "%s\n", line);
 }

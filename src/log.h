@@ -16,6 +16,12 @@ enum pobox_log_level { POBOX_LOG_ERROR, POBOX_LOG_WARN, POBOX_LOG_INFO, POBOX_LO
 
 void pobox_log_set_level(enum pobox_log_level l);
 int pobox_log_enabled(enum pobox_log_level l);
+/* Something the CLI draws on the terminal in place (flush's progress
+ * line) that must be wiped before a line is written to stderr: fn is
+ * called first, every time.  NULL: nothing.  One per process. */
+void pobox_log_set_before(void (*fn)(void));
+/* Calls it: for other writers of stderr lines (the CLI's error lines). */
+void pobox_log_before(void);
 /* fmt continues the line after the event name: "batch=%lld bytes=%lld" */
 void pobox_log(enum pobox_log_level l, const char *event, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

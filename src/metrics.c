@@ -54,6 +54,37 @@ static int print_row(void *ctx, int n, const char *const *names, const char *con
 	return 0;
 }
 
+/* The last `pobox verify` (its record in the outbox; all zero before the
+ * first). */
+static int verify_metrics(struct pobox *pb, FILE *out)
+{
+	struct pobox_verify_record v;
+	int found = 0, rc;
+	if ((rc = pobox_store_verify_last(pb->st, &v, &found)) != 0)
+		return rc;
+	head(out, "pobox_verify_last_timestamp_seconds", "gauge",
+	     "Unix time the last pobox verify finished (0: never).");
+	fprintf(out, "pobox_verify_last_timestamp_seconds %.3f\n", found ? (double)v.finished_at_ms / 1000.0 : 0.0);
+	head(out, "pobox_verify_profiles", "gauge", "Profiles the last pobox verify fetched and compared.");
+	fprintf(out, "pobox_verify_profiles %lld\n", (long long)v.profiles);
+	head(out, "pobox_verify_fetch_errors", "gauge", "Profiles the last pobox verify could not fetch.");
+	fprintf(out, "pobox_verify_fetch_errors %lld\n", (long long)v.fetch_errors);
+	head(out, "pobox_verify_attributes", "gauge",
+	     "Attributes the last pobox verify found in each class.");
+	for (int c = 0; c < POBOX_VC_COUNT; c++)
+		fprintf(out, "pobox_verify_attributes{class=\"%s\"} %lld\n", pobox_verify_class_names[c],
+		        (long long)v.count[c]);
+	head(out, "pobox_verify_oldest_not_yet_applied_age_seconds", "gauge",
+	     "In the last pobox verify, how long before it the oldest value Target had not applied yet was sent (0: none).");
+	fprintf(out, "pobox_verify_oldest_not_yet_applied_age_seconds %.3f\n",
+	        v.max_age_ms[POBOX_VC_NOT_YET_APPLIED] > 0 ? (double)v.max_age_ms[POBOX_VC_NOT_YET_APPLIED] / 1000.0 : 0.0);
+	head(out, "pobox_verify_failed", "gauge",
+	     "1 when the last pobox verify found attributes that differ past the grace period.");
+	fprintf(out, "pobox_verify_failed %d\n",
+	        v.count[POBOX_VC_DIFFERENT] + v.count[POBOX_VC_MISSING] > 0);
+	return 0;
+}
+
 int pobox_metrics_write(struct pobox *pb, const struct pobox_quota_opts *qo, FILE *out)
 {
 	struct pobox_status s;
@@ -121,6 +152,8 @@ int pobox_metrics_write(struct pobox *pb, const struct pobox_quota_opts *qo, FIL
 			return rc;
 		fprintf(out, "pobox_lane_paused{lane=\"%s\"} %d\n", lane, until > now);
 	}
+	if ((rc = verify_metrics(pb, out)) != 0)
+		return rc;
 	return ferror(out) ? POBOX_EIO : 0;
 }
 

@@ -412,6 +412,137 @@ void pobox_store_checkpoint(struct pobox_store *st);
 int pobox_store_pending_exists(struct pobox_store *st, enum pobox_id_type t, const char *id,
                                size_t id_len, const char *attr, size_t attr_len, int *exists);
 
+/* ---- verification (store/verify.c) -------------------------------------
+ *
+ * What pobox last sent Target of each profile attribute, for `pobox verify`
+ * (verify.h) to compare with what Target holds; and the record of each
+ * verification (schema/0007_verify.sql).  A profile counts as sent when
+ * Target has confirmed something of it (delivered), or it is a member of a
+ * bulk batch Target has accepted and not yet reported complete (in
+ * flight): then the values that batch carries count, as sent when Target
+ * took the batch. */
+
+/* Which profiles.  Criteria combine (all set ones must hold). */
+struct pobox_verify_sel {
+	int64_t profile;     /* this profile only (pobox_store_profile_find); 0: any */
+	int64_t batch;       /* members of this batch only (submitted or done); 0: any */
+	int64_t since_ms;    /* last sent at or after this time; 0: any */
+	int64_t sample;      /* at most this many, chosen at random; 0: all */
+	uint64_t seed;       /* of the random choice */
+};
+
+/* The selected profiles, ascending, in *ids (caller frees, pobox_free);
+ * *population = how many matched before sampling.  A batch that does not
+ * exist: POBOX_ENOTFOUND; one Target never took (ready, sending, dead) or
+ * that was split or replaced, or whose member list went with the
+ * retention: POBOX_EINVALID; the reason on the handle.  Reads only; costs
+ * a scan of the profiles (or the batch's members). */
+int pobox_store_verify_pick(struct pobox_store *st, const struct pobox_verify_sel *sel,
+                            int64_t **ids, size_t *n, int64_t *population);
+
+struct pobox_sent_value {
+	char *attr;               /* the attribute's name */
+	char *value;
+	size_t value_len;
+	int64_t sent_at_ms;       /* Target confirmed it (or took its batch, in_flight) */
+	int in_flight;
+};
+
+/* What pobox last sent of one profile.  Owned by the caller
+ * (pobox_sent_profile_free). */
+struct pobox_sent_profile {
+	int64_t id;
+	enum pobox_id_type id_type;
+	char *profile_id;
+	size_t n;
+	struct pobox_sent_value *v;   /* sorted by attribute name */
+};
+void pobox_sent_profile_free(struct pobox_sent_profile *p);
+
+/* The last value sent of each of the profile's attributes (n = 0 when
+ * nothing was).  POBOX_ENOTFOUND when there is no such profile. */
+int pobox_store_verify_sent(struct pobox_store *st, int64_t profile, struct pobox_sent_profile *out);
+
+enum pobox_verify_class {
+	POBOX_VC_MATCHING, POBOX_VC_NOT_YET_APPLIED, POBOX_VC_DIFFERENT, POBOX_VC_MISSING,
+	POBOX_VC_COUNT
+};
+/* "matching", "not_yet_applied", "different", "missing" (the schema's). */
+extern const char *const pobox_verify_class_names[POBOX_VC_COUNT];
+
+/* The figures of one verification.  Ages: how long before the run's end
+ * pobox had sent the attributes of a class (-1 when the class is empty). */
+struct pobox_verify_record {
+	int64_t id;                       /* set by save */
+	int64_t started_at_ms, finished_at_ms;
+	char selection[256];
+	int64_t grace_ms;
+	int64_t population, profiles, fetch_errors;
+	int64_t count[POBOX_VC_COUNT];
+	int64_t min_age_ms[POBOX_VC_COUNT], max_age_ms[POBOX_VC_COUNT];
+	int interrupted;
+	int exit_code;
+};
+
+/* An attribute that did not match.  Borrowed strings. */
+struct pobox_verify_finding {
+	enum pobox_verify_class cls;      /* not matching */
+	const char *why;                  /* another_writer, older_value, no_attribute, no_profile */
+	enum pobox_id_type id_type;
+	const char *profile_id;
+	const char *attr;
+	const char *sent;
+	size_t sent_len;
+	int64_t sent_at_ms;
+	int in_flight;
+	const char *target;               /* NULL: Target holds nothing */
+	size_t target_len;
+	int64_t target_modified_at_ms;    /* -1: none or unreadable */
+};
+
+#define POBOX_VERIFY_KEEP_RUNS 100
+#define POBOX_VERIFY_KEEP_FINDINGS 1000
+
+/* Records a verification and (the first POBOX_VERIFY_KEEP_FINDINGS of) its
+ * findings in one transaction of its own, dropping runs older than the last
+ * POBOX_VERIFY_KEEP_RUNS; sets r->id. */
+int pobox_store_verify_save(struct pobox_store *st, struct pobox_verify_record *r,
+                            const struct pobox_verify_finding *f, size_t nf);
+/* The last recorded verification; *found = 0 when there is none. */
+int pobox_store_verify_last(struct pobox_store *st, struct pobox_verify_record *out, int *found);
+/* A recorded verification with its findings as one JSON object (SQLite's
+ * JSON functions); caller frees *out. */
+int pobox_store_verify_json(struct pobox_store *st, int64_t id, char **out);
+
+/* ---- terminal views (store/watch.c) ------------------------------------
+ *
+ * Figures for the views a person watches: flush --wait's progress line and
+ * status --watch.  Each is a few indexed reads, cheap enough to repeat
+ * every second. */
+
+/* The bulk batches with id > after_id that were not final before since_ms
+ * (those a flush that started then waits for), by how far they got. */
+struct pobox_batch_tally {
+	int64_t cut;                 /* all of them */
+	int64_t sent;                /* submitted to Target at least once */
+	int64_t done, dead;
+	int64_t waiting;             /* submitted, not complete yet */
+	int64_t oldest_waiting_ms;   /* submit time of the oldest waiting one; 0: none */
+};
+int pobox_store_batch_tally(struct pobox_store *st, int64_t after_id, int64_t since_ms,
+                            struct pobox_batch_tally *out);
+/* *after_id = the id just below the oldest batch that is not final (the
+ * newest id when every batch is). */
+int pobox_store_batch_floor(struct pobox_store *st, int64_t *after_id);
+
+struct pobox_watch {
+	int64_t enqueued;                   /* updates ever enqueued (seqs handed out) */
+	int64_t batches[2][POBOX_B_COUNT];  /* by lane (0 bulk, 1 single) and state */
+	int64_t bulk_calls_last_minute;     /* the per-minute ledger, all processes */
+	int64_t oldest_waiting_ms;          /* submit time of the oldest submitted bulk batch; 0: none */
+};
+int pobox_store_watch(struct pobox_store *st, int64_t now_ms, struct pobox_watch *out);
+
 /* ---- operations (store/ops.c) ----------------------------------------- */
 
 /* Which dead updates an operator means.  All set criteria must hold. */

@@ -121,6 +121,12 @@ int cmd_show(struct cli *cli, int argc, char **argv);
 int cmd_import(struct cli *cli, int argc, char **argv);
 int cmd_status(struct cli *cli, int argc, char **argv);
 int cmd_auth(struct cli *cli, int argc, char **argv);
+int cmd_verify(struct cli *cli, int argc, char **argv);
+
+/* status --watch (status_watch.c): redraws the status every interval_ms
+ * until SIGINT or SIGTERM (then EXIT_OK); an error reading the outbox
+ * ends it with its exit code after saying why. */
+int cli_status_watch(struct cli *cli, struct pobox *pb, int64_t interval_ms);
 
 extern const struct command cli_commands[];
 

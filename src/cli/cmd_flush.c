@@ -14,6 +14,7 @@
 #include "single.h"
 #include "log.h"
 #include "outbox.h"
+#include "progress.h"
 #include "sched.h"
 #include "store.h"
 
@@ -132,6 +133,7 @@ static void print_left(struct pobox *pb, const char *prefix)
 {
 	struct pobox_status s;
 	char a[32], b[32], c[32], d[32];
+	cli_progress_end(); /* the summary takes the progress line's place */
 	if (pobox_store_status(pb->st, &s) != 0)
 		return;
 	printf("%s: %s pending, %s in batches, %s delivered, %s dead\n", prefix,
@@ -153,6 +155,7 @@ static int cut(struct pobox *pb, const struct pobox_sched_opts *so, int quiet)
 	/* quiet 0: always print; 1: only when batches were cut; 2: never (run
 	 * reports through its log) */
 	if (quiet < 2 && (sum.batches || !quiet)) {
+		cli_progress_clear();
 		printf("flush: cut %s batches (%s profiles, %s updates, %s bytes)", cli_num(a, sizeof a, sum.batches),
 		       cli_num(b, sizeof b, sum.profiles), cli_num(c, sizeof c, sum.updates),
 		       cli_num(d, sizeof d, sum.bytes));
@@ -548,6 +551,7 @@ static int one_round(struct loop *l, int once, int *code)
 		*code = EXIT_TEMPFAIL;
 		return 1;
 	}
+	cli_progress_round(l->pb, l->d ? &r.st : NULL);
 	if (!r.want_cut) /* else new batches are due now */
 		sleep_until_due(l, &r);
 	return 0;
@@ -633,6 +637,8 @@ int cmd_flush(struct cli *cli, int argc, char **argv)
 	if (!(pb = cli_open(cli, 0, &code)))
 		goto out;
 	int64_t dead_before = dead_count(pb);
+	if (wait) /* before the cut: the batches it cuts are the flush's */
+		cli_progress_start(pb, &cli->cfg);
 	{
 		int64_t due = 0, later = 0, next_due, oldest;
 		pobox_store_pending(pb->st, pobox_clock_now_ms(&pb->clock), &due, &later, &next_due, &oldest);
@@ -649,6 +655,7 @@ int cmd_flush(struct cli *cli, int argc, char **argv)
 		code = dead_verdict(pb, dead_before, code);
 	}
 out:
+	cli_progress_end();
 	pobox_close(pb);
 	pobox_cred_free(cred);
 	return code;

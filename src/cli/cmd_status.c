@@ -1,5 +1,5 @@
 /*
- * cmd_status.c - `pobox status [--json]`
+ * cmd_status.c - `pobox status [--json | --prometheus | --watch [INTERVAL]]`
  */
 #include "alloc.h"
 #include "cli.h"
@@ -15,11 +15,14 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 	static const struct option opts[] = {
 		{"json", no_argument, NULL, 'j'},
 		{"prometheus", no_argument, NULL, 'p'},
+		{"watch", optional_argument, NULL, 'w'},
 		{NULL, 0, NULL, 0},
 	};
 	struct pobox_status s;
 	struct pobox *pb;
-	int json = 0, prom = 0, c, rc, code;
+	int json = 0, prom = 0, watch = 0, c, rc, code;
+	int64_t interval_ms = 2000;
+	const char *iv = NULL;
 	char a[32], b[32];
 
 	optind = 0;
@@ -28,17 +31,38 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 			json = 1;
 		else if (c == 'p')
 			prom = 1;
-		else {
+		else if (c == 'w') {
+			watch = 1;
+			iv = optarg;
+		} else {
 			cli_usage(cli_find("status"), stderr);
 			return EXIT_USAGE;
 		}
 	}
+	/* `--watch 5s` as well as `--watch=5s` */
+	if (watch && !iv && optind < argc)
+		iv = argv[optind++];
 	if (optind < argc) {
 		cli_error("status: unexpected argument '%s'", argv[optind]);
 		return EXIT_USAGE;
 	}
+	if (watch && (json || prom)) {
+		cli_error("status: --watch draws the text status; it goes with neither --json nor "
+		          "--prometheus");
+		return EXIT_USAGE;
+	}
+	if (iv && (pobox_parse_duration_ms(iv, &interval_ms) != 0 || interval_ms < 100)) {
+		cli_error("status: --watch '%s': give an interval like 1s, 500ms, 1m (at least 100ms)",
+		          iv);
+		return EXIT_USAGE;
+	}
 	if (!(pb = cli_open(cli, CLI_READER, &code)))
 		return code;
+	if (watch) {
+		code = cli_status_watch(cli, pb, interval_ms);
+		pobox_close(pb);
+		return code;
+	}
 	if (prom) {
 		struct pobox_quota_opts po = {cli->cfg.single_budget, cli->cfg.fleet_share,
 		                              cli->cfg.urgent_reserve};

@@ -71,7 +71,7 @@ const struct command cli_commands[] = {
 	 "      64 usage, 66 FILE not found, 74 outbox damaged, 75 outbox busy or full\n"
 	 "      before anything was read\n"},
 	{"status", cmd_status, "show counts by state, the oldest pending update, the file size",
-	 "usage: pobox status [--json | --prometheus]\n"
+	 "usage: pobox status [--json | --prometheus | --watch [INTERVAL]]\n"
 	 "\n"
 	 "Shows how many updates are in each state (pending, batched, delivered,\n"
 	 "superseded, dead), the age of the oldest pending update, and the outbox's\n"
@@ -79,7 +79,12 @@ const struct command cli_commands[] = {
 	 "used and remaining in the last 24 hours, the urgent reserve, and when it\n"
 	 "would run out at the last hour's rate.  --json prints one JSON object;\n"
 	 "--prometheus prints the Prometheus text format (the same metrics `pobox run`\n"
-	 "writes to metrics_file).\n"},
+	 "writes to metrics_file).\n"
+	 "\n"
+	 "--watch [INTERVAL] redraws the status every INTERVAL (2s; e.g. 500ms, 10s)\n"
+	 "until Ctrl-C: counts by state, rates over the last minute, batches by lane\n"
+	 "and state, the lanes (running or paused, and why) and the quota.  It only\n"
+	 "reads the outbox.  SIGINT or SIGTERM end it with exit 0.\n"},
 	{"flush", cmd_flush, "cut batches now; with --wait, deliver them and wait",
 	 "usage: pobox flush [--wait [--timeout DURATION]]\n"
 	 "\n"
@@ -144,6 +149,40 @@ const struct command cli_commands[] = {
 	 "exit: 0 a token is in hand (or no credentials are configured), 69 it could\n"
 	 "      not be obtained (the message names the step that failed), 78\n"
 	 "      configuration error\n"},
+	{"verify", cmd_verify, "check that Target holds what pobox sent (Profile Fetch API)",
+	 "usage: pobox verify [--sample N | --all] [--batch ID] [--id TYPE:ID] [--since DUR]\n"
+	 "                    [--rate R] [--grace DUR] [--json]\n"
+	 "\n"
+	 "Fetches profiles pobox has sent from Target's Profile Fetch API and compares,\n"
+	 "attribute by attribute, the last value pobox sent with what Target holds:\n"
+	 "  matching         Target holds it\n"
+	 "  not yet applied  Target holds an older value (modified before pobox's\n"
+	 "                   delivery), not this attribute, or not the profile, and pobox\n"
+	 "                   sent it less than the grace period ago (Target applies\n"
+	 "                   updates within an hour, at worst 24 hours)\n"
+	 "  different        Target holds another value modified after pobox's delivery\n"
+	 "                   (another writer); or past the grace still an older one (a\n"
+	 "                   lost v2 override, or never applied)\n"
+	 "  missing          past the grace, no such attribute or profile at Target\n"
+	 "A batch Target has taken but not reported complete counts as sent.\n"
+	 "\n"
+	 "  --sample N     N profiles chosen at random (default verify_sample, 100)\n"
+	 "  --all          every selected profile\n"
+	 "  --batch ID     the profiles of batch ID (submitted or done)\n"
+	 "  --id TYPE:ID   one profile, e.g. thirdPartyId:crm-42\n"
+	 "  --since DUR    profiles sent in the last DUR (30m, 24h, 7d)\n"
+	 "  --rate R       at most R fetches per second (default verify_rate, 5)\n"
+	 "  --grace DUR    how long Target may take (default verify_grace, 24h)\n"
+	 "  --json         the result as one JSON object\n"
+	 "\n"
+	 "Prints the share of attributes in each class with how long ago they were\n"
+	 "sent, and lists those that differ.  Each run is recorded in the outbox\n"
+	 "(v_verifications, v_verify_findings); status --prometheus and the metrics\n"
+	 "file show the last one.\n"
+	 "exit: 0 nothing differs past the grace, 65 something does, 64 usage (also a\n"
+	 "      batch Target never took), 66 --id or --batch names nothing pobox has,\n"
+	 "      69 Target refused the token or the request (client, base_url), 75 some\n"
+	 "      profiles could not be fetched or interrupted, 78 configuration error\n"},
 	{"quota", cmd_quota, "the single-call budget: last 24 hours per hour, remaining, reserve",
 	 "usage: pobox quota [--json]\n"
 	 "\n"
@@ -220,6 +259,7 @@ void cli_usage(const struct command *cmd, FILE *fp) { fputs(cmd->usage, fp); }
 void cli_error(const char *fmt, ...)
 {
 	va_list ap;
+	pobox_log_before(); /* a progress line on the terminal goes first */
 	fputs("pobox: ", stderr);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);

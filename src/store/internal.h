@@ -15,6 +15,9 @@
  *   batch.c   batch rows and their lifecycle, the bulk ledger, lanes
  *   quota.c   the single-call ledger and single-lane outcomes
  *   ops.c     dead letters, doctor
+ *   verify.c  what Target was sent, per profile, and the record of each
+ *             verification
+ *   watch.c   figures for flush's progress line and status --watch
  */
 #ifndef POBOX_STORE_INTERNAL_H
 #define POBOX_STORE_INTERNAL_H
@@ -236,6 +239,12 @@ int pobox_store_hold(struct pobox_store *st, int64_t profile, int64_t since_ms);
 /* sent.c: folds the profile's delivered writes in (sent_seq, done_seq]
  * into its sent row. */
 int pobox_store_fold(struct pobox_store *st, int64_t profile, int64_t done_seq, int64_t sent_seq);
+/* sent.c: the profile's last delivered value of each attribute (as
+ * pobox_store_last_delivered) with its seq and when Target confirmed it. */
+typedef int (*pobox_store_dval_fn)(void *ctx, int64_t attr, const char *v, size_t len,
+                                   int64_t seq, int64_t sent_at_ms);
+int pobox_store_delivered_each(struct pobox_store *st, int64_t profile, int64_t done_seq,
+                               int64_t sent_seq, pobox_store_dval_fn fn, void *ctx);
 
 /* writes.c */
 /* Calls fn for each live update of a write (value borrowed for the call);

@@ -180,6 +180,17 @@ int pobox_store_last_delivered(struct pobox_store *st, int64_t profile, int64_t 
 	return rc;
 }
 
+int pobox_store_delivered_each(struct pobox_store *st, int64_t profile, int64_t done_seq,
+                               int64_t sent_seq, pobox_store_dval_fn fn, void *ctx)
+{
+	struct dvals d = {0};
+	int rc = delivered_values(st, profile, done_seq, sent_seq, &d);
+	for (size_t i = 0; i < d.n && rc == 0; i++)
+		rc = fn(ctx, d.v[i].attr, d.text + d.v[i].off, d.v[i].len, d.v[i].seq, d.v[i].at_ms);
+	dvals_free(&d);
+	return rc;
+}
+
 static int by_attr(const void *x, const void *y)
 {
 	const struct dval *a = x, *b = y;

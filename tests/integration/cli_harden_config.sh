@@ -8,8 +8,9 @@
 write_local_conf
 pbr 0 "an outbox to look at" put thirdPartyId:c1 a=1
 
-# every key of these types, read from the table itself so new keys are covered
-keys=$(grep -oE '^\s*\{"[a-z0-9_]+", K_(DURATION|SIZE|SHARE)' "$HERE/../../src/config.c" |
+# every key of these types (a rate is a number too), read from the table
+# itself so new keys are covered
+keys=$(grep -oE '^\s*\{"[a-z0-9_]+", K_(DURATION|SIZE|SHARE|RATE)' "$HERE/../../src/config.c" |
 	sed -E 's/.*"([a-z0-9_]+)".*/\1/')
 check_ge "found the duration, size and share keys" 19 "$(echo "$keys" | wc -l)"
 for k in $keys; do

@@ -110,7 +110,7 @@ sleep 1.2
 
 pbr 0 "status --prometheus" status --prometheus
 cp "$T/r.out" "$T/status.prom"
-FAMILIES="pobox_updates,pobox_oldest_pending_age_seconds,pobox_batches,pobox_calls_total,pobox_call_errors_total,pobox_quota_budget_calls,pobox_quota_used_calls,pobox_quota_remaining_calls,pobox_quota_urgent_reserve_calls,pobox_last_delivery_timestamp_seconds,pobox_outbox_size_bytes,pobox_lane_paused"
+FAMILIES="pobox_updates,pobox_oldest_pending_age_seconds,pobox_batches,pobox_calls_total,pobox_call_errors_total,pobox_quota_budget_calls,pobox_quota_used_calls,pobox_quota_remaining_calls,pobox_quota_urgent_reserve_calls,pobox_last_delivery_timestamp_seconds,pobox_outbox_size_bytes,pobox_lane_paused,pobox_verify_last_timestamp_seconds,pobox_verify_profiles,pobox_verify_fetch_errors,pobox_verify_attributes,pobox_verify_oldest_not_yet_applied_age_seconds,pobox_verify_failed"
 check_eq "format: line by line (the README's families, in order)" ok "$(python3 "$T/promcheck.py" "$T/status.prom" "$FAMILIES")"
 
 # promtool, when apt can provide it
@@ -190,7 +190,7 @@ while time.time() < end:
         continue
     reads += 1
     txt = data.decode()
-    if not txt.endswith("pobox_lane_paused{lane=\"single\"} 0\n") and not txt.endswith("pobox_lane_paused{lane=\"single\"} 1\n"):
+    if not txt.endswith("pobox_verify_failed 0\n") and not txt.endswith("pobox_verify_failed 1\n"):
         bad.append(f"read {reads}: incomplete ({len(data)} bytes): ...{txt[-80:]!r}")
     for line in txt.splitlines():
         if line.startswith('pobox_updates{state="delivered"} '):
