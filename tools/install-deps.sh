@@ -19,6 +19,8 @@ PKGS=(
   dpkg-dev                      # dpkg-shlibdeps for the .deb's Depends (CPack)
   man-db groff-base             # man page checks in tools/deb-check.sh
   python3                       # JSON checks in the integration tests
+  jq                            # JSON in the credential and verify tests
+  tmux                          # terminal tests (progress line, status --watch)
 )
 
 missing=()
