@@ -112,8 +112,10 @@ static void sleep_ms(int64_t ms)
 }
 
 /* Takes the delivery lock; returns its fd, -1 when another process holds
- * it, -2 on error (printed). */
-static int delivery_lock(const char *db)
+ * it, -2 on error (printed).  The holder writes who it is into the file
+ * ("run 1234" or "flush 1234"); when the lock is taken, `holder` gets that
+ * text ("" when it says nothing: an older pobox). */
+static int delivery_lock(const char *db, int run, char *holder, size_t holder_len)
 {
 	char path[4096];
 	snprintf(path, sizeof path, "%s-deliver.lock", db);
@@ -123,10 +125,50 @@ static int delivery_lock(const char *db)
 		return -2;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		ssize_t n = pread(fd, holder, holder_len - 1, 0);
+		holder[n > 0 ? n : 0] = '\0';
+		holder[strcspn(holder, "\n")] = '\0';
 		close(fd);
 		return -1;
 	}
+	char me[64];
+	int n = snprintf(me, sizeof me, "%s %ld\n", run ? "run" : "flush", (long)getpid());
+	if (ftruncate(fd, 0) != 0 || pwrite(fd, me, (size_t)n, 0) != n)
+		pobox_log(POBOX_LOG_WARN, "lock_note_failed", "path=%s reason=\"%s\"", path,
+		          strerror(errno));
 	return fd;
+}
+
+/* `pobox run` finding a `flush --wait` delivering waits for it to finish
+ * (a nightly flush may take an hour; the service should not fail and be
+ * restarted every RestartSec meanwhile).  Another run, or a holder that
+ * does not say who it is, is refused: one service per outbox.  Returns
+ * the lock's fd, or -1 (stopped by a signal or refused: *code set). */
+static int run_lock(const char *db, int *code)
+{
+	char holder[64] = "";
+	int fd = delivery_lock(db, 1, holder, sizeof holder), said = 0;
+	while (fd == -1 && strncmp(holder, "flush ", 6) == 0) {
+		if (!said++)
+			pobox_log(POBOX_LOG_INFO, "waiting_for_flush",
+			          "outbox=%s holder=\"%s\" (a flush is delivering; run starts when it ends)",
+			          db, holder);
+		if (stop_signal) {
+			*code = EXIT_OK;
+			return -1;
+		}
+		sleep_ms(250);
+		fd = delivery_lock(db, 1, holder, sizeof holder);
+	}
+	if (fd == -2)
+		*code = EXIT_CANTCREAT;
+	if (fd == -1) {
+		cli_error("another pobox process (%s) is delivering from %s (it holds %s-deliver.lock); "
+		          "run only one `pobox run` per outbox", holder[0] ? holder : "it does not say which",
+		          db, db);
+		*code = EXIT_TEMPFAIL;
+	}
+	return fd < 0 ? -1 : fd;
 }
 
 static void print_left(struct pobox *pb, const char *prefix)
@@ -260,21 +302,22 @@ static int loop_open(struct loop *l)
 {
 	struct cli *cli = l->cli;
 	char err[POBOX_ERRLEN];
-	int rc;
+	int rc, code = EXIT_OK;
 
 	l->o->abort_fn = abort_wanted;
 	l->o->abort_ctx = l;
-	l->lock = delivery_lock(cli->cfg.db);
-	if (l->lock == -2)
-		return EXIT_CANTCREAT;
-	if (l->lock == -1 && l->mode == RUN) {
-		cli_error("another pobox process is delivering from %s (it holds %s-deliver.lock); "
-		          "run only one `pobox run` per outbox", cli->cfg.db, cli->cfg.db);
-		return EXIT_TEMPFAIL;
+	if (l->mode == RUN) {
+		catch_signals(); /* a stop ends the wait for a flush's lock */
+		if ((l->lock = run_lock(cli->cfg.db, &code)) < 0)
+			return code;
+	} else {
+		char holder[64] = "";
+		if ((l->lock = delivery_lock(cli->cfg.db, 0, holder, sizeof holder)) == -2)
+			return EXIT_CANTCREAT;
+		if (l->lock == -1)
+			fprintf(stderr, "pobox: flush: another process (%s) is delivering; waiting for "
+			        "it to deliver these updates\n", holder[0] ? holder : "pobox run");
 	}
-	if (l->lock == -1)
-		fprintf(stderr, "pobox: flush: another process (pobox run) is delivering; waiting for "
-		        "it to deliver these updates\n");
 	single_opts(&cli->cfg, &l->so);
 	if (l->mode == RUN) /* only once the lock is ours: a refused second run starts nothing */
 		pobox_log(POBOX_LOG_INFO, "started", "outbox=%s client=%s", cli->cfg.db, l->o->client);
