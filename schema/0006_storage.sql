@@ -466,33 +466,38 @@ FROM (SELECT 1 AS ord, 'pending' AS state, pending AS n FROM t
 ORDER BY s.ord;
 
 -- The last value Target was sent for each profile attribute: the folded
--- values, overlaid by delivered writes not folded yet.
+-- values and the delivered writes not folded yet, each kept unless a newer
+-- delivered update of the same attribute exists.  Written flat (no window,
+-- no GROUP BY) so that a filter on profile_id reaches the profiles scan and
+-- one profile costs its own writes, not the outbox's.
 CREATE VIEW v_profile_state AS
-WITH folded AS (
-	SELECT x.profile, CAST(json_extract(e.value, '$[0]') AS INTEGER) AS attr,
+WITH cand AS (
+	SELECT p.id AS profile, p.id_type, p.profile_id, p.sent_seq, p.done_seq,
+	       CAST(json_extract(e.value, '$[0]') AS INTEGER) AS attr,
 	       json_extract(e.value, '$[1]') AS value, json_extract(e.value, '$[2]') AS seq,
 	       json_extract(e.value, '$[3]') AS sent_at_ms
-	FROM sent x, json_each(x.cells) e
-),
-unfolded AS (
-	SELECT c.profile, c.attr, c.value, c.seq, p.done_at_ms AS sent_at_ms,
-	       row_number() OVER (PARTITION BY c.profile, c.attr ORDER BY c.seq DESC) AS rn
-	FROM profiles p JOIN v_cells c ON c.profile = p.id
-	WHERE p.done_seq > p.sent_seq AND c.write_seq > p.sent_seq AND c.seq <= p.done_seq
-	  AND (c.fates = 0 OR NOT EXISTS (SELECT 1 FROM fates f WHERE f.seq = c.seq))
-),
-latest AS (
-	SELECT profile, attr, value, sent_at_ms FROM unfolded WHERE rn = 1
+	FROM profiles p JOIN sent x ON x.profile = p.id, json_each(x.cells) e
 	UNION ALL
-	SELECT f.profile, f.attr, f.value, f.sent_at_ms FROM folded f
-	WHERE NOT EXISTS (SELECT 1 FROM unfolded u WHERE u.profile = f.profile AND u.attr = f.attr)
+	SELECT p.id, p.id_type, p.profile_id, p.sent_seq, p.done_seq,
+	       CAST(json_extract(s.attrs, '$[' || e.key || ']') AS INTEGER),
+	       e.value, w.seq + e.key, p.done_at_ms
+	FROM profiles p
+	JOIN writes w ON w.profile = p.id AND w.seq > p.sent_seq AND w.seq <= p.done_seq
+	JOIN shapes s ON s.id = w.shape, json_each(w.cells) e
+	WHERE e.type <> 'null' AND w.seq + e.key <= p.done_seq
+	  AND (w.fates = 0 OR NOT EXISTS (SELECT 1 FROM fates f WHERE f.seq = w.seq + e.key))
 )
-SELECT CASE p.id_type WHEN 1 THEN 'pcId' ELSE 'thirdPartyId' END AS id_type, p.profile_id,
-       a.name AS attr, x.value,
-       strftime('%Y-%m-%dT%H:%M:%fZ', x.sent_at_ms / 1000.0, 'unixepoch') AS sent_at
-FROM latest x
-JOIN profiles p ON p.id = x.profile
-JOIN attributes a ON a.id = x.attr;
+SELECT CASE c.id_type WHEN 1 THEN 'pcId' ELSE 'thirdPartyId' END AS id_type, c.profile_id,
+       a.name AS attr, c.value,
+       strftime('%Y-%m-%dT%H:%M:%fZ', c.sent_at_ms / 1000.0, 'unixepoch') AS sent_at
+FROM cand c
+JOIN attributes a ON a.id = c.attr
+WHERE NOT EXISTS (
+	SELECT 1 FROM writes w JOIN shapes s ON s.id = w.shape, json_each(s.attrs) k
+	WHERE w.profile = c.profile AND w.seq > c.seq AND w.seq > c.sent_seq
+	  AND w.seq <= c.done_seq AND k.value = c.attr AND w.seq + k.key <= c.done_seq
+	  AND json_type(w.cells, '$[' || k.key || ']') <> 'null'
+	  AND (w.fates = 0 OR NOT EXISTS (SELECT 1 FROM fates f WHERE f.seq = w.seq + k.key)));
 
 -- Dead updates with reason, last HTTP status, attempts and when they died.
 CREATE VIEW v_dead AS

@@ -321,7 +321,7 @@ int pobox_store_profile_find(struct pobox_store *st, enum pobox_id_type t, const
                              size_t len, struct pobox_profile_ref *ref)
 {
 	int64_t key, gen = 0;
-	int rc = 0; /* not found is 0 with ref->id 0, whichever look ends it */
+	int rc = 0; /* two of the ways to `out` set none */
 	memset(ref, 0, sizeof *ref);
 	if (st->hint > 0 && ((rc = by_hint(st, t, id, len, ref)) != 0 || ref->id))
 		goto out;
