@@ -101,9 +101,13 @@ INSERT INTO profiles_v5 (id, id_type, profile_id, done_seq, done_at_ms, last_v2_
                          next_attempt_at_ms, last_error, route_bulk, sent_seq, last_write)
 SELECT p.id, CASE p.id_type WHEN 'pcId' THEN 1 ELSE 2 END, p.profile_id, p.done_seq,
        p.done_at_ms, p.last_v2_at_ms, p.attempts, p.next_attempt_at_ms, p.last_error,
-       p.route_bulk, coalesce((SELECT max(ps.seq) FROM profile_state ps WHERE ps.profile = p.id), 0),
-       coalesce((SELECT max(u.seq) FROM updates u WHERE u.profile = p.id), 0)
-FROM profiles p;
+       p.route_bulk, coalesce(ps.seq, 0), coalesce(u.seq, 0)
+-- grouped once, not a subquery per profile: no index of `updates` leads
+-- with the profile, so that was a scan of `updates` for each profile
+FROM profiles p
+LEFT JOIN (SELECT profile, max(seq) AS seq FROM profile_state GROUP BY profile) ps ON ps.profile = p.id
+LEFT JOIN (SELECT profile, max(seq) AS seq FROM updates GROUP BY profile) u ON u.profile = p.id
+ORDER BY p.id;
 
 -- Last delivered values, folded: [[attr, value, seq, sent_at_ms], ...].
 CREATE TABLE sent (

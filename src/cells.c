@@ -5,7 +5,8 @@
  * '"' and '\\' escaped with a backslash, control characters as \n, \t, \r,
  * \b, \f or \u00XX; every other byte (UTF-8 included) as it is.  The
  * decoder is strict JSON for arrays of strings, integers, nulls and one
- * level of nested arrays; it never reads past `end`.
+ * level of nested arrays, with nothing after the array but white space; it
+ * never reads past `end`.
  */
 #include "cells.h"
 #include "alloc.h"
@@ -323,8 +324,11 @@ int pobox_cells_next(struct pobox_cells_reader *r, struct pobox_cell *out)
 	if (r->p >= r->end)
 		return -1;
 	if (*r->p == ']') {
+		/* the end: nothing but white space may follow, or a damaged row
+		 * (["a","b"],"c"]) would pass as its first cells */
 		r->p++;
-		return 0;
+		skip_ws(r);
+		return r->p == r->end ? 0 : -1;
 	}
 	if (!r->first) {
 		if (*r->p != ',')

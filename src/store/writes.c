@@ -259,9 +259,10 @@ int pobox_store_each_cell(struct pobox_store *st, int64_t seq, int64_t shape_id,
 	char *scratch = pobox_store_scratch(st, cells_len + 1);
 	if (!scratch)
 		return pobox_errf(st->err, st->errlen, POBOX_ENOMEM, "out of memory");
+	size_t pos = 0;
 	if (pobox_cells_read_begin(&r, cells, cells_len, scratch) != 0)
 		goto bad;
-	for (size_t pos = 0; (k = pobox_cells_next(&r, &c)) == 1; pos++) {
+	for (; (k = pobox_cells_next(&r, &c)) == 1; pos++) {
 		if (pos >= sh->n || (c.type != POBOX_CELL_STR && c.type != POBOX_CELL_NULL))
 			goto bad;
 		if (c.type == POBOX_CELL_NULL)
@@ -281,7 +282,7 @@ int pobox_store_each_cell(struct pobox_store *st, int64_t seq, int64_t shape_id,
 		if (live && (rc = fn(ctx, useq, sh->attrs[pos], c.s, c.len)) != 0)
 			return rc;
 	}
-	if (k == 0)
+	if (k == 0 && pos == sh->n) /* one cell per position of the shape: no fewer either */
 		return 0;
 bad:
 	return pobox_errf(st->err, st->errlen, POBOX_ECORRUPT,
