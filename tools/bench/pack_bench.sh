@@ -107,9 +107,11 @@ case $rc in
 esac
 import_summary=$(grep '^import' "$WORK_DIR/import.log" | tail -n 1 || true)
 sqlite3 "$outbox0" "PRAGMA wal_checkpoint(TRUNCATE)" >/dev/null
-updates=$(sqlite3 "$outbox0" "SELECT count(*) FROM updates WHERE state = 'live'")
+# v_updates expands every stored write (schema 6 keeps one row per profile
+# per write, its cells packed): a full recount, independent of pobox's tallies
+read -r updates pending <<<"$(sqlite3 -separator ' ' "$outbox0" \
+	"SELECT count(*), coalesce(sum(state = 'pending'), 0) FROM v_updates")"
 profiles=$(sqlite3 "$outbox0" "SELECT count(*) FROM profiles")
-pending=$(sqlite3 "$outbox0" "SELECT count(*) FROM v_updates WHERE state = 'pending'")
 [[ $pending == "$updates" ]] ||
 	die "after import $pending updates are pending, expected $updates"
 outbox_bytes=$(stat -c %s "$outbox0")
@@ -201,7 +203,8 @@ run_pobox() {
 	# Every update must be in a batch, none left pending.
 	got=$(sqlite3 -separator ' ' "$run_db" \
 		"SELECT count(*), coalesce(sum(updates), 0), coalesce(sum(profiles), 0),
-		        coalesce(sum(bytes), 0), coalesce(sum(length(payload)), 0)
+		        coalesce(sum(bytes), 0),
+		        (SELECT coalesce(sum(length(payload)), 0) FROM batch_payloads)
 		 FROM batches")
 	read -r batches batch_updates batch_profiles batch_bytes batch_zbytes <<<"$got"
 	still_pending=$(sqlite3 "$run_db" "SELECT count(*) FROM v_updates WHERE state = 'pending'")
