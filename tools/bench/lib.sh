@@ -103,6 +103,7 @@ sim_start() {
 	local pre=$1 port="" i
 	shift
 	log_cmd "$BUILD_DIR/tools/sim/pobox-target-sim" --port 0 "$@"
+	: >"$pre.out" # before the child opens it: the loop below reads it at once
 	"$BUILD_DIR/tools/sim/pobox-target-sim" --port 0 "$@" >"$pre.out" 2>"$pre.err" &
 	sim_pid=$!
 	for ((i = 0; i < 200; i++)); do
