@@ -8,6 +8,7 @@
 #include "config.h"
 #include "alloc.h"
 #include "error.h"
+#include "origin.h"
 #include "validate.h"
 
 #include <ctype.h>
@@ -21,7 +22,8 @@
 #include <unistd.h>
 
 enum key_type {
-	K_STRING, K_INT, K_INT64, K_DURATION, K_SYNC, K_API, K_BOOL, K_SHARE, K_SIZE, K_LOG_LEVEL
+	K_STRING, K_INT, K_INT64, K_DURATION, K_SYNC, K_API, K_BOOL, K_SHARE, K_SIZE, K_LOG_LEVEL,
+	K_CLIENT, K_URL
 };
 
 struct key {
@@ -36,8 +38,8 @@ struct key {
 
 static const struct key keys[] = {
 	{"db", K_STRING, OFF(db), 0, 0, "path of the outbox file"},
-	{"client", K_STRING, OFF(client), 0, 0, "Target client code"},
-	{"base_url", K_STRING, OFF(base_url), 0, 0, "Target edge URL (default https://<client>.tt.omtrdc.net)"},
+	{"client", K_CLIENT, OFF(client), 0, 0, "Target client code"},
+	{"base_url", K_URL, OFF(base_url), 0, 0, "Target edge URL (default https://<client>.tt.omtrdc.net)"},
 	{"token_file", K_STRING, OFF(token_file), 0, 0, "file holding the profile API bearer token"},
 	{"token_command", K_STRING, OFF(token_command), 0, 0, "command that prints the profile API token (or JSON with token and expires_at)"},
 	{"token_command_timeout", K_DURATION, OFF(token_command_timeout_ms), 1000, 3600000, "how long token_command may run before it is killed"},
@@ -65,7 +67,7 @@ static const struct key keys[] = {
 	{"poll_initial", K_DURATION, OFF(poll_initial_ms), 1, 3600000, "first batchStatus poll after submitting"},
 	{"poll_cap", K_DURATION, OFF(poll_cap_ms), 1, INT64_C(86400000), "longest interval between polls"},
 	{"stuck_wait", K_DURATION, OFF(stuck_wait_ms), 0, INT64_C(86400000) * 7, "wait before resubmitting a stuck batch"},
-	{"stuck_resubmits", K_INT64, OFF(stuck_resubmits), 0, 1000, "resubmissions of a stuck or lost batch before its rows are dead-lettered"},
+	{"stuck_resubmits", K_INT64, OFF(stuck_resubmits), 0, 1000, "resubmissions of a batch whose status Target lost before its rows are dead-lettered"},
 	{"bulk_calls_per_minute", K_INT64, OFF(bulk_calls_per_minute), 1, 10000, "bulk calls (submit and poll) per minute, all processes together"},
 	{"bulk_max_in_flight", K_INT64, OFF(bulk_max_in_flight), 1, 1000, "bulk batches submitted and not yet complete at once (Target keeps only the last 10 statuses)"},
 	{"connect_timeout", K_DURATION, OFF(connect_timeout_ms), 1, 600000, "HTTP connect timeout"},
@@ -146,7 +148,8 @@ void pobox_config_init(struct pobox_config *c)
 void pobox_config_free(struct pobox_config *c)
 {
 	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-		if (keys[i].type == K_STRING || keys[i].type == K_LOG_LEVEL) {
+		if (keys[i].type == K_STRING || keys[i].type == K_LOG_LEVEL || keys[i].type == K_CLIENT ||
+		    keys[i].type == K_URL) {
 			char **p = (char **)((char *)c + keys[i].offset);
 			pobox_free(*p);
 			*p = NULL;
@@ -192,6 +195,30 @@ static const struct key *find_key(const char *name)
 	return NULL;
 }
 
+/* A client code goes into every URL's path (and the default host name):
+ * Target's are letters, digits, '-' and '_', and nothing else may change
+ * where a request goes. */
+static int check_client(const char *key, const char *v, char *err, size_t errlen)
+{
+	size_t n = strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_");
+	if (v[n] || n > 64)
+		return pobox_errf(err, errlen, POBOX_ECONFIG,
+		                  "%s = '%.80s': a Target client code is at most 64 letters, digits, "
+		                  "'-' and '_'", key, v);
+	return 0;
+}
+
+/* base_url: empty (the default), or an http(s) URL whose host pobox can
+ * check status URLs against (origin.h). */
+static int check_url(const char *key, const char *v, char *err, size_t errlen)
+{
+	struct pobox_origin o;
+	char why[200];
+	if (*v && pobox_origin_parse(&o, v, why, sizeof why) != 0)
+		return pobox_errf(err, errlen, POBOX_ECONFIG, "%s = '%.200s': %s", key, v, why);
+	return 0;
+}
+
 int pobox_config_set(struct pobox_config *c, const char *key, const char *value, char *err,
                      size_t errlen)
 {
@@ -205,6 +232,11 @@ int pobox_config_set(struct pobox_config *c, const char *key, const char *value,
 		return pobox_errf(err, errlen, POBOX_ECONFIG,
 		                  "%s = '%s': expected error, warn, info or debug", key, value);
 	switch (k->type) {
+	case K_CLIENT:
+	case K_URL:
+		if ((k->type == K_CLIENT ? check_client : check_url)(key, value, err, errlen) != 0)
+			return POBOX_ECONFIG;
+		/* fall through */
 	case K_LOG_LEVEL: /* checked above, kept as text */
 	case K_STRING: {
 		char *dup = pobox_strdup(value);

@@ -2,8 +2,10 @@
  * deliver.c - the bulk uploader (see deliver.h for the state machine).
  *
  * Owns: the order of a batch action (reserve+mark, call, classify, record),
- * building request URLs (the status URL is always used exactly as Target
- * sent it; only `showDetails=true` is appended for the details call),
+ * building request URLs (the status URL is used exactly as Target sent
+ * it, within the Target origin family of origin.h, where an edge host
+ * named over http:// is asked over https://; only `showDetails=true` is
+ * appended for the details call),
  * retry timing, splitting rejected batches and resubmitting stuck or lost
  * ones.  HTTP is http.c's, parsing response.c's, the verdict classify.c's,
  * the SQL the store's.
@@ -16,6 +18,8 @@
 #include "error.h"
 #include "http.h"
 #include "log.h"
+#include "origin.h"
+#include "outage.h"
 #include "outbox.h"
 #include "response.h"
 #include "store.h"
@@ -37,6 +41,8 @@ struct pobox_deliverer {
 	/* Batches allowed in flight now: halved when Target has forgotten a
 	 * status (it keeps only its last few), back up by one per completion. */
 	int64_t in_flight_limit;
+	struct pobox_outage net;   /* the lane cannot reach Target (outage.h) */
+	int lift;                  /* an answer ended an outage: lift the pauses */
 	struct pobox_cred *cred;   /* a reference, or NULL */
 	uint64_t token_gen;        /* of the token the http handle holds */
 };
@@ -57,6 +63,35 @@ char *pobox_deliver_base_url(const struct pobox_deliver_opts *o)
 	return url;
 }
 
+/* A bearer token will be sent: a static one, or one the credentials get. */
+static int has_token(const struct pobox_deliver_opts *o)
+{
+	return (o->token && *o->token) ||
+	       (o->cred && pobox_cred_source(o->cred) != POBOX_CRED_NONE);
+}
+
+int pobox_deliver_check(const struct pobox_deliver_opts *o, char *err, size_t errlen)
+{
+	struct pobox_origin b;
+	char why[200];
+	int rc = 0;
+	if (!o->client || !*o->client)
+		return pobox_errf(err, errlen, POBOX_ECONFIG,
+		                  "no Target client code: set client in the config (or POBOX_CLIENT)");
+	char *url = pobox_deliver_base_url(o);
+	if (!url)
+		return pobox_errf(err, errlen, POBOX_ENOMEM, "out of memory");
+	if (pobox_origin_parse(&b, url, why, sizeof why) != 0)
+		rc = pobox_errf(err, errlen, POBOX_ECONFIG, "base_url %s: %s", url, why);
+	else if (has_token(o) && !b.https && !b.loopback)
+		rc = pobox_errf(err, errlen, POBOX_ECONFIG,
+		                "base_url %s is plain http: the bearer token would cross the network "
+		                "unencrypted; use https:// (plain http only to 127.0.0.1, localhost "
+		                "or ::1)", url);
+	pobox_free(url);
+	return rc;
+}
+
 int pobox_deliverer_new(struct pobox_deliverer **out, struct pobox *pb,
                         const struct pobox_deliver_opts *o, char *err, size_t errlen)
 {
@@ -64,9 +99,8 @@ int pobox_deliverer_new(struct pobox_deliverer **out, struct pobox *pb,
 	struct pobox_http_config hc;
 	int rc;
 
-	if (!o->client || !*o->client)
-		return pobox_errf(err, errlen, POBOX_ECONFIG,
-		                  "no Target client code: set client in the config (or POBOX_CLIENT)");
+	if ((rc = pobox_deliver_check(o, err, errlen)) != 0)
+		return rc;
 	if ((rc = pobox_http_global_init(err, errlen)) != 0)
 		return rc;
 	d = pobox_calloc(1, sizeof *d);
@@ -92,11 +126,15 @@ int pobox_deliverer_new(struct pobox_deliverer **out, struct pobox *pb,
 	hc.bearer_token = o->token;
 	hc.clock = &pb->clock;
 	hc.max_body_bytes = 64u << 20; /* a details answer may list 500,000 failed rows */
+	hc.abort_fn = o->abort_fn;
+	hc.abort_ctx = o->abort_ctx;
 	if ((rc = pobox_http_new(&d->http, &hc, err, errlen)) != 0)
 		goto fail;
 	pobox_backoff_init(&d->backoff, o->backoff_base_ms, o->backoff_cap_ms, 0,
 	                   o->seed ? o->seed : (uint64_t)pobox_clock_now_ms(&pb->clock) ^
 	                                           ((uint64_t)getpid() << 32));
+	pobox_outage_init(&d->net, "bulk", o->backoff_base_ms, o->backoff_cap_ms,
+	                  pobox_backoff_rand(&d->backoff));
 	*out = d;
 	return 0;
 fail:
@@ -235,6 +273,12 @@ static void call_req(struct pobox_deliverer *d, enum pobox_call what,
 		.now_ms = now_ms(d),
 	};
 	pobox_classify(&x->v, &oc);
+	/* any answer at all: Target is reachable again */
+	if (x->resp.fail == POBOX_HTTP_FAIL_NONE && rc == 0) {
+		enum pobox_outage_event ev = pobox_outage_ok(&d->net, oc.now_ms);
+		pobox_outage_log(&d->net, ev, oc.now_ms);
+		d->lift |= ev == POBOX_OUTAGE_END;
+	}
 	if (x->v.cls == POBOX_CLASS_AUTH)
 		after_refusal(d, x);
 }
@@ -245,6 +289,28 @@ static void call(struct pobox_deliverer *d, enum pobox_call what, enum pobox_htt
 {
 	struct pobox_http_req req = {.method = m, .url = url, .body = body, .body_len = len};
 	call_req(d, what, &req, kind, on_row, ctx, x);
+}
+
+/* A call that never reached Target: refused, or the name did not resolve. */
+static int unreachable(const struct exchange *x)
+{
+	return x->resp.fail == POBOX_HTTP_FAIL_CONNECT || x->resp.fail == POBOX_HTTP_FAIL_RESOLVE;
+}
+
+/* A call our own stop or deadline ended: nothing is recorded (the batch
+ * keeps its state, as after a crash), and the caller ends the step. */
+static int never_answered(const struct pobox_batch *b, const struct exchange *x)
+{
+	if (x->resp.fail != POBOX_HTTP_FAIL_ABORTED)
+		return 0;
+	pobox_log(POBOX_LOG_INFO, "call_aborted", "batch=%lld state=%s reason=\"%s\"",
+	          (long long)b->id, pobox_batch_state_names[b->state], x->msg);
+	return 1;
+}
+
+static int aborting(const struct pobox_deliverer *d)
+{
+	return d->o.abort_fn && d->o.abort_fn(d->o.abort_ctx);
 }
 
 /* ---- recording outcomes ------------------------------------------------- */
@@ -296,6 +362,22 @@ static int retry_later(struct pobox_deliverer *d, struct pobox_batch *b, const s
 	          (long long)b->attempts, (long long)(b->next_at_ms - now), x->resp.status,
 	          x->msg[0] ? x->msg : x->v.reason);
 	return pobox_store_batch_save(d->pb->st, b);
+}
+
+/* Target unreachable: the lane goes (or stays) offline until the next
+ * probe (outage.h).  b keeps its state and times: no attempt, no retry time,
+ * no new row; only its last_error says why. */
+static int went_offline(struct pobox_deliverer *d, struct pobox_batch *b, const struct exchange *x,
+                        enum pobox_batch_state back_to)
+{
+	int64_t now = now_ms(d);
+	const char *why = x->msg[0] ? x->msg : x->v.reason;
+	enum pobox_outage_event ev = pobox_outage_failed(&d->net, now, why);
+	pobox_outage_log(&d->net, ev, now);
+	b->state = back_to;
+	set_error(b, 0, "", why);
+	int rc = pobox_outage_pause(d->pb, &d->net);
+	return rc ? rc : pobox_store_batch_save(d->pb->st, b);
 }
 
 /* Throttle / auth / config: the whole lane waits; no attempt is spent. */
@@ -370,7 +452,8 @@ static int split(struct pobox_deliverer *d, struct pobox_batch *b, const struct 
 	return pobox_store_batch_save(pb->st, b);
 }
 
-/* Stuck or lost: the same bytes go again as a new batch. */
+/* Lost (Target no longer knows the status): the same bytes go again as a
+ * new batch, at most stuck_resubmits times in a row. */
 static int resubmit(struct pobox_deliverer *d, struct pobox_batch *b, const char *why)
 {
 	struct pobox *pb = d->pb;
@@ -397,6 +480,39 @@ static int resubmit(struct pobox_deliverer *d, struct pobox_batch *b, const char
 	pobox_log(POBOX_LOG_WARN, "batch_resubmitted", "batch=%lld as=%lld why=%s generation=%lld",
 	          (long long)b->id, (long long)n, why, (long long)(b->resubmits + 1));
 	return pobox_store_batch_save(pb->st, b);
+}
+
+/* Stuck is Target's transient state: the batch's rows go back to pending
+ * with an attempt counted and are cut again (with anything newer for the
+ * same profiles); only max_attempts (per profile) and max_age make dead
+ * letters. */
+static int requeue_stuck(struct pobox_deliverer *d, struct pobox_batch *b)
+{
+	int64_t now = now_ms(d), killed = 0;
+	char why[300];
+	int rc;
+	if (now - b->created_at_ms >= d->o.max_age_ms) {
+		snprintf(why, sizeof why, "batch stuck at Target; gave up after max_age (%llds)",
+		         (long long)(d->o.max_age_ms / 1000));
+		return kill_batch(d, b, why);
+	}
+	snprintf(why, sizeof why, "batch %lld stuck at Target for %llds; its updates went back to "
+	         "pending (attempt counted)", (long long)b->id,
+	         (long long)((now - b->submitted_at_ms) / 1000));
+	if ((rc = pobox_store_batch_retry_rows(d->pb->st, b->id, why, now, d->o.max_attempts,
+	                                       &killed)) != 0)
+		return rc;
+	b->state = POBOX_B_REPLACED;
+	b->finished_at_ms = now;
+	set_error(b, 0, "", why);
+	pobox_log(POBOX_LOG_WARN, "batch_stuck", "batch=%lld profiles=%lld requeued=%lld dead=%lld",
+	          (long long)b->id, (long long)b->profiles, (long long)(b->profiles - killed),
+	          (long long)killed);
+	if (killed)
+		pobox_log(POBOX_LOG_ERROR, "updates_dead", "lane=bulk batch=%lld profiles=%lld "
+		          "reason=\"stuck after max_attempts (%lld)\"", (long long)b->id,
+		          (long long)killed, (long long)d->o.max_attempts);
+	return pobox_store_batch_save(d->pb->st, b);
 }
 
 /* ---- actions ----------------------------------------------------------- */
@@ -482,6 +598,10 @@ static int submit(struct pobox_deliverer *d, struct pobox_batch *b, struct pobox
 	pobox_zreader_free(&zr);
 	pobox_payload_src_free(&ps);
 	st->actions++;
+	if (never_answered(b, &x)) {
+		exchange_free(&x);
+		return 1; /* stays sending: re-sent later, as after a crash */
+	}
 	if (x.resp.fail != POBOX_HTTP_FAIL_NONE && x.request_rc == POBOX_ECORRUPT) {
 		exchange_free(&x);
 		return payload_damaged(d, b);
@@ -495,14 +615,17 @@ static int submit(struct pobox_deliverer *d, struct pobox_batch *b, struct pobox
 		return rc;
 	}
 
-	/* 4. record the outcome */
+	/* 3. record the outcome */
 	if ((rc = pobox_begin(pb)) != 0) {
 		exchange_free(&x);
 		return rc;
 	}
 	rc = pobox_store_count_call(pb->st, "bulk", x.resp.status, x.v.cls != POBOX_CLASS_OK);
-	switch (rc ? -1 : (int)x.v.cls) {
+	switch (rc ? -1 : unreachable(&x) ? -2 : (int)x.v.cls) {
 	case -1:
+		break;
+	case -2:
+		rc = went_offline(d, b, &x, POBOX_B_READY);
 		break;
 	case POBOX_CLASS_OK: {
 		int64_t now = now_ms(d);
@@ -589,7 +712,7 @@ static void failed_rows_free(struct failed_rows *f)
 /* complete: fetch the details, then record delivery and failed rows in one
  * transaction. */
 static int complete(struct pobox_deliverer *d, struct pobox_batch *b, struct pobox_step *st,
-                    long poll_http)
+                    long poll_http, const char *status_url)
 {
 	struct pobox *pb = d->pb;
 	struct failed_rows f = {0};
@@ -599,14 +722,18 @@ static int complete(struct pobox_deliverer *d, struct pobox_batch *b, struct pob
 
 	if ((rc = reserve_call(d, NULL, st)) != 0)
 		return rc; /* 1: still submitted and due: polled when calls free up */
-	size_t n = strlen(b->status_url) + 24;
+	size_t n = strlen(status_url) + 24;
 	if (!(url = pobox_malloc(n)))
 		return POBOX_ENOMEM;
-	snprintf(url, n, "%s%cshowDetails=true", b->status_url, strchr(b->status_url, '?') ? '&' : '?');
+	snprintf(url, n, "%s%cshowDetails=true", status_url, strchr(status_url, '?') ? '&' : '?');
 	call(d, POBOX_CALL_BULK_STATUS, POBOX_HTTP_GET, url, NULL, 0, POBOX_ANSWER_STATUS,
 	     on_failed_row, &f, &x);
 	pobox_free(url);
 	st->actions++;
+	if (never_answered(b, &x)) {
+		rc = 1; /* still submitted: polled again */
+		goto out;
+	}
 	if ((rc = pobox_begin(pb)) != 0)
 		goto out;
 	/* the poll that said complete, and this details call */
@@ -648,6 +775,8 @@ static int complete(struct pobox_deliverer *d, struct pobox_batch *b, struct pob
 			          (long long)b->id, (long long)b->profiles, f.n,
 			          (long long)b->profiles_not_found);
 		}
+	} else if (unreachable(&x)) {
+		rc = went_offline(d, b, &x, POBOX_B_SUBMITTED);
 	} else if (x.v.cls == POBOX_CLASS_OK || x.v.cls == POBOX_CLASS_RETRY) {
 		/* the details call failed or said something else: poll again */
 		b->polls++;
@@ -667,31 +796,70 @@ out:
 	return rc;
 }
 
+/* A stored status URL outside the Target origin family (origin.h): no
+ * request, so the token goes nowhere; the batch stays submitted and the
+ * refusal counts like a failed poll, so a status that can never be read
+ * ends like a lost one (resubmitted). */
+static int refuse_status(struct pobox_deliverer *d, struct pobox_batch *b, const char *why)
+{
+	struct pobox *pb = d->pb;
+	int rc;
+	pobox_log(POBOX_LOG_ERROR, "status_url_refused", "batch=%lld attempt=%lld reason=\"%s\"",
+	          (long long)b->id, (long long)b->attempts + 1, why);
+	if ((rc = pobox_begin(pb)) != 0)
+		return rc;
+	set_error(b, 0, "", why);
+	if (++b->attempts >= d->o.max_attempts) {
+		b->attempts = 0;
+		rc = resubmit(d, b, "lost");
+	} else {
+		b->next_at_ms = now_ms(d) + pobox_backoff_delay_ms(&d->backoff, (unsigned)b->attempts, -1);
+		rc = pobox_store_batch_save(pb->st, b);
+	}
+	return finish_tx(pb, rc);
+}
+
 static int poll_status(struct pobox_deliverer *d, struct pobox_batch *b, struct pobox_step *st)
 {
 	struct pobox *pb = d->pb;
 	struct exchange x;
+	char *url = NULL, why[POBOX_ERRLEN];
 	int rc;
 
-	if ((rc = reserve_call(d, NULL, st)) != 0)
+	/* the URL Target gave, exactly, when it is within the origin family */
+	if ((rc = pobox_origin_status_url(d->base_url, b->status_url, &url, why, sizeof why)) != 0)
+		return rc == POBOX_EINVALID ? refuse_status(d, b, why) : rc;
+	if ((rc = reserve_call(d, NULL, st)) != 0) {
+		pobox_free(url);
 		return rc;
-	/* verbatim: the URL Target gave, on whatever host it named */
-	call(d, POBOX_CALL_BULK_STATUS, POBOX_HTTP_GET, b->status_url, NULL, 0, POBOX_ANSWER_STATUS,
+	}
+	call(d, POBOX_CALL_BULK_STATUS, POBOX_HTTP_GET, url, NULL, 0, POBOX_ANSWER_STATUS,
 	     NULL, NULL, &x);
 	st->actions++;
+	if (never_answered(b, &x)) {
+		exchange_free(&x);
+		pobox_free(url);
+		return 1; /* still submitted: polled again */
+	}
 	if (x.v.cls == POBOX_CLASS_OK && x.ans.status == POBOX_BATCH_COMPLETE) {
 		long http = x.resp.status;
 		exchange_free(&x);
-		return complete(d, b, st, http);
+		rc = complete(d, b, st, http, url);
+		pobox_free(url);
+		return rc;
 	}
+	pobox_free(url);
 	if ((rc = pobox_begin(pb)) != 0) {
 		exchange_free(&x);
 		return rc;
 	}
 	int64_t now = now_ms(d);
 	rc = pobox_store_count_call(pb->st, "bulk", x.resp.status, x.v.cls != POBOX_CLASS_OK);
-	switch (rc ? -1 : (int)x.v.cls) {
+	switch (rc ? -1 : unreachable(&x) ? -2 : (int)x.v.cls) {
 	case -1:
+		break;
+	case -2:
+		rc = went_offline(d, b, &x, POBOX_B_SUBMITTED);
 		break;
 	case POBOX_CLASS_OK:
 		pobox_free(b->remote_status);
@@ -700,7 +868,7 @@ static int poll_status(struct pobox_deliverer *d, struct pobox_batch *b, struct 
 		b->attempts = 0;
 		if (x.ans.status == POBOX_BATCH_STUCK) {
 			if (now - b->submitted_at_ms >= d->o.stuck_wait_ms) {
-				rc = resubmit(d, b, "stuck");
+				rc = requeue_stuck(d, b);
 				break;
 			}
 			b->next_at_ms = b->submitted_at_ms + d->o.stuck_wait_ms;
@@ -771,7 +939,7 @@ int pobox_deliver_step(struct pobox_deliverer *d, struct pobox_step *out)
 
 	memset(out, 0, sizeof *out);
 	out->next_due_ms = -1;
-	for (int i = 0; i < MAX_ACTIONS_PER_STEP; i++) {
+	for (int i = 0; i < MAX_ACTIONS_PER_STEP && !aborting(d); i++) {
 		int64_t id, at, now = now_ms(d), until, flying = 0;
 		/* Target keeps only the last few batch statuses (10, per its
 		 * docs): with more in flight, old statuses vanish before they are
@@ -806,7 +974,15 @@ int pobox_deliver_step(struct pobox_deliverer *d, struct pobox_step *out)
 		else
 			rc = submit(d, &b, out);
 		pobox_batch_free(&b);
-		if (rc == 1) { /* out of calls for this minute */
+		if (rc >= 0 && d->lift) { /* the network is back: both lanes go on */
+			int r = pobox_begin(pb);
+			if (r == 0)
+				r = finish_tx(pb, pobox_outage_lift(pb));
+			d->lift = r != 0;
+			if (r)
+				rc = r;
+		}
+		if (rc == 1) { /* out of calls for this minute, or stopping */
 			rc = 0;
 			break;
 		}

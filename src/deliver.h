@@ -11,10 +11,16 @@
  *
  *   ready/sending --POST ok--> submitted --complete+details--> done
  *        |  retry (backoff), throttle (lane pause), auth/config (lane pause, loud)
+ *        |  Target unreachable: the lane goes offline (outage.h), b unchanged
+ *        |  our stop or deadline (abort_fn): nothing recorded, b stays sending
  *        |  rejected file -> split into halves; one row left -> its updates dead
  *        |  attempts or age used up -> dead (its updates dead, with the reason)
- *   submitted --stuck (after stuck_wait) or status gone--> replaced by a new
- *        batch with the same bytes (at most stuck_resubmits times)
+ *   submitted --stuck (after stuck_wait)--> replaced: its rows back to pending
+ *        with an attempt counted (dead only after max_attempts or max_age)
+ *   submitted --status gone (lost)--> replaced by a new batch with the same
+ *        bytes (at most stuck_resubmits times)
+ *   submitted, its status URL outside the Target origin family (origin.h):
+ *        not asked (the token goes nowhere else), counted as a failed poll
  *   complete: v2 failed rows go back to pending with an attempt counted.
  */
 #ifndef POBOX_DELIVER_H
@@ -44,6 +50,11 @@ struct pobox_deliver_opts {
 	int64_t connect_timeout_ms, request_timeout_ms;
 	int verify_tls;
 	uint64_t seed;
+	/* Optional (http.h): nonzero ends calls in flight and starts no more; a
+	 * call ended so is recorded as never answered, like a crash (a batch
+	 * stays sending, to be re-sent; a poll is asked again).  Borrowed. */
+	int (*abort_fn)(void *ctx);
+	void *abort_ctx;
 };
 
 struct pobox_deliverer;
@@ -52,6 +63,11 @@ struct pobox_deliverer;
  * or https://<client>.tt.omtrdc.net.  Caller frees (pobox_free); NULL when
  * out of memory. */
 char *pobox_deliver_base_url(const struct pobox_deliver_opts *o);
+
+/* Whether the options may be used to talk to Target: a client code, and
+ * never the token over plain http except to a loopback address (origin.h).
+ * 0, or POBOX_ECONFIG / POBOX_ENOMEM with the reason in err. */
+int pobox_deliver_check(const struct pobox_deliver_opts *o, char *err, size_t errlen);
 
 int pobox_deliverer_new(struct pobox_deliverer **out, struct pobox *pb,
                         const struct pobox_deliver_opts *o, char *err, size_t errlen);

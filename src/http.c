@@ -42,6 +42,7 @@ const char *pobox_http_fail_name(enum pobox_http_fail f)
 	case POBOX_HTTP_FAIL_TLS: return "tls";
 	case POBOX_HTTP_FAIL_TOOBIG: return "too big";
 	case POBOX_HTTP_FAIL_OTHER: return "other";
+	case POBOX_HTTP_FAIL_ABORTED: return "aborted";
 	}
 	return "other";
 }
@@ -82,6 +83,8 @@ struct settings {
 	const struct pobox_clock *clock;
 	char *ca_file;
 	int compressed;
+	int (*abort_fn)(void *ctx);
+	void *abort_ctx;
 	/* the header lists of most requests, built once: GET, and POST of a
 	 * form (curl keeps a pointer, so they live as long as the handle) */
 	struct curl_slist *hdr_get, *hdr_form;
@@ -205,6 +208,8 @@ static int settings_init(struct settings *s, const struct pobox_http_config *cfg
 	s->max_body = cfg->max_body_bytes ? cfg->max_body_bytes : POBOX_HTTP_DEFAULT_MAX_BODY;
 	s->clock = cfg->clock ? cfg->clock : &real_clock;
 	s->compressed = cfg->compressed_answers != 0;
+	s->abort_fn = cfg->abort_fn;
+	s->abort_ctx = cfg->abort_ctx;
 	if (cfg->ca_file) {
 		s->ca_file = pobox_strdup(cfg->ca_file);
 		if (!s->ca_file) {
@@ -233,7 +238,7 @@ struct xfer {
 	pobox_http_body_fn on_body;
 	void *on_body_ctx;
 	const struct pobox_http_source *source;
-	int toobig, nomem, consumer_rc, source_rc;
+	int toobig, nomem, consumer_rc, source_rc, aborted;
 	int done_rc;                      /* multi: finish()'s result, for the callback */
 	char errbuf[CURL_ERROR_SIZE];
 	/* multi only: copies of the request, and the caller's pointer */
@@ -342,6 +347,26 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *ud)
 	return n;
 }
 
+/* Whether the caller wants transfers to end now (a stop, a deadline). */
+static int abort_wanted(const struct settings *s)
+{
+	return s->abort_fn && s->abort_fn(s->abort_ctx);
+}
+
+/* CURLOPT_XFERINFOFUNCTION: curl calls it often while data moves and about
+ * once a second while a transfer waits, which bounds how long a stop
+ * waits for a server that never answers. */
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+	struct xfer *x = ud;
+	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+	if (!abort_wanted(x->s))
+		return 0;
+	x->aborted = 1;
+	return 1;
+}
+
 static enum pobox_http_fail fail_of(CURLcode cc)
 {
 	switch (cc) {
@@ -427,7 +452,7 @@ static void setup_fields(struct xfer *x, const struct settings *s, const struct 
 	x->on_body = req->on_body;
 	x->on_body_ctx = req->on_body_ctx;
 	x->source = req->source;
-	x->toobig = x->nomem = x->consumer_rc = x->source_rc = 0;
+	x->toobig = x->nomem = x->consumer_rc = x->source_rc = x->aborted = 0;
 	x->errbuf[0] = '\0';
 	x->headers = NULL;
 }
@@ -534,6 +559,11 @@ static int setup(struct xfer *x, const struct settings *s, const struct pobox_ht
 		SET(CURLOPT_SEEKFUNCTION, on_seek);
 		SET(CURLOPT_SEEKDATA, x);
 	}
+	if (s->abort_fn) {
+		SET(CURLOPT_XFERINFOFUNCTION, on_progress);
+		SET(CURLOPT_XFERINFODATA, x);
+		SET(CURLOPT_NOPROGRESS, 0L);
+	}
 	/* curl does not change the list; the option just lacks const */
 	SET(CURLOPT_HTTPHEADER, (struct curl_slist *)(uintptr_t)hl);
 #undef SET
@@ -554,7 +584,11 @@ static int finish(struct xfer *x, CURLcode cc, const char *url, char *err, size_
 	if (cc == CURLE_OK)
 		goto out;
 	url_for_msg(where, sizeof where, url);
-	if (x->nomem) {
+	if (x->aborted) {
+		r->fail = POBOX_HTTP_FAIL_ABORTED;
+		snprintf(r->errmsg, sizeof r->errmsg, "aborted (stopping, or out of time)");
+		rc = POBOX_ETRANSIENT;
+	} else if (x->nomem) {
 		r->fail = POBOX_HTTP_FAIL_OTHER;
 		snprintf(r->errmsg, sizeof r->errmsg, "out of memory for the answer body");
 		rc = POBOX_ENOMEM;
@@ -651,6 +685,11 @@ int pobox_http_request(struct pobox_http *h, const struct pobox_http_req *req,
 	resp_init(resp);
 	if (!req || !req->url || !req->url[0])
 		return pobox_errf(err, errlen, POBOX_EINVALID, "HTTP request without a URL");
+	if (abort_wanted(&h->s)) { /* not even started */
+		resp->fail = POBOX_HTTP_FAIL_ABORTED;
+		snprintf(resp->errmsg, sizeof resp->errmsg, "aborted before it started");
+		return pobox_errf(err, errlen, POBOX_ETRANSIENT, "request not made: %s", resp->errmsg);
+	}
 	curl_easy_reset(h->x.easy);
 	rc = setup(&h->x, &h->s, req, resp);
 	if (rc) {
@@ -953,6 +992,21 @@ static void unlink_running(struct pobox_http_multi *m, struct xfer *x)
 	m->active--;
 }
 
+/* Ends every transfer in flight as aborted (the caller stops or is out of
+ * time): curl drops its connection, the done callback hears
+ * POBOX_HTTP_FAIL_ABORTED. */
+static void abort_running(struct pobox_http_multi *m)
+{
+	while (m->running) {
+		struct xfer *x = m->running;
+		curl_multi_remove_handle(m->cm, x->easy);
+		unlink_running(m, x);
+		x->aborted = 1;
+		x->done_rc = finish(x, CURLE_ABORTED_BY_CALLBACK, x->url, NULL, 0);
+		complete(m, x, x->done_rc);
+	}
+}
+
 /* Whether the gate holds queued requests back. */
 static int held(struct pobox_http_multi *m)
 {
@@ -1065,6 +1119,10 @@ int pobox_http_multi_run(struct pobox_http_multi *m, int64_t timeout_ms, char *e
 	int rc = 0;
 	int64_t deadline = mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 	for (;;) {
+		if (abort_wanted(&m->s)) {
+			abort_running(m);
+			break;
+		}
 		start_queued(m);
 		if ((rc = act(m, 0, err, errlen)) != 0)
 			goto out;

@@ -18,8 +18,9 @@
  * Secrets: the bearer token is copied into the handle, sent only as
  * `Authorization: Bearer <token>`, never put in an error text, never logged
  * (curl's verbose mode is never turned on), and wiped when the handle is
- * freed.  Redirects are not followed, so the header never goes to a host
- * that was not configured.
+ * freed.  Redirects are not followed, so the header goes only to the URLs
+ * the caller asks for; which URLs those may be (the Target origin family)
+ * is origin.h's rule, applied by the uploader before it asks.
  */
 #ifndef POBOX_HTTP_H
 #define POBOX_HTTP_H
@@ -43,10 +44,13 @@ enum pobox_http_fail {
 	POBOX_HTTP_FAIL_TLS,       /* certificate / TLS verification failed */
 	POBOX_HTTP_FAIL_TOOBIG,    /* answer body over the maximum: transfer aborted */
 	POBOX_HTTP_FAIL_OTHER,     /* anything else (bad URL, consumer stopped, ...) */
+	POBOX_HTTP_FAIL_ABORTED,   /* the abort callback stopped it (a stop or a
+	                            * deadline): it may or may not have reached
+	                            * the server, and its answer was never read */
 };
 
 /* "resolve", "connect", "timeout", "send/recv", "tls", "too big", "other",
- * "none". */
+ * "aborted", "none". */
 const char *pobox_http_fail_name(enum pobox_http_fail f);
 
 /* Initialises libcurl once per process (later calls do nothing).  Returns 0
@@ -64,6 +68,13 @@ struct pobox_http_config {
 	const char *ca_file;         /* extra CA bundle (tests, private CAs); NULL: system */
 	int compressed_answers;      /* default 1: offer gzip/deflate (Accept-Encoding);
 	                              * 0 for small answers, where it only costs */
+	/* Optional: asked before a request starts and while it runs (about
+	 * once a second at least, from the thread running it); nonzero ends it
+	 * at once with POBOX_HTTP_FAIL_ABORTED.  For a stop signal or a
+	 * deadline, so nobody waits out request_timeout.  Must be cheap and
+	 * thread-safe; ctx is borrowed. */
+	int (*abort_fn)(void *ctx);
+	void *abort_ctx;
 };
 
 /* Fills c with the defaults above. */
@@ -186,7 +197,9 @@ int pobox_http_multi_add(struct pobox_http_multi *m, const struct pobox_http_req
  * passed (transfers then continue at the next call; 0 means one
  * non-blocking round).  Calls the done callback for each finished request.
  * Returns 0, or POBOX_EIO / POBOX_ENOMEM when the multi interface itself
- * failed. */
+ * failed.  When the configuration's abort_fn says so, the transfers in
+ * flight end at once (done callback, POBOX_HTTP_FAIL_ABORTED) and _run
+ * returns; queued ones stay queued (see the gate and _cancel_queued). */
 int pobox_http_multi_run(struct pobox_http_multi *m, int64_t timeout_ms, char *err, size_t errlen);
 
 /* Requests queued or in flight. */

@@ -450,6 +450,10 @@ static int route_single(struct cut *c, const struct pobox_prow *p, size_t own)
 		     (int64_t)pobox_urlencoded_len(c->cells[i].value, c->cells[i].len);
 	if (o->single_url_base + q > o->max_post_bytes)
 		return 1; /* too big for one call: bulk */
+	if (o->single_hold) { /* offline: it waits, pending (held), for the lane */
+		c->sum->single_held++;
+		return 0;
+	}
 	struct single_group *g = &c->single[p->id_type == POBOX_ID_PCID ? 0 : 1];
 	if (g->id == 0 && (rc = pobox_store_single_batch_new(c->pb->st, p->id_type, c->now_ms, &g->id)) != 0)
 		return rc;
@@ -689,6 +693,7 @@ int pobox_sched_cut(struct pobox *pb, const struct pobox_sched_opts *o,
 		sum->dead_profiles += s.dead_profiles;
 		sum->single_profiles += s.single_profiles;
 		sum->single_urgent += s.single_urgent;
+		sum->single_held += s.single_held;
 	}
 	return rc;
 }

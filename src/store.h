@@ -278,7 +278,8 @@ int pobox_store_batch_next(struct pobox_store *st, int submitted_only, int64_t *
                            int64_t *next_at_ms);
 /* Bulk batches submitted and not yet final. */
 int pobox_store_in_flight(struct pobox_store *st, int64_t *count);
-/* Lifts auth/config lane pauses and makes the batches they held due now. */
+/* Lifts auth/config/offline lane pauses and makes the batches they held
+ * due now (a new process, or a reload, may have the fix). */
 int pobox_store_lane_unpause_auth(struct pobox_store *st);
 int pobox_store_unfinished(struct pobox_store *st, int64_t *count);
 /* Pending updates: how many profiles are due now, how many wait for a
@@ -298,6 +299,11 @@ int pobox_store_batch_delivered(struct pobox_store *st, int64_t batch, int v2, i
 int pobox_store_batch_release(struct pobox_store *st, int64_t batch);
 /* Dead-letters every update the batch carries, releasing its profiles. */
 int pobox_store_batch_kill(struct pobox_store *st, int64_t batch, const char *reason);
+/* Every profile of batch goes back to pending with an attempt counted, due
+ * at next_at_ms; the rows of those that reach max_attempts are dead
+ * letters with reason (*killed = how many profiles). */
+int pobox_store_batch_retry_rows(struct pobox_store *st, int64_t batch, const char *reason,
+                                 int64_t next_at_ms, int64_t max_attempts, int64_t *killed);
 /* One failed row of a batch: its profile leaves the batch, counts an attempt
  * and waits until next_at_ms; after max_attempts its rows are dead.
  * *found = 0 when no profile of the batch has that id. */

@@ -85,5 +85,12 @@ int cli_deliver_opts(struct cli *cli, struct pobox_deliver_opts *o, struct pobox
 	o->request_timeout_ms = c->request_timeout_ms;
 	o->verify_tls = c->verify_tls;
 	o->seed = (uint64_t)c->seed;
+	char err[512];
+	if (pobox_deliver_check(o, err, sizeof err) != 0) {
+		cli_error("%s", err);
+		pobox_cred_free(*cred);
+		*cred = NULL;
+		return EXIT_CONFIG;
+	}
 	return EXIT_OK;
 }

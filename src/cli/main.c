@@ -89,14 +89,17 @@ const struct command cli_commands[] = {
 	 "the exact bytes to send.  Without --wait that is all (`pobox run` delivers).\n"
 	 "\n"
 	 "  --wait          then deliver: submit, follow each batch's status URL to\n"
-	 "                  completion, retry, split refused files, resubmit stuck or\n"
-	 "                  lost batches; updates arriving meanwhile are delivered too\n"
-	 "  --timeout DUR   give up waiting after DUR (30s, 10m, 2h)\n"
+	 "                  completion, retry, split refused files, cut stuck batches'\n"
+	 "                  updates again, resubmit lost ones; updates arriving\n"
+	 "                  meanwhile are delivered too\n"
+	 "  --timeout DUR   give up waiting after DUR (30s, 10m, 2h), ending a call in\n"
+	 "                  flight unanswered (its batch is sent again later)\n"
 	 "\n"
-	 "exit: 0 everything delivered (or dead-lettered: see pobox status), 69 Target\n"
-	 "      refused the token or the client code (nothing was dead-lettered),\n"
+	 "exit: 0 everything delivered, 65 done but some updates ended dead (see\n"
+	 "      pobox dead), 69 Target refused the token or the client code, or no\n"
+	 "      token could be had (nothing was dead-lettered),\n"
 	 "      75 timed out or interrupted with work left (a summary is printed),\n"
-	 "      78 configuration error (client, token_file)\n"},
+	 "      78 configuration error (client, base_url, the credentials)\n"},
 	{"run", cmd_run, "the delivery service loop",
 	 "usage: pobox run [--once]\n"
 	 "\n"
@@ -104,9 +107,11 @@ const struct command cli_commands[] = {
 	 "the oldest pending update has waited flush_max_delay, sends, tracks and\n"
 	 "retries, and prunes delivered history after `retention`.  One line per\n"
 	 "event on stderr.  While the outbox is marked damaged it pauses (see pobox\n"
-	 "doctor).  SIGTERM or SIGINT stops it after the current call; a\n"
-	 "batch left in flight is resumed by the next run.  Only one run may deliver\n"
-	 "from an outbox at a time.\n"
+	 "doctor).  SIGTERM or SIGINT stops it within a second or two, ending calls\n"
+	 "in flight unanswered: their batches stay sending and the next run sends\n"
+	 "them again.  SIGHUP re-reads the configuration and lifts a pause for the\n"
+	 "credentials or client code.  Only one run may deliver from an outbox at a\n"
+	 "time.\n"
 	 "\n"
 	 "  --once   one pass, then exit\n"},
 	{"plan", cmd_plan, "show what the next flush would send, by which lane, at what quota cost",

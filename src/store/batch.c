@@ -319,15 +319,16 @@ int pobox_store_in_flight(struct pobox_store *st, int64_t *count)
 
 int pobox_store_lane_unpause_auth(struct pobox_store *st)
 {
-	/* a new run with (perhaps) a fixed token or client: lift auth and
-	 * configuration pauses and make the batches they held back due now */
+	/* a new run with (perhaps) a fixed token or client, or a network that
+	 * is back: lift auth, configuration and offline pauses and make the
+	 * batches they held back due now */
 	static const char due[] =
 		"UPDATE batches SET next_at_ms = 0 WHERE state IN ('ready', 'sending', 'submitted')"
-		" AND (lane IN (SELECT lane FROM lanes WHERE pause_class IN ('auth', 'config'))"
+		" AND (lane IN (SELECT lane FROM lanes WHERE pause_class IN ('auth', 'config', 'offline'))"
 		"      OR last_http_status IN (401, 403))";
 	static const char lift[] =
 		"UPDATE lanes SET paused_until_ms = 0, pause_class = NULL, pause_reason = NULL"
-		" WHERE pause_class IN ('auth', 'config')";
+		" WHERE pause_class IN ('auth', 'config', 'offline')";
 	int rc = pobox_store_run(st, due, "lifting an auth pause", 0, NULL, 0, NULL);
 	return rc ? rc : pobox_store_run(st, lift, "lifting an auth pause", 0, NULL, 0, NULL);
 }
@@ -612,6 +613,62 @@ int pobox_store_profile_release(struct pobox_store *st, int64_t batch, int64_t p
 	*killed = 1;
 	return pobox_store_kill_rows(st, profile, done, bi.batch_seq, reason ? reason : "gave up",
 	                             attempts);
+}
+
+int pobox_store_batch_retry_rows(struct pobox_store *st, int64_t batch, const char *reason,
+                                 int64_t next_at_ms, int64_t max_attempts, int64_t *killed)
+{
+	/* each member that has not left counts an attempt and waits; RETURNING
+	 * rows are all computed by the first step */
+	static const char sql[] =
+		"UPDATE profiles SET attempts = attempts + 1, next_attempt_at_ms = ?2, last_error = ?3 "
+		"WHERE id IN " MEMBERS_OF("?1") " RETURNING id, done_seq, attempts";
+	struct dying {
+		int64_t id, done, attempts;
+	} *v = NULL;
+	size_t n = 0, cap = 0;
+	struct batch_info bi;
+	int rc, r = SQLITE_DONE;
+	*killed = 0;
+	if ((rc = batch_info(st, batch, &bi)) != 0)
+		return rc;
+	sqlite3_stmt *s = pobox_store_prep(st, sql);
+	if (!s)
+		return POBOX_EIO;
+	sqlite3_bind_int64(s, 1, batch);
+	sqlite3_bind_int64(s, 2, next_at_ms);
+	sqlite3_bind_text(s, 3, reason, -1, SQLITE_STATIC);
+	while (rc == 0 && (r = sqlite3_step(s)) == SQLITE_ROW) {
+		if (sqlite3_column_int64(s, 2) < max_attempts)
+			continue;
+		if (n == cap) {
+			size_t nc = cap ? 2 * cap : 16;
+			struct dying *nv = pobox_realloc(v, nc * sizeof *nv);
+			if (!nv) {
+				rc = pobox_errf(st->err, st->errlen, POBOX_ENOMEM, "out of memory");
+				break;
+			}
+			v = nv;
+			cap = nc;
+		}
+		v[n].id = sqlite3_column_int64(s, 0);
+		v[n].done = sqlite3_column_int64(s, 1);
+		v[n++].attempts = sqlite3_column_int64(s, 2);
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	if (rc == 0 && r != SQLITE_DONE)
+		rc = pobox_store_fail(st, r, "returning a batch's rows to pending");
+	/* all go back to pending; those out of attempts then die, up to what
+	 * the batch carried (newer updates stay pending) */
+	if (rc == 0)
+		rc = pobox_store_batch_release(st, batch);
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = pobox_store_kill_rows(st, v[i].id, v[i].done, bi.batch_seq, reason, v[i].attempts);
+	if (rc == 0)
+		*killed = (int64_t)n;
+	pobox_free(v);
+	return rc;
 }
 
 int pobox_store_row_failed(struct pobox_store *st, int64_t batch, enum pobox_id_type t,

@@ -16,9 +16,9 @@ write_conf "max_attempts = 2" "backoff_base = 10ms" "backoff_cap = 50ms"
 put_logged thirdPartyId p1 a=old1 b=b1
 put_logged thirdPartyId p2 a=x2
 put_logged thirdPartyId p6 a=v1
-flush_wait "A1 (HTTP 500)" 0 30
+flush_wait "A1 (HTTP 500)" 65 30
 put_logged thirdPartyId p6 a=v2          # a second dead value of p6.a
-flush_wait "A2 (HTTP 500)" 0 30
+flush_wait "A2 (HTTP 500)" 65 30
 A=$(list "SELECT seq FROM v_updates WHERE state = 'dead' ORDER BY seq")
 check_eq "A: all 5 updates are dead" 5 "$(state_count dead)"
 # pretend A died 3 days ago
@@ -28,7 +28,7 @@ q "UPDATE fates SET dead_at_ms = dead_at_ms - 3 * 86400000 WHERE state = 'dead'"
 sim_faults 'error_codes=502'
 put_logged thirdPartyId p4 a=x4
 put_logged thirdPartyId p5 a=x5
-flush_wait "B (HTTP 502)" 0 30
+flush_wait "B (HTTP 502)" 65 30
 Bs=$(list "SELECT seq FROM v_updates WHERE state = 'dead' AND seq NOT IN ($A) ORDER BY seq")
 check_eq "B: 2 more dead" 2 "$(echo "$Bs" | tr , '\n' | grep -c .)"
 
@@ -180,7 +180,7 @@ check_eq "requeue --all: nothing dead" 0 "$(state_count dead)"
 check_eq "requeue --all: p5's old row is not dead" superseded "$(vstate "$X5")"
 
 SENT_BEFORE=$(curl -s "$B/_sim/counters" | python3 -c 'import json,sys; c=json.load(sys.stdin); print(c["rows_received"])')
-flush_wait "deliver requeued" 0 30
+flush_wait "deliver requeued" 65 30   # the big profile dies again at the cut
 check_eq "after flush: p1.a = new1 (the newer value)" new1 "$(sim_get thirdPartyId p1 a)"
 check_eq "after flush: p1.b = b1 (requeued)" b1 "$(sim_get thirdPartyId p1 b)"
 check_eq "after flush: p2.a = x2 (requeued)" x2 "$(sim_get thirdPartyId p2 a)"

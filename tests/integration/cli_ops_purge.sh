@@ -20,11 +20,11 @@ flush_wait "gen 2" 0 30
 # dead letters: HTTP 500 (x1..x4) and HTTP 502 (y1, y2)
 sim_faults 'error_rate=1&error_codes=500'
 for i in 1 2 3 4; do put_logged thirdPartyId "x$i" a="dead$i"; done
-flush_wait "dead 500" 0 30
+flush_wait "dead 500" 65 30
 sim_faults 'error_codes=502'
 put_logged thirdPartyId y1 a=deady1
 put_logged thirdPartyId y2 a=deady2
-flush_wait "dead 502" 0 30
+flush_wait "dead 502" 65 30
 sim_faults 'error_rate=0'
 # pending (not flushed): one new profile, one with delivered history
 put_logged thirdPartyId d1 b=pending-b

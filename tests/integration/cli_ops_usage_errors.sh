@@ -15,7 +15,7 @@ put_logged thirdPartyId d2 a=1
 flush_wait "delivered" 0 30
 sim_faults 'error_rate=1&error_codes=500'
 put_logged thirdPartyId x1 a=dead1
-flush_wait "dead" 0 30
+flush_wait "dead" 65 30
 sim_faults 'error_rate=0'
 D1=$(seq_of thirdPartyId d1 a 1)
 X1=$(seq_of thirdPartyId x1 a dead1)

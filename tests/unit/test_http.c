@@ -1055,6 +1055,87 @@ static void test_multi_alloc_failures(void **state)
 	srv_stop(s);
 }
 
+/* The abort hook: "stop" once the monotonic clock passes at_ms. */
+struct abort_at {
+	int64_t at_ms;
+	int calls;
+};
+
+static int64_t mono_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int abort_after(void *ctx)
+{
+	struct abort_at *a = ctx;
+	a->calls++;
+	return mono_now_ms() >= a->at_ms;
+}
+
+/* A server that takes 8 s to answer; the hook says stop after 300 ms:
+ * both clients end the transfer within a second or two, as aborted, and
+ * a request asked while the hook says stop is not even started. */
+static void test_abort(void **state)
+{
+	(void)state;
+	struct srv *s = srv_start(M_SLEEP,
+	                          "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+	                          8000);
+	struct pobox_http_config cfg;
+	struct pobox_http *h = NULL;
+	struct pobox_http_multi *m = NULL;
+	struct abort_at a = {mono_now_ms() + 300, 0};
+	struct done_log d;
+	char u[128], err[256] = "";
+	url(u, sizeof u, s, "/slow");
+	pobox_http_config_init(&cfg);
+	cfg.timeout_ms = 30000;
+	cfg.abort_fn = abort_after;
+	cfg.abort_ctx = &a;
+	assert_int_equal(pobox_http_new(&h, &cfg, err, sizeof err), 0);
+	struct pobox_http_req req = {.url = u};
+	struct pobox_http_resp resp;
+	int64_t t0 = mono_now_ms();
+	assert_int_equal(pobox_http_request(h, &req, &resp, err, sizeof err), POBOX_ETRANSIENT);
+	int64_t took = mono_now_ms() - t0;
+	assert_int_equal(resp.fail, POBOX_HTTP_FAIL_ABORTED);
+	assert_int_equal(resp.status, 0);
+	assert_true(took >= 250 && took < 2500);
+	assert_true(a.calls > 0);
+	pobox_http_resp_free(&resp);
+	/* the hook says stop already: nothing goes out */
+	int before = s->requests;
+	assert_int_equal(pobox_http_request(h, &req, &resp, err, sizeof err), POBOX_ETRANSIENT);
+	assert_int_equal(resp.fail, POBOX_HTTP_FAIL_ABORTED);
+	pobox_http_resp_free(&resp);
+	sleep_ms(100);
+	assert_int_equal(s->requests, before);
+	pobox_http_free(h);
+
+	/* the multi client: both transfers in flight end, reported aborted */
+	memset(&d, 0, sizeof d);
+	d.kept = (char *)1;
+	a.at_ms = mono_now_ms() + 300;
+	assert_int_equal(pobox_http_multi_new(&m, &cfg, 4, on_done, &d, err, sizeof err), 0);
+	for (intptr_t i = 0; i < 2; i++)
+		assert_int_equal(pobox_http_multi_add(m, &req, (void *)i, err, sizeof err), 0);
+	t0 = mono_now_ms();
+	while (pobox_http_multi_pending(m) && mono_now_ms() - t0 < 10000)
+		assert_int_equal(pobox_http_multi_run(m, 50, err, sizeof err), 0);
+	took = mono_now_ms() - t0;
+	assert_true(took >= 250 && took < 2500);
+	assert_int_equal(d.n, 2);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(d.rc[i], POBOX_ETRANSIENT);
+		assert_int_equal(d.fail[i], POBOX_HTTP_FAIL_ABORTED);
+	}
+	pobox_http_multi_free(m);
+	srv_stop(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1075,6 +1156,7 @@ int main(void)
 		cmocka_unit_test(test_multi_concurrency_one),
 		cmocka_unit_test(test_multi_gate),
 		cmocka_unit_test(test_multi_alloc_failures),
+		cmocka_unit_test(test_abort),
 	};
 	return cmocka_run_group_tests(tests, setup_global, NULL);
 }

@@ -159,6 +159,48 @@ static void test_fence(void **state)
 	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM v_updates WHERE profile_id = 'p' AND state = 'delivered' AND value = '1'"), 1);
 }
 
+/* The single lane offline (single_hold): profiles that would go single
+ * stay pending, uncut, even between two bulk profiles of one run (whose
+ * fence covers a range of profile ids), and go single once it is back. */
+static void test_single_hold(void **state)
+{
+	struct fx *f = *state;
+	put(f, POBOX_ID_THIRDPARTY, "tp-1", "a", "1"); /* never delivered: bulk v2 */
+	put(f, POBOX_ID_PCID, "pc-1", "a", "2");       /* pcId: single */
+	put(f, POBOX_ID_THIRDPARTY, "tp-2", "a", "3");
+	put(f, POBOX_ID_PCID, "pc-2", "a", "4");
+	put(f, POBOX_ID_PCID, "pc-2", "a", "5");
+	f->o.single_enabled = 1;
+	f->o.single_left_urgent = f->o.single_left_normal = 100;
+	f->o.single_max_pending = 100;
+	f->o.pending_estimate = 4;
+	f->o.max_get_bytes = 8192;
+	f->o.max_post_bytes = 61440;
+	f->o.single_url_base = 60;
+	f->o.single_hold = 1;
+	struct pobox_cut_summary s = cut(f);
+	assert_int_equal(s.single_held, 2);
+	assert_int_equal(s.single_profiles, 0);
+	assert_int_equal(s.batches, 1);
+	assert_int_equal(s.profiles, 2);
+	char *p = payload(f, 1);
+	assert_string_equal(p, "batch=thirdPartyId,a\ntp-1,1\ntp-2,3\n");
+	free(p);
+	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM v_updates WHERE id_type = 'pcId' AND state = 'pending'"), 2);
+	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM batches WHERE lane = 'single'"), 0);
+	/* held again by another cut: still nothing new */
+	s = cut(f);
+	assert_int_equal(s.single_held, 2);
+	assert_int_equal(s.batches, 0);
+	/* back online: both go single, pc-2 with its newest value only */
+	f->o.single_hold = 0;
+	s = cut(f);
+	assert_int_equal(s.single_held, 0);
+	assert_int_equal(s.single_profiles, 2);
+	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM v_updates WHERE state = 'pending'"), 0);
+	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM v_updates WHERE profile_id = 'pc-2' AND state = 'batched' AND value = '5'"), 1);
+}
+
 static void test_density_bound(void **state)
 {
 	struct fx *f = *state;
@@ -391,6 +433,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_coalesce_and_encode),
 		T(test_fence),
+		T(test_single_hold),
 		T(test_density_bound),
 		T(test_row_and_byte_limits),
 		T(test_carry_forward),

@@ -120,6 +120,8 @@ static const struct opt opts[] = {
 	  "0, or an HTTP status (400-599) every IMS token call answers (default 0)" },
 	{ "admin-fail", T_INT, OFF(admin_fail), 1, 0, 599,
 	  "0, or an HTTP status (400-599) every Admin API token call answers (default 0)" },
+	{ "status-base", T_STR, OFF(status_base), 1, 0, 0,
+	  "batchStatus URLs name this http(s)://host[:port] instead of the other loopback name" },
 };
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -162,6 +164,8 @@ static size_t str_cap(size_t off)
 		return sizeof(((struct sim_config *)0)->ims_scopes);
 	if (off == OFF(tenant))
 		return sizeof(((struct sim_config *)0)->tenant);
+	if (off == OFF(status_base))
+		return sizeof(((struct sim_config *)0)->status_base);
 	return sizeof(((struct sim_config *)0)->preload);
 }
 
@@ -214,6 +218,20 @@ static int parse_bool(const char *v, int *out)
 		return 0;
 	}
 	return -1;
+}
+
+/* A status base is empty, or http(s):// and a host[:port] of plain
+ * characters (it goes into XML and a URL unescaped). */
+static int bad_base(const char *v)
+{
+	size_t n = strncmp(v, "http://", 7) == 0 ? 7 : strncmp(v, "https://", 8) == 0 ? 8 : 0;
+
+	if (!*v)
+		return 0;
+	if (!n || !v[n])
+		return 1;
+	return v[n + strspn(v + n, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	                           "0123456789.-:[]")] != '\0';
 }
 
 static int add_client(struct sim_config *c, const char *v, char *err, size_t err_len)
@@ -348,6 +366,11 @@ static int set_opt(struct sim_config *c, const struct opt *o, const char *v, con
 
 		if (strlen(v) >= cap) {
 			set_err(err, err_len, "%s: value too long (max %zu bytes)", flag, cap - 1);
+			goto out;
+		}
+		if (o->off == OFF(status_base) && bad_base(v)) {
+			set_err(err, err_len, "%s: '%s' is not http://HOST[:PORT] or https://HOST[:PORT]",
+			        flag, v);
 			goto out;
 		}
 		strcpy(field, v);
@@ -576,7 +599,7 @@ int sim_config_json(const struct sim_config *c, struct sim_buf *out)
 		case T_BOOL:
 			sim_buf_adds(out, *(const int *)(const void *)field ? "true" : "false");
 			break;
-		case T_STR:
+		case T_STR: /* never show a secret; the status base is checked (bad_base) */
 			if (str_secret(o->off))
 				sim_buf_adds(out, *field ? "\"(set)\"" : "\"\"");
 			else

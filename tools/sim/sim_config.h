@@ -72,6 +72,10 @@ struct sim_config {
 	int64_t profile_token_lifetime_s;  /* simulated */
 	int64_t ims_fail;              /* 0, or the status every IMS call answers */
 	int64_t admin_fail;            /* 0, or the status every Admin API call answers */
+	/* batchStatus URLs name this scheme://host[:port] instead of the other
+	 * loopback name ("" = off): a Target, or an impostor, that sends the
+	 * client elsewhere */
+	char status_base[256];
 	/* when this plan was published, simulated ms since start: the outage
 	 * window is relative to it */
 	int64_t published_ms;

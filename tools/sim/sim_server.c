@@ -474,7 +474,7 @@ static void intake(struct req *r, const char *data, size_t n)
 
 static void finish_batch_update(struct req *r, struct MHD_Connection *c)
 {
-	char id[160], elem[512];
+	char id[160], elem[1024];
 	const char *host = header(c, MHD_HTTP_HEADER_HOST);
 	const char *other;
 
@@ -496,9 +496,14 @@ static void finish_batch_update(struct req *r, struct MHD_Connection *c)
 	/* The status URL names another host than the one called, like
 	 * Target's mboxedgeNN nodes: a client must follow it, not rebuild. */
 	other = host && strncasecmp(host, "localhost", 9) == 0 ? "127.0.0.1" : "localhost";
-	snprintf(elem, sizeof(elem),
-	         "<batchStatus>http://%s:%d/m2/%s/profile/batchStatus?batchId=%s</batchStatus>",
-	         other, listen_port, r->client, id);
+	if (r->cfg->status_base[0]) /* --status-base: somewhere else entirely */
+		snprintf(elem, sizeof(elem),
+		         "<batchStatus>%s/m2/%s/profile/batchStatus?batchId=%s</batchStatus>",
+		         r->cfg->status_base, r->client, id);
+	else
+		snprintf(elem, sizeof(elem),
+		         "<batchStatus>http://%s:%d/m2/%s/profile/batchStatus?batchId=%s</batchStatus>",
+		         other, listen_port, r->client, id);
 	answer_xml(r, MHD_HTTP_OK, 1, elem, "Batch submitted for processing", SIM_OUT_OK);
 }
 
