@@ -19,7 +19,7 @@
 #   --rows LIST   export sizes, each measured (default "1000000 100000")
 #   --runs N      rounds (default 3)
 #   --sync LEVEL  both sides' synchronous level (default FULL, pobox's
-#                 default; pobox gets it as POBOX_SYNCHRONOUS)
+#                 default; pobox gets it from a config file's `synchronous`)
 #
 # Not a test: nothing gates on the figures.  Exit 0 when every run
 # completed and the cross-checks held, whatever the figures; 1 otherwise.
@@ -96,13 +96,14 @@ run_pobox() { # run_pobox N RUN
 	rmdb "$db"
 	sync
 	echo "run $r/$RUNS, $n rows: pobox import..." >&2
-	timed "$out" env POBOX_SYNCHRONOUS="$SYNC" "$BUILD_DIR/src/pobox" --db "$db" import "$csv" || rc=$?
+	printf 'db = %s\nsynchronous = %s\n' "$db" "$SYNC" >"$W/pobox.conf"
+	timed "$out" "$BUILD_DIR/src/pobox" -c "$W/pobox.conf" import "$csv" || rc=$?
 	[[ $rc == 0 ]] || { tail -n 5 "$out.log" >&2; die "pobox import exited $rc"; }
 	add_fig "p_wall$n" "$(wall_of "$out")"
 	add_fig "p_cpu$n" "$(cpu_of "$out")"
 	add_fig "p_rss$n" "$(rss_of "$out")"
 	P_CELLS[$n]=$(sed -n 's/.* \([0-9,]*\) updates enqueued.*/\1/p' "$out.log" | tr -d ,)
-	P_PENDING[$n]=$("$BUILD_DIR/src/pobox" --db "$db" status --json | jq .updates.pending)
+	P_PENDING[$n]=$("$BUILD_DIR/src/pobox" -c "$W/pobox.conf" status --json | jq .updates.pending)
 	P_SUMMARY[$n]=$(grep '^import' "$out.log" | tail -n 1)
 	rmdb "$db"
 }

@@ -95,8 +95,9 @@ echo "setup: generating $ROWS rows x $ATTRS attributes..." >&2
 "$GEN" --rows "$ROWS" --attrs "$ATTRS" --seed "$SEED" -o "$csv"
 echo "setup: pobox import (synchronous=$SETUP_SYNC)..." >&2
 rc=0
-POBOX_SYNCHRONOUS=$SETUP_SYNC "$POBOX" --db "$outbox0" import "$csv" \
-	>"$WORK_DIR/import.log" 2>&1 || rc=$?
+# pobox reads its synchronous level from a config file only
+printf 'db = %s\nsynchronous = %s\n' "$outbox0" "$SETUP_SYNC" >"$WORK_DIR/setup.conf"
+"$POBOX" -c "$WORK_DIR/setup.conf" import "$csv" >"$WORK_DIR/import.log" 2>&1 || rc=$?
 case $rc in
 0) ;;
 65) echo "pack_bench: warning: pobox rejected rows of $csv" \
