@@ -8,6 +8,9 @@
 # Not a test: ctest never runs it and nothing gates on its numbers; see
 # tools/bench/README.md.
 #
+# Usage: [SETTING=VALUE...] tools/bench/e2e_bench.sh [--quick]
+#   --quick     50,000 rows: well under a minute; a setting given in the environment wins
+#
 # Settings (environment):
 #   BUILD_DIR   build tree to use/create (default: <repo>/build-bench, Release)
 #   WORK_DIR    where the CSV, the outbox and the logs go (default: a new
@@ -32,6 +35,19 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$ROOT/build-bench}
+# --quick sets smaller defaults (environment settings still win)
+QUICK=0
+while (($#)); do
+	case $1 in
+	--quick) QUICK=1 ;;
+	-h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 0 ;;
+	*) echo "e2e_bench: unknown option $1 (--quick, --help; the rest are environment settings)" >&2; exit 64 ;;
+	esac
+	shift
+done
+if ((QUICK)); then
+	ROWS=${ROWS:-50000}
+fi
 ROWS=${ROWS:-1000000}
 ATTRS=${ATTRS:-10}
 SEED=${SEED:-1}
