@@ -95,6 +95,44 @@ sort_csv() {
 	{ head -n 1 "$1"; tail -n +2 "$1" | LC_ALL=C sort -t, -k1,1 -S 256M -T "$WORK_DIR"; } >"$2"
 }
 
+# crm_csv OUT SORTED ROWS ATTRS SEED [CHANGED]: the export pobox-gen-crm
+# writes for these options at OUT (its stderr at OUT.err), and when SORTED
+# is not empty the same sorted by id there.  With CSV_CACHE set (a
+# directory), each is made once there, under a name that spells the
+# options, and linked (or copied) into place: the generator always writes
+# the same bytes for the same options, so a cached file is the file.
+crm_csv() {
+	local out=$1 sorted=$2 args=(--rows "$3" --attrs "$4" --seed "$5") key
+	key=crm-r$3-k$4-s$5
+	[[ -n ${6:-} ]] && { args+=(--changed "$6"); key+=-c$6; }
+	if [[ -z ${CSV_CACHE:-} ]]; then
+		log_cmd "$BENCH_BIN/pobox-gen-crm" "${args[@]}" -o "$out"
+		"$BENCH_BIN/pobox-gen-crm" "${args[@]}" -o "$out" 2>"$out.err"
+		[[ -z $sorted ]] || sort_csv "$out" "$sorted"
+		return 0
+	fi
+	mkdir -p "$CSV_CACHE"
+	local c=$CSV_CACHE/$key.csv
+	if [[ ! -s $c || ! -e $c.err ]]; then
+		"$BENCH_BIN/pobox-gen-crm" "${args[@]}" -o "$c.tmp" 2>"$c.err.tmp"
+		mv "$c.err.tmp" "$c.err"
+		mv "$c.tmp" "$c"
+	fi
+	log_sh "# $out: a link to $c, made by:"
+	log_cmd "$BENCH_BIN/pobox-gen-crm" "${args[@]}" -o "$c"
+	ln -f "$c" "$out" 2>/dev/null || cp "$c" "$out"
+	cp "$c.err" "$out.err"
+	[[ -n $sorted ]] || return 0
+	if [[ ! -s $CSV_CACHE/$key.sorted ]]; then
+		sort_csv "$c" "$CSV_CACHE/$key.sorted.tmp"
+		mv "$CSV_CACHE/$key.sorted.tmp" "$CSV_CACHE/$key.sorted"
+	else
+		log_sh "# $sorted: a link to $CSV_CACHE/$key.sorted, made by:"
+		log_sh "{ head -n 1 $c; tail -n +2 $c | LC_ALL=C sort -t, -k1,1; } > $CSV_CACHE/$key.sorted"
+	fi
+	ln -f "$CSV_CACHE/$key.sorted" "$sorted" 2>/dev/null || cp "$CSV_CACHE/$key.sorted" "$sorted"
+}
+
 # sim_start LOGPREFIX ARGS...: starts a fresh simulator on a free port with
 # ARGS; sets sim_pid and sim_base.  sim_stop stops it (by its pid).
 sim_pid=""

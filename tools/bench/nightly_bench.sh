@@ -17,7 +17,8 @@
 # Usage: nightly_bench.sh [--quick] [--rows N] [--attrs K] [--runs N]
 #            [--changed PCT] [--seed S] [--sim-args "ARGS"]
 #            [--bulk-calls-per-minute N] [--sync FULL|NORMAL|OFF]
-#            [--timeout DUR] [--work-dir DIR] [--keep] [--build-dir DIR]
+#            [--timeout DUR] [--work-dir DIR] [--csv-cache DIR] [--keep]
+#            [--build-dir DIR]
 #   --quick        20,000 profiles, 3 runs (CI: well under a minute)
 #   --rows N       profiles in the export (default 1,000,000)
 #   --runs N       rounds, each with both sides (default 3)
@@ -30,6 +31,8 @@
 #                  simulator's limit is off by default, and waiting out the
 #                  documented 45 a minute would measure only the wait)
 #   --sync         pobox's synchronous level (default FULL, its default)
+#   --csv-cache DIR  keep the generated exports (and sorted copies) in DIR
+#                  and reuse them (also CSV_CACHE=DIR)
 #
 # Not a test: nothing gates on the figures.  Exit 0 when every run
 # completed and every check held, whatever the figures; 1 otherwise.
@@ -57,6 +60,7 @@ while (($#)); do
 	--sync) SYNC=$2; shift ;;
 	--timeout) TIMEOUT=$2; shift ;;
 	--work-dir) WORK_DIR=$2; shift ;;
+	--csv-cache) CSV_CACHE=$2; shift ;;
 	--keep) KEEP=1 ;;
 	--build-dir) BUILD_DIR=$2; shift ;;
 	-h | --help) usage ;;
@@ -83,16 +87,10 @@ src_rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 
 # --- inputs (untimed) -----------------------------------------------------------
 n1=$W/night1.csv n2=$W/night2.csv
-echo "generating $ROWS x $ATTRS (seed $SEED) and the next night ($CHANGED% changed)..." >&2
-log_cmd "$BENCH_BIN/pobox-gen-crm" --rows "$ROWS" --attrs "$ATTRS" --seed "$SEED" -o "$n1"
-"$BENCH_BIN/pobox-gen-crm" --rows "$ROWS" --attrs "$ATTRS" --seed "$SEED" -o "$n1"
-log_cmd "$BENCH_BIN/pobox-gen-crm" --rows "$ROWS" --attrs "$ATTRS" --seed "$SEED" --changed "$CHANGED" -o "$n2"
-"$BENCH_BIN/pobox-gen-crm" --rows "$ROWS" --attrs "$ATTRS" --seed "$SEED" \
-	--changed "$CHANGED" -o "$n2" 2>"$W/gen2.err"
-changed_rows=$(sed -n 's/.*changed=\([0-9]*\).*/\1/p' "$W/gen2.err")
-echo "sorting both by id for the store checks..." >&2
-sort_csv "$n1" "$W/night1.sorted"
-sort_csv "$n2" "$W/night2.sorted"
+echo "generating $ROWS x $ATTRS (seed $SEED) and the next night ($CHANGED% changed), sorted copies..." >&2
+crm_csv "$n1" "$W/night1.sorted" "$ROWS" "$ATTRS" "$SEED"
+crm_csv "$n2" "$W/night2.sorted" "$ROWS" "$ATTRS" "$SEED" "$CHANGED"
+changed_rows=$(sed -n 's/.*changed=\([0-9]*\).*/\1/p' "$n2.err")
 n1_bytes=$(stat -c %s "$n1")
 n2_bytes=$(stat -c %s "$n2")
 
