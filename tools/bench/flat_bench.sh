@@ -100,14 +100,17 @@ CHECKS=() FAILED=0
 check() { # check DESCRIPTION COMMAND...
 	if "${@:2}" >/dev/null 2>&1; then CHECKS+=("  ok    $1"); else CHECKS+=("  FAIL  $1"); FAILED=1; fi
 }
-status_times() { # status_times OUT: STATUS_RUNS calls of `pobox status`; their median ms
-	local i ts=""
+status_times() { # status_times OUT [ARGS]: STATUS_RUNS calls of `pobox ARGS` (default
+	# `-c CONF status`); their median ms
+	local i ts="" out=$1
+	shift
+	(($#)) || set -- -c "$conf" status
 	for ((i = 0; i < STATUS_RUNS; i++)); do
-		"$BENCH_BIN/pobox-peakrss" -o "$1.rss" -- "$POBOX" -c "$conf" status >"$1.log" 2>&1 ||
-			{ cat "$1.log" >&2; die "pobox status failed"; }
-		ts+="$(calc "$(field wall_s "$1.rss") * 1000" 1) "
+		"$BENCH_BIN/pobox-peakrss" -o "$out.rss" -- "$POBOX" "$@" >"$out.log" 2>&1 ||
+			{ cat "$out.log" >&2; die "pobox $* failed"; }
+		ts+="$(calc "$(field wall_s "$out.rss") * 1000" 1) "
 	done
-	echo "$ts" >"$1.all"
+	echo "$ts" >"$out.all"
 	median "$ts"
 }
 
@@ -140,6 +143,9 @@ EOF
 	add_fig "bpc_csv$n" "$(calc "$(stat -c %s "$csv") / $cells" 2)"
 	log_cmd "$BENCH_BIN/pobox-peakrss" -o "$p-status.rss" -- "$POBOX" -c "$conf" status
 	add_fig "status_imp$n" "$(status_times "$p-status-imp")"
+	# the floor under any pobox command here: exec, dynamic linking (curl
+	# brings some 30 libraries), nothing else
+	add_fig "floor$n" "$(status_times "$p-version" --version)"
 	sync
 	rc=0
 	timed "$p-flush" "$POBOX" -c "$conf" flush --wait --timeout "$TIMEOUT" || rc=$?
@@ -209,13 +215,13 @@ for n in "${sizes[@]}"; do
 done
 cat <<EOF
 
-                 import s   flush s   import RSS   flush RSS   bytes/cell: files  status  CSV   status ms: imported  delivered
+                 import s   flush s   import RSS   flush RSS   bytes/cell: files  status  CSV   status ms: imported  delivered  (--version)
 EOF
 for n in "${sizes[@]}"; do
-	printf '  %-9s %9s %9s %12s %11s %13s %7s %5s %17s %10s\n' "$n" \
+	printf '  %-9s %9s %9s %12s %11s %13s %7s %5s %17s %10s %12s\n' "$n" \
 		"$(M "imp_wall$n")" "$(M "fl_wall$n")" "$(mb "$(X "imp_rss$n")")" "$(mb "$(X "fl_rss$n")")" \
 		"$(M "bpc_files$n")" "$(M "bpc_status$n")" "$(M "bpc_csv$n")" \
-		"$(M "status_imp$n")" "$(M "status_done$n")"
+		"$(M "status_imp$n")" "$(M "status_done$n")" "$(M "floor$n")"
 done
 echo "  (per-run walls: import $(for n in "${sizes[@]}"; do printf '%s: %s  ' "$n" "${F[imp_wall$n]% }"; done | tr ' ' ' ')"
 echo "                  flush  $(for n in "${sizes[@]}"; do printf '%s: %s  ' "$n" "${F[fl_wall$n]% }"; done))"
@@ -234,7 +240,8 @@ printf '  %-58s %-12s %s\n' \
 	"outbox bytes per cell after import <= 25 (files, worst size)" "$bpc_worst" "$(verdict "$bpc_worst <= $BPC_TARGET")" \
 	"pobox status on the $last outbox < 50 ms (worse of the two)" "$status_worst ms" "$(verdict "$status_worst < $STATUS_TARGET_MS")" \
 	"flush peak RSS < 48 MB at every size (highest)" "$(mb "$rss_worst")" "$(verdict "$rss_worst < $FLUSH_RSS_TARGET_KB")"
-echo "  (spread = (highest - lowest) / lowest of the per-size medians)"
+echo "  (spread = (highest - lowest) / lowest of the per-size medians; status ms include"
+echo "  starting the process: \`pobox --version\` took $(M "floor$last") ms here)"
 echo
 echo "checks"
 printf '%s\n' "${CHECKS[@]}"
