@@ -321,7 +321,7 @@ int pobox_store_profile_find(struct pobox_store *st, enum pobox_id_type t, const
                              size_t len, struct pobox_profile_ref *ref)
 {
 	int64_t key, gen = 0;
-	int rc;
+	int rc = 0;
 	memset(ref, 0, sizeof *ref);
 	if (st->hint > 0 && ((rc = by_hint(st, t, id, len, ref)) != 0 || ref->id))
 		goto out;
