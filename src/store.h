@@ -390,7 +390,9 @@ int pobox_store_single_batch_counts(struct pobox_store *st, int64_t id, int64_t 
  * batch `except` (0: none excepted). */
 int pobox_store_lane_next(struct pobox_store *st, const char *lane, int64_t except, int64_t *id,
                           int64_t *next_at_ms);
-/* The highest seq, and whether any live urgent update is newer than after_seq. */
+/* The highest seq, and whether any live urgent update is newer than after_seq
+ * and than the cut watermark (what no cut has seen; rows staged by sqlite3
+ * producers are looked at from after_seq).  O(what no cut has seen). */
 int pobox_store_newest(struct pobox_store *st, int64_t after_seq, int64_t *max_seq,
                        int *urgent_after, int64_t *oldest_after_ms);
 /* The outbox's size on disk (main file + WAL), in bytes. */

@@ -310,12 +310,17 @@ int pobox_store_lane_next(struct pobox_store *st, const char *lane, int64_t exce
 int pobox_store_newest(struct pobox_store *st, int64_t after_seq, int64_t *max_seq,
                        int *urgent_after, int64_t *oldest_after_ms)
 {
-	/* the tallies, and only the writes (and staged rows) after after_seq */
+	/* the tallies, and only the writes (and staged rows) after after_seq;
+	 * writes no further back than the cut watermark, whatever after_seq
+	 * says: a cut has seen those, and from 0 this read the whole history
+	 * (flush --wait cuts before its loop, so its loop passed 0 each round) */
 	static const char sql[] =
 		"SELECT (SELECT next_seq - 1 FROM tallies),"
-		"       EXISTS (SELECT 1 FROM writes WHERE seq > ?1 AND urgent = 1)"
+		"       EXISTS (SELECT 1 FROM writes WHERE seq > max(?1, (SELECT cut_seq FROM tallies))"
+		"               AND urgent = 1)"
 		"       OR EXISTS (SELECT 1 FROM staged WHERE seq > ?1 AND urgent = 1),"
-		"       (SELECT min(t) FROM (SELECT min(enqueued_at_ms) AS t FROM writes WHERE seq > ?1"
+		"       (SELECT min(t) FROM (SELECT min(enqueued_at_ms) AS t FROM writes"
+		"        WHERE seq > max(?1, (SELECT cut_seq FROM tallies))"
 		"        UNION ALL SELECT min(enqueued_at_ms) FROM staged WHERE seq > ?1))";
 	sqlite3_stmt *s = pobox_store_prep(st, sql);
 	if (!s)

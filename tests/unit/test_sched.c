@@ -427,6 +427,36 @@ static void test_changed_only(void **state)
 	assert_int_equal(sum.updates, 1);
 }
 
+/* The delivery loop's cheap look for new work (pobox_store_newest, every
+ * round of flush --wait and run) reads only what no cut has seen: a write
+ * a cut took (or held) is not new any more, whatever seq the loop passes.
+ * flush --wait cuts before its loop, so its loop passed 0 round after
+ * round, and the look read every write the outbox ever stored. */
+static void test_newest_after_cut(void **state)
+{
+	struct fx *f = *state;
+	struct pobox_update u = {POBOX_ID_THIRDPARTY, "n-1", "tier", "gold", 1, "t"};
+	int64_t max_seq = -1, oldest = -1;
+	int urgent = -1;
+	put(f, POBOX_ID_THIRDPARTY, "n-0", "tier", "silver");
+	assert_int_equal(pobox_put(f->pb, &u), 0);
+	assert_int_equal(pobox_store_newest(f->pb->st, 0, &max_seq, &urgent, &oldest), 0);
+	assert_int_equal(max_seq, 2);
+	assert_int_equal(urgent, 1);
+	assert_int_equal(cut(f).profiles, 2);
+	assert_int_equal(pobox_store_newest(f->pb->st, 0, &max_seq, &urgent, &oldest), 0);
+	assert_int_equal(max_seq, 2);
+	assert_int_equal(urgent, 0);
+	assert_int_equal(oldest, -1);
+	/* a new urgent update after the cut is new */
+	u.profile_id = "n-2";
+	assert_int_equal(pobox_put(f->pb, &u), 0);
+	assert_int_equal(pobox_store_newest(f->pb->st, 0, &max_seq, &urgent, &oldest), 0);
+	assert_int_equal(max_seq, 3);
+	assert_int_equal(urgent, 1);
+	assert_true(oldest >= 0);
+}
+
 int main(void)
 {
 #define T(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
@@ -441,6 +471,7 @@ int main(void)
 		T(test_profile_cap),
 		T(test_rebuild_split),
 		T(test_changed_only),
+		T(test_newest_after_cut),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

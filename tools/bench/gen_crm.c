@@ -269,14 +269,36 @@ static void write_cell(FILE *out, const char *s)
 	putc('"', out);
 }
 
+/*
+ * The night after: one attribute of the row gets a new value, never empty
+ * and never the one it had (an empty cell is filled).  Every kind has more
+ * than one value, so the loop ends.
+ */
+static void change_one(uint64_t *rng, const enum value_kind *kinds,
+		       size_t attrs, char (*values)[VALUE_MAX])
+{
+	size_t a = (size_t)rand_below(rng, attrs);
+	char fresh[VALUE_MAX];
+
+	do
+		make_value(rng, kinds[a], fresh, sizeof(fresh));
+	while (fresh[0] == '\0' || strcmp(fresh, values[a]) == 0);
+	memcpy(values[a], fresh, sizeof(fresh));
+}
+
 static void usage(FILE *f)
 {
 	fputs("usage: pobox-gen-crm [--rows N] [--attrs K] [--seed S]\n"
 	      "                     [--id-type thirdPartyId|pcId] [-o FILE]\n"
+	      "                     [--changed PERCENT [--change-seed S]]\n"
 	      "  --rows N     profiles (data rows) to write (default 1000)\n"
 	      "  --attrs K    attribute columns after the id (default 10)\n"
 	      "  --seed S     generator seed; same options => same bytes (default 1)\n"
 	      "  --id-type T  header of the id column (default thirdPartyId)\n"
+	      "  --changed P  the next night's export: P percent of the rows (0..100,\n"
+	      "               e.g. 2 or 0.5) have one attribute changed; the rest is\n"
+	      "               byte for byte the export without --changed\n"
+	      "  --change-seed S  which rows and attributes change (default 2)\n"
 	      "  -o FILE      write to FILE instead of stdout\n",
 	      f);
 }
@@ -295,6 +317,23 @@ static int parse_u64(const char *opt, const char *s, uint64_t max,
 		return -1;
 	}
 	*out = v;
+	return 0;
+}
+
+/* A percentage 0..100 with up to four decimals, as parts per million. */
+static int parse_percent(const char *s, uint64_t *ppm)
+{
+	char *end = NULL;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno != 0 || end == s || *end != '\0' || !(v >= 0.0 && v <= 100.0)) {
+		fprintf(stderr, "pobox-gen-crm: --changed: bad percentage '%s' "
+				"(0..100)\n", s);
+		return -1;
+	}
+	*ppm = (uint64_t)(v * 10000.0 + 0.5);
 	return 0;
 }
 
@@ -321,13 +360,17 @@ int main(int argc, char **argv)
 		{ "seed", required_argument, NULL, 's' },
 		{ "id-type", required_argument, NULL, 't' },
 		{ "output", required_argument, NULL, 'o' },
+		{ "changed", required_argument, NULL, 'c' },
+		{ "change-seed", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t rows = 1000, attrs = 10, seed = 1, row, rng, id_offset;
+	uint64_t change_ppm = 0, change_seed = 2, change_rng, changed = 0;
+	static char values[MAX_ATTRS][VALUE_MAX];
 	const char *id_type = "thirdPartyId", *path = NULL;
 	enum value_kind kinds[MAX_ATTRS];
-	char name[64], value[VALUE_MAX];
+	char name[64];
 	FILE *out = stdout;
 	int c, rc = 1;
 	size_t a;
@@ -358,6 +401,14 @@ int main(int argc, char **argv)
 		case 'o':
 			path = optarg;
 			break;
+		case 'c':
+			if (parse_percent(optarg, &change_ppm) < 0)
+				return 64;
+			break;
+		case 'S':
+			if (parse_u64("--change-seed", optarg, UINT64_MAX, &change_seed) < 0)
+				return 64;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -383,6 +434,7 @@ int main(int argc, char **argv)
 	setvbuf(out, NULL, _IOFBF, 1 << 20);
 
 	rng = seed;
+	change_rng = change_seed;
 	id_offset = rand_below(&rng, 1000000000ULL);
 
 	fputs(id_type, out);
@@ -403,14 +455,25 @@ int main(int argc, char **argv)
 		fprintf(out, "crm-%09" PRIu64 "-%04x", num,
 			(unsigned)rand_below(&rng, 0x10000));
 		for (a = 0; a < attrs; a++) {
-			putc(',', out);
 			if (rand_below(&rng, 1000) < EMPTY_PER_MILLE)
-				continue;
-			make_value(&rng, kinds[a], value, sizeof(value));
-			write_cell(out, value);
+				values[a][0] = '\0';
+			else
+				make_value(&rng, kinds[a], values[a], VALUE_MAX);
+		}
+		/* The change draws from its own generator, so every row keeps
+		 * the bytes it has without --changed. */
+		if (change_ppm > 0 && rand_below(&change_rng, 1000000) < change_ppm) {
+			change_one(&change_rng, kinds, attrs, values);
+			changed++;
+		}
+		for (a = 0; a < attrs; a++) {
+			putc(',', out);
+			write_cell(out, values[a]);
 		}
 		putc('\n', out);
 	}
+	if (change_ppm > 0)
+		fprintf(stderr, "pobox-gen-crm: changed=%" PRIu64 " rows\n", changed);
 
 	if (ferror(out)) {
 		fprintf(stderr, "pobox-gen-crm: write error\n");

@@ -8,6 +8,9 @@
 # Not a test: ctest never runs it and nothing gates on its numbers.  It prints
 # figures and the targets beside them; see tools/bench/README.md.
 #
+# Usage: [SETTING=VALUE...] tools/bench/pack_bench.sh [--quick]
+#   --quick     50,000 rows, 3 runs: about a minute; a setting given in the environment wins
+#
 # Settings (environment):
 #   BUILD_DIR   build tree to use/create (default: <repo>/build-bench, Release)
 #   WORK_DIR    where the CSV and databases go (default: a new temp dir);
@@ -32,6 +35,19 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$ROOT/build-bench}
+# --quick sets smaller defaults (environment settings still win)
+QUICK=0
+while (($#)); do
+	case $1 in
+	--quick) QUICK=1 ;;
+	-h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 0 ;;
+	*) echo "pack_bench: unknown option $1 (--quick, --help; the rest are environment settings)" >&2; exit 64 ;;
+	esac
+	shift
+done
+if ((QUICK)); then
+	ROWS=${ROWS:-50000} RUNS=${RUNS:-3}
+fi
 ROWS=${ROWS:-500000}
 ATTRS=${ATTRS:-10}
 SEED=${SEED:-1}
@@ -95,8 +111,9 @@ echo "setup: generating $ROWS rows x $ATTRS attributes..." >&2
 "$GEN" --rows "$ROWS" --attrs "$ATTRS" --seed "$SEED" -o "$csv"
 echo "setup: pobox import (synchronous=$SETUP_SYNC)..." >&2
 rc=0
-POBOX_SYNCHRONOUS=$SETUP_SYNC "$POBOX" --db "$outbox0" import "$csv" \
-	>"$WORK_DIR/import.log" 2>&1 || rc=$?
+# pobox reads its synchronous level from a config file only
+printf 'db = %s\nsynchronous = %s\n' "$outbox0" "$SETUP_SYNC" >"$WORK_DIR/setup.conf"
+"$POBOX" -c "$WORK_DIR/setup.conf" import "$csv" >"$WORK_DIR/import.log" 2>&1 || rc=$?
 case $rc in
 0) ;;
 65) echo "pack_bench: warning: pobox rejected rows of $csv" \
@@ -107,9 +124,11 @@ case $rc in
 esac
 import_summary=$(grep '^import' "$WORK_DIR/import.log" | tail -n 1 || true)
 sqlite3 "$outbox0" "PRAGMA wal_checkpoint(TRUNCATE)" >/dev/null
-updates=$(sqlite3 "$outbox0" "SELECT count(*) FROM updates WHERE state = 'live'")
+# v_updates expands every stored write (schema 6 keeps one row per profile
+# per write, its cells packed): a full recount, independent of pobox's tallies
+read -r updates pending <<<"$(sqlite3 -separator ' ' "$outbox0" \
+	"SELECT count(*), coalesce(sum(state = 'pending'), 0) FROM v_updates")"
 profiles=$(sqlite3 "$outbox0" "SELECT count(*) FROM profiles")
-pending=$(sqlite3 "$outbox0" "SELECT count(*) FROM v_updates WHERE state = 'pending'")
 [[ $pending == "$updates" ]] ||
 	die "after import $pending updates are pending, expected $updates"
 outbox_bytes=$(stat -c %s "$outbox0")
@@ -201,7 +220,8 @@ run_pobox() {
 	# Every update must be in a batch, none left pending.
 	got=$(sqlite3 -separator ' ' "$run_db" \
 		"SELECT count(*), coalesce(sum(updates), 0), coalesce(sum(profiles), 0),
-		        coalesce(sum(bytes), 0), coalesce(sum(length(payload)), 0)
+		        coalesce(sum(bytes), 0),
+		        (SELECT coalesce(sum(length(payload)), 0) FROM batch_payloads)
 		 FROM batches")
 	read -r batches batch_updates batch_profiles batch_bytes batch_zbytes <<<"$got"
 	still_pending=$(sqlite3 "$run_db" "SELECT count(*) FROM v_updates WHERE state = 'pending'")
@@ -214,10 +234,16 @@ run_pobox() {
 # Baseline and pobox alternate, so a slow patch of the machine (other load,
 # writeback of earlier files) hits both sides rather than one.
 for ((run = 1; run <= RUNS; run++)); do
+	if ((run % 2 == 0)); then
+		echo "run $run/$RUNS: pobox flush..." >&2
+		run_pobox
+	fi
 	echo "run $run/$RUNS: baseline (sqlite3 -csv ... ORDER BY id)..." >&2
 	run_baseline
-	echo "run $run/$RUNS: pobox flush..." >&2
-	run_pobox
+	if ((run % 2)); then
+		echo "run $run/$RUNS: pobox flush..." >&2
+		run_pobox
+	fi
 done
 
 median() { # median "X Y Z ...": the median of the numbers
