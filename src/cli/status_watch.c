@@ -232,7 +232,7 @@ static int draw(struct watch *w, int first)
 	if ((rc = pobox_store_status(w->pb->st, &s)) != 0 ||
 	    (rc = pobox_store_watch(w->pb->st, now, &v)) != 0)
 		return rc;
-	struct sample old;
+	struct sample old = {0};
 	int have_old = sample(w, &s, &v, now, &old);
 	w->f.width = width();
 	if (w->f.tty)
