@@ -13,6 +13,7 @@
 #include "backoff.h"
 #include "classify.h"
 #include "error.h"
+#include "fleet.h"
 #include "http.h"
 #include "log.h"
 #include "outbox.h"
@@ -162,6 +163,8 @@ static void call(struct pobox_deliverer *d, enum pobox_call what, enum pobox_htt
 	memset(x, 0, sizeof *x);
 	x->ans.success = -1;
 	int rc = pobox_http_request(d->http, &req, &x->resp, err, sizeof err);
+	if (d->o.fleet) /* the permit reserve_call took: when its call was seen */
+		pobox_fleet_bulk_done(d->o.fleet, rc == 0 && x->resp.fail == POBOX_HTTP_FAIL_NONE);
 	if (x->resp.fail == POBOX_HTTP_FAIL_NONE && rc == 0) {
 		const char *b = x->resp.body ? x->resp.body : "";
 		if (x->resp.status >= 200 && x->resp.status < 300) {
@@ -330,11 +333,21 @@ static int resubmit(struct pobox_deliverer *d, struct pobox_batch *b, const char
 static int reserve_call(struct pobox_deliverer *d, struct pobox_batch *b, struct pobox_step *st)
 {
 	struct pobox *pb = d->pb;
-	int64_t retry_at = 0;
+	int64_t retry_at = 0, limit = d->o.calls_per_minute;
 	int rc;
-	if ((rc = pobox_begin(pb)) != 0)
+	/* a fleet's bulk limit is the account's: first the fleet's permit */
+	if (d->o.fleet && pobox_fleet_bulk_take(d->o.fleet, now_ms(d), &limit, &retry_at) != 0) {
+		st->next_due_ms = retry_at;
+		return 1;
+	}
+	if ((rc = pobox_begin(pb)) != 0) {
+		if (d->o.fleet)
+			pobox_fleet_bulk_untake(d->o.fleet);
 		return rc;
-	rc = pobox_store_bulk_call(pb->st, now_ms(d), d->o.calls_per_minute, &retry_at);
+	}
+	rc = pobox_store_bulk_call(pb->st, now_ms(d), limit, &retry_at);
+	if (rc && d->o.fleet)
+		pobox_fleet_bulk_untake(d->o.fleet);
 	if (rc == POBOX_EBUSY) {
 		pobox_rollback(pb);
 		st->next_due_ms = retry_at;

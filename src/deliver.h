@@ -39,6 +39,7 @@ struct pobox_deliver_opts {
 	int64_t connect_timeout_ms, request_timeout_ms;
 	int verify_tls;
 	uint64_t seed;
+	struct pobox_fleet *fleet;   /* fleet_url: bulk calls need the fleet's permit (fleet.h) */
 };
 
 struct pobox_deliverer;

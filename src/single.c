@@ -24,6 +24,7 @@
 #include "backoff.h"
 #include "classify.h"
 #include "error.h"
+#include "fleet.h"
 #include "http.h"
 #include "log.h"
 #include "outbox.h"
@@ -45,6 +46,9 @@ struct call {
 	int64_t profile;
 	int urgent;
 	int64_t minute;          /* quota minute it was reserved in */
+	int64_t lease;           /* fleet: the lease its unit came from, 0: none */
+	int64_t start_by;        /* fleet: it must not start after this (monotonic ms) */
+	int64_t answered;        /* monotonic ms its answer arrived, -1: none */
 	char *url;               /* full URL (GET) or path only (POST) */
 	char *body;              /* POST form body, NULL for GET */
 	size_t body_len;
@@ -150,6 +154,7 @@ static void on_done(void *ctx, void *user, int rc, struct pobox_http_resp *resp)
 	ans.success = -1;
 	c->http = resp->status;
 	c->retry_after_ms = resp->retry_after_ms;
+	c->answered = resp->fail == POBOX_HTTP_FAIL_NONE && rc == 0 ? pobox_fleet_mono_ms() : -1;
 	/* the client reports transport failures both ways: an error code and
 	 * the precise category, which is what classification needs */
 	enum pobox_http_fail fail = resp->fail != POBOX_HTTP_FAIL_NONE ? resp->fail
@@ -449,6 +454,26 @@ static int on_profile(void *ctx, const struct pobox_prow *p)
 
 /* ---- settling ---------------------------------------------------------- */
 
+/* Ends a transaction of the lane: the fleet ledger's part is written in
+ * it and learns whether it committed. */
+static int end_tx(struct pobox_singler *s, int rc)
+{
+	struct pobox *pb = s->pb;
+	if (rc == 0 && s->o.fleet)
+		rc = pobox_fleet_write(s->o.fleet, pb);
+	if (rc == 0)
+		rc = pobox_commit(pb);
+	if (rc) {
+		char keep[POBOX_ERRLEN];
+		memcpy(keep, pb->err, sizeof keep);
+		pobox_rollback(pb);
+		memcpy(pb->err, keep, sizeof keep);
+	}
+	if (s->o.fleet)
+		pobox_fleet_done(s->o.fleet, rc == 0);
+	return rc;
+}
+
 /* Applies the outcomes and quota of the calls idx[0..n) in one transaction
  * (final: also the unsent ones, and the batch's end). */
 static int settle(struct pobox_singler *s, struct group *g, const size_t *idx, size_t n, int final)
@@ -515,6 +540,8 @@ static int settle(struct pobox_singler *s, struct group *g, const size_t *idx, s
 			memset(&q[nq], 0, sizeof q[0]);
 			q[nq++].minute = c->minute;
 		}
+		if (c->lease)
+			pobox_fleet_settle(s->o.fleet, c->lease, used, c->answered);
 		q[k].used += used;
 		q[k].urgent_used += used && c->urgent;
 		q[k].released += !used;
@@ -604,13 +631,7 @@ static int settle(struct pobox_singler *s, struct group *g, const size_t *idx, s
 		if (rc == 0)
 			rc = pobox_store_single_batch_finish(pb->st, batch, now, counts[0], counts[1], counts[2]);
 	}
-	if (rc == 0)
-		return pobox_commit(pb);
-	char keep[POBOX_ERRLEN];
-	memcpy(keep, pb->err, sizeof keep);
-	pobox_rollback(pb);
-	memcpy(pb->err, keep, sizeof keep);
-	return rc;
+	return end_tx(s, rc);
 }
 
 /* ---- sending ----------------------------------------------------------- */
@@ -677,8 +698,10 @@ static void *sender_main(void *arg)
 		while ((int64_t)pobox_http_multi_pending(w->multi) < depth && (g = group_to_take(s))) {
 			size_t i = g->next++;
 			struct call *c = &g->calls[i];
-			if (c->st != C_QUEUED) {
-				/* the budget did not cover it; perhaps the group's end */
+			if (c->st != C_QUEUED || (c->lease && pobox_fleet_mono_ms() >= c->start_by)) {
+				/* the budget did not cover it, or its lease ran out before
+				 * it could start (then it is settled as never sent);
+				 * perhaps the group's end */
 				if (group_answered(s, g))
 					pthread_cond_signal(&s->cv);
 				continue;
@@ -989,11 +1012,31 @@ static int prepare(struct pobox_singler *s, struct group *g, struct pobox_step *
 	int64_t granted = 0, granted_urgent = 0;
 	if ((rc = pobox_begin(pb)) != 0)
 		return rc;
+	struct pobox_fleet_limits fl = {0, 0, -1};
+	int64_t waiting = 0;
+	int waiting_urgent = 0;
 	if ((rc = pobox_quota_reap(pb, now)) == 0 && (rc = pobox_quota_read(pb, &s->o.quota, now, &q)) == 0) {
 		int64_t minute = now / 60000;
+		if (s->o.fleet) { /* what the leases cover, not the outbox's view of the fleet */
+			pobox_fleet_limits(s->o.fleet, &fl);
+			q.left_urgent = fl.left_urgent;
+			q.left_normal = fl.left_normal;
+		}
 		for (size_t i = 0; i < g->ncalls && rc == 0; i++) {
 			struct call *c = &g->calls[i];
 			int ok = c->urgent ? granted < q.left_urgent : granted < q.left_normal;
+			if (ok && s->o.fleet && pobox_fleet_take(s->o.fleet, c->urgent, &c->lease, &c->start_by) != 0)
+				ok = 0;
+			if (!ok && fl.wait_ms >= 0) {
+				/* fleet: the next lease is on its way; back to pending briefly */
+				int killed;
+				rc = pobox_store_profile_release(pb->st, c->profile, 0, 0, now + fl.wait_ms, NULL, 0,
+				                                 &killed);
+				c->st = C_SETTLED;
+				waiting++;
+				waiting_urgent |= c->urgent;
+				continue;
+			}
 			if (!ok) {
 				int killed;
 				rc = pobox_store_profile_release(pb->st, c->profile, 1, 0, 0,
@@ -1005,10 +1048,10 @@ static int prepare(struct pobox_singler *s, struct group *g, struct pobox_step *
 			granted++;
 			granted_urgent += c->urgent;
 		}
-		if (rc == 0 && granted < (int64_t)g->ncalls)
+		if (rc == 0 && granted + waiting < (int64_t)g->ncalls)
 			pobox_log(POBOX_LOG_WARN, "budget_low",
 			          "lane=single routed_to_bulk=%lld remaining=%lld budget=%lld",
-			          (long long)((int64_t)g->ncalls - granted), (long long)q.remaining,
+			          (long long)((int64_t)g->ncalls - granted - waiting), (long long)q.remaining,
 			          (long long)q.budget);
 		if (rc == 0 && granted)
 			rc = pobox_store_quota_reserve(pb->st, pobox_quota_owner(), now, granted, granted_urgent);
@@ -1021,9 +1064,8 @@ static int prepare(struct pobox_singler *s, struct group *g, struct pobox_step *
 			pobox_batch_free(&b);
 		}
 	}
-	if (rc == 0)
-		rc = pobox_commit(pb);
-	else
-		pobox_rollback(pb);
+	rc = end_tx(s, rc);
+	if (s->o.fleet && waiting)
+		pobox_fleet_short(s->o.fleet, waiting, waiting_urgent);
 	return rc;
 }

@@ -123,7 +123,7 @@ sqlite3_stmt *pobox_store_prep(struct pobox_store *st, const char *sql)
 		st->cache[st->ncache].sql = sql;
 		st->cache[st->ncache++].stmt = s;
 	}
-	/* A full cache would leak: 64 slots are more than the module has. */
+	/* A full cache would leak: 96 slots are more than the module has. */
 	return s;
 }
 

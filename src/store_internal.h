@@ -51,7 +51,7 @@ struct pobox_store {
 	struct {
 		const char *sql;
 		sqlite3_stmt *stmt;
-	} cache[64];
+	} cache[96];
 	int ncache;
 };
 

@@ -8,6 +8,7 @@
  */
 #include "cli.h"
 #include "deliver.h"
+#include "fleet.h"
 #include "metrics.h"
 #include "quota.h"
 #include "single.h"
@@ -53,6 +54,7 @@ static void single_opts(const struct pobox_config *c, struct pobox_single_opts *
 	so->quota.single_budget = c->single_budget;
 	so->quota.fleet_share = c->fleet_share;
 	so->quota.urgent_reserve = c->urgent_reserve;
+	so->quota.fleet = c->fleet_url != NULL;
 	so->concurrency = c->single_concurrency;
 	so->threads = c->single_threads;
 	so->max_get_bytes = c->max_get_bytes;
@@ -202,14 +204,34 @@ static void reload(struct cli *cli, struct pobox_deliver_opts *o, char **token)
 	pobox_log(POBOX_LOG_INFO, "reloaded", "config=%s", cli->config_path);
 }
 
+/* The fleet ledger, for the process that holds the delivery lock. */
+static int open_fleet(struct cli *cli, struct pobox *pb, const struct pobox_deliver_opts *o,
+                      struct pobox_fleet **fleet, char **password)
+{
+	struct pobox_fleet_opts fo;
+	char err[POBOX_ERRLEN];
+	int code = cli_fleet_opts(cli, o, &fo, password);
+	if (code != EXIT_OK)
+		return code;
+	int rc = pobox_fleet_open(fleet, pb, &fo, err, sizeof err);
+	if (rc) {
+		cli_error("fleet: %s", err);
+		cli_token_free(*password);
+		*password = NULL;
+		return cli_exit_code(rc);
+	}
+	return EXIT_OK;
+}
+
 /* The delivery loop shared by flush --wait and run. */
 static int loop(struct cli *cli, struct pobox *pb, struct pobox_deliver_opts *o, char **token,
                 enum mode mode, int64_t deadline_ms, int once)
 {
 	struct pobox_deliverer *d = NULL;
 	struct pobox_singler *sg = NULL;
+	struct pobox_fleet *fleet = NULL;
 	struct pobox_single_opts so;
-	char err[POBOX_ERRLEN];
+	char err[POBOX_ERRLEN], *fleet_pw = NULL;
 	int rc, code = EXIT_OK, lock = -1;
 	int64_t last_prune = 0, last_cut_seq = -1, checked_seq = -1, last_full = 0, last_metrics = 0;
 	int64_t due = 0, later = 0, next_due = -1, oldest = -1;
@@ -228,10 +250,17 @@ static int loop(struct cli *cli, struct pobox *pb, struct pobox_deliver_opts *o,
 	single_opts(&cli->cfg, &so);
 	if (mode == RUN) /* only once the lock is ours: a refused second run starts nothing */
 		pobox_log(POBOX_LOG_INFO, "started", "outbox=%s client=%s", cli->cfg.db, o->client);
+	if (lock >= 0 && cli->cfg.fleet_url && (code = open_fleet(cli, pb, o, &fleet, &fleet_pw)) != EXIT_OK) {
+		close(lock);
+		return code;
+	}
+	o->fleet = so.fleet = fleet;
 	if (lock >= 0 && ((rc = pobox_deliverer_new(&d, pb, o, err, sizeof err)) != 0 ||
 	                  (rc = pobox_singler_new(&sg, pb, o, &so, err, sizeof err)) != 0)) {
 		cli_error("%s", err);
 		pobox_deliverer_free(d);
+		pobox_fleet_close(fleet);
+		cli_token_free(fleet_pw);
 		close(lock);
 		return cli_exit_code(rc);
 	}
@@ -261,6 +290,7 @@ static int loop(struct cli *cli, struct pobox *pb, struct pobox_deliver_opts *o,
 				struct pobox_deliverer *nd = NULL;
 				struct pobox_singler *ns = NULL;
 				single_opts(&cli->cfg, &so);
+				o->fleet = so.fleet = fleet; /* fleet_* changes need a restart */
 				if (pobox_deliverer_new(&nd, pb, o, err, sizeof err) == 0 &&
 				    pobox_singler_new(&ns, pb, o, &so, err, sizeof err) == 0) {
 					pobox_deliverer_free(d);
@@ -272,6 +302,11 @@ static int loop(struct cli *cli, struct pobox *pb, struct pobox_deliver_opts *o,
 					pobox_log(POBOX_LOG_ERROR, "reload_failed", "reason=\"%s\"", err);
 				}
 			}
+		}
+		if (fleet && pobox_fleet_refused(fleet, err, sizeof err)) {
+			cli_error("fleet: the coordinator refused this host: %s", err);
+			code = EXIT_CONFIG;
+			break;
 		}
 		if (d && ((rc = pobox_deliver_step(d, &st)) != 0 || (rc = pobox_single_step(sg, &ss)) != 0)) {
 			cli_error("delivering: %s", pobox_errmsg(pb));
@@ -381,6 +416,8 @@ static int loop(struct cli *cli, struct pobox *pb, struct pobox_deliver_opts *o,
 	}
 	pobox_deliverer_free(d);
 	pobox_singler_free(sg);
+	pobox_fleet_close(fleet); /* after the lanes: nothing is taken from it any more */
+	cli_token_free(fleet_pw);
 	if (lock >= 0)
 		close(lock);
 	return code;
