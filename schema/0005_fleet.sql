@@ -32,6 +32,7 @@ CREATE TABLE fleet_state (
 	-- the fleet as of the last answer (for status and routing)
 	spent          INTEGER, free INTEGER, hosts INTEGER, learning INTEGER,
 	grant_rate     REAL NOT NULL DEFAULT 0,  -- units granted to this host per second, recent
+	soon           INTEGER NOT NULL DEFAULT 0, -- this host's part of what frees within a lease life
 	last_contact_ms INTEGER,                 -- wall clock of the last answer
 	last_attempt_ms INTEGER,
 	reachable      INTEGER NOT NULL DEFAULT 0,

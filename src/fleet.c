@@ -68,6 +68,7 @@ struct permit {
 	int64_t grant_coord, sent_mono, start_by, charge_k;
 	int64_t use_k[8];
 	int nuses, reporting;
+	int64_t done_mono;           /* when its last call ended */
 };
 
 struct stage {                   /* one grant's changes in the open transaction */
@@ -107,6 +108,9 @@ struct pobox_fleet {
 	int64_t grant_rate_at, last_grant_mono;
 	int64_t unmet;
 	int unmet_urgent;
+	int fresh;                   /* a lease came after a shortfall (pobox_fleet_fresh) */
+	int64_t standing, standing_until; /* recent shortfall, asked for again while the
+	                                   * fleet is spent (when the window frees) */
 	int permit_wanted;
 	int64_t permit_refused_wall; /* > 0: none to be had before this wall time */
 	uint64_t trips;              /* round trips ended (answered or not) */
@@ -128,6 +132,7 @@ struct pobox_fleet {
 	struct pobox_fleet_row row;
 	int fails;
 	int64_t next_try, last_reserve_try;
+	int64_t lease_retry;         /* no lease is asked for before this (the fleet is spent) */
 	int64_t coord_off_wall;
 	int64_t offline_since_wall;
 };
@@ -158,7 +163,8 @@ static void read_boot(void)
 	if (fgets(buf, sizeof buf, fp))
 		buf[strcspn(buf, "\r\n")] = '\0';
 	fclose(fp);
-	snprintf(boot_buf, sizeof boot_buf, "%s", buf);
+	buf[sizeof boot_buf - 1] = '\0'; /* a uuid: 36 characters */
+	memcpy(boot_buf, buf, sizeof boot_buf);
 }
 
 const char *pobox_fleet_boot_id(void)
@@ -607,8 +613,20 @@ void pobox_fleet_short(struct pobox_fleet *f, int64_t n, int urgent)
 	if (f->unmet < n)
 		f->unmet = n; /* the same calls come back: the largest shortfall, not a sum */
 	f->unmet_urgent |= urgent;
+	if (f->standing < n)
+		f->standing = n;
+	f->standing_until = pobox_fleet_mono_ms() + 2 * (f->joined ? f->acct.lease_ms : f->o.lease_ms);
 	pthread_cond_signal(&f->wake);
 	pthread_mutex_unlock(&f->mu);
+}
+
+int pobox_fleet_fresh(struct pobox_fleet *f)
+{
+	pthread_mutex_lock(&f->mu);
+	int r = f->fresh;
+	f->fresh = 0;
+	pthread_mutex_unlock(&f->mu);
+	return r;
 }
 
 /* ---- the bulk lane (delivery thread) ------------------------------------ */
@@ -700,6 +718,7 @@ void pobox_fleet_bulk_done(struct pobox_fleet *f, int answered)
 		if (p->nuses < 8)
 			p->use_k[p->nuses++] = k;
 		p->taken--;
+		p->done_mono = now;
 		if (p->left == 0 && p->taken == 0)
 			pthread_cond_signal(&f->wake); /* report it soon: the window wants it back */
 	} else if (f->bulk_cur_offline && f->ref_mono > 0 && f->nunleased < MAX_UNLEASED) {
@@ -716,7 +735,7 @@ void pobox_fleet_bulk_done(struct pobox_fleet *f, int answered)
 
 struct plan {
 	int join, final, due;
-	int64_t want;
+	int64_t want, extend;
 	int urgent, reserve, permits, hist;
 	int64_t close[MAX_GRANTS + MAX_PERMITS];
 	int nclose;
@@ -748,7 +767,9 @@ static void plan(struct pobox_fleet *f, int64_t now, struct plan *pl)
 		struct permit *p = &f->p[i];
 		if (!p->reporting && p->taken == 0 && (p->left == 0 || now >= p->start_by)) {
 			pl->close[pl->nclose++] = p->id;
-			urgent_report |= p->nuses > 0; /* its charge sits far ahead until reported */
+			/* its charge sits far ahead until reported: soon, but leave a
+			 * moment for the next bulk call's permit request to carry it */
+			urgent_report |= p->nuses > 0 && now - p->done_mono >= 200;
 		}
 	}
 	pl->hist = strcmp(f->row.reported_epoch, f->row.epoch) != 0;
@@ -761,9 +782,11 @@ static void plan(struct pobox_fleet *f, int64_t now, struct plan *pl)
 	int open = 0;
 	for (int i = 0; i < f->ng; i++)
 		open += !f->g[i].closed;
-	if (!f->stop && open < MAX_GRANTS - 4 &&
-	    (f->unmet > 0 || (rate > 0.05 && (double)held(f, now, lead) < rate * (double)lead / 1000.0))) {
-		pl->want = (int64_t)ceil(rate * (double)target / 1000.0) + f->unmet;
+	int64_t standing = now < f->standing_until ? f->standing : 0;
+	int64_t unmet = f->unmet > standing ? f->unmet : standing;
+	if (!f->stop && open < MAX_GRANTS - 4 && (now >= f->lease_retry || f->unmet_urgent) &&
+	    (unmet > 0 || (rate > 0.05 && (double)held(f, now, lead) < rate * (double)lead / 1000.0))) {
+		pl->want = (int64_t)ceil(rate * (double)target / 1000.0) + unmet;
 		if (pl->want < 1)
 			pl->want = 1;
 		pl->urgent = f->unmet_urgent;
@@ -771,12 +794,18 @@ static void plan(struct pobox_fleet *f, int64_t now, struct plan *pl)
 	struct grant *r = reserve_of(f);
 	int64_t rlife = f->acct.reserve_ms, retry = rlife / 4 < 2000 ? rlife / 4 : 2000;
 	if (!f->stop && f->acct.reserve_share > 0 && open < MAX_GRANTS - 2 &&
-	    now - f->last_reserve_try >= retry && (!r || now - r->sent_mono > r->life_ms / 2))
-		pl->reserve = 1;
+	    now - f->last_reserve_try >= retry && (!r || now - r->sent_mono > r->life_ms / 2)) {
+		/* an unused reserve gets a new life (no capacity needed); a used
+		 * one is replaced, and closed once the new one is in hand */
+		if (r && r->used == 0 && r->inflight == 0 && r->avail == r->granted)
+			pl->extend = r->id;
+		else
+			pl->reserve = 1;
+	}
 	if (!f->stop && f->permit_wanted && !permit_usable(f, now) && f->np < MAX_PERMITS)
 		pl->permits = 1;
 	int reports = pl->nclose && (f->stop || urgent_report || now - oldest >= delay);
-	pl->due = pl->want || pl->reserve || pl->permits || pl->hist || reports || f->nunleased;
+	pl->due = pl->want || pl->reserve || pl->extend || pl->permits || pl->hist || reports || f->nunleased;
 	if (!pl->due)
 		pl->nclose = 0;
 	for (int i = 0; i < pl->nclose; i++) {
@@ -1011,8 +1040,11 @@ static int take_answer(struct pobox_fleet *f, const struct plan *pl,
 	            1000.0 * (double)lease.granted / (double)tau_ms(f);
 	struct grant *old = reserve_of(f);
 	int64_t old_reserve = res.id && old && old->id != res.id ? old->id : 0;
+	int renewed = res.id && grant_find(f, res.id) != NULL;
 	pthread_mutex_unlock(&f->mu);
 	f->row.grant_rate = gr;
+	if (r->status != POBOX_FLEET_STALE)
+		f->row.soon = r->refill / (r->active > 0 ? r->active : 1);
 
 	if ((rc = pobox_begin(f->tpb)) != 0)
 		goto fail;
@@ -1021,7 +1053,8 @@ static int take_answer(struct pobox_fleet *f, const struct plan *pl,
 	if (rc == 0 && lease.id)
 		rc = pobox_store_fleet_lease_add(f->tpb->st, &lease);
 	if (rc == 0 && res.id)
-		rc = pobox_store_fleet_lease_add(f->tpb->st, &res);
+		rc = renewed ? pobox_store_fleet_lease_renew(f->tpb->st, &res)
+		             : pobox_store_fleet_lease_add(f->tpb->st, &res);
 	if (rc == 0 && old_reserve) /* only now: the new one is in hand */
 		rc = pobox_store_fleet_lease_close(f->tpb->st, old_reserve);
 	for (size_t i = 0; i < r->nclosed && rc == 0; i++)
@@ -1045,6 +1078,15 @@ static int take_answer(struct pobox_fleet *f, const struct plan *pl,
 	}
 	add_grant(f, &lease);
 	add_grant(f, &res);
+	struct grant *rg = renewed ? grant_find(f, res.id) : NULL;
+	if (rg) { /* its new life; what was spent from it stays spent */
+		rg->grant_coord = res.grant_coord_ms;
+		rg->sent_mono = res.sent_mono_ms;
+		rg->life_ms = res.life_ms;
+		rg->start_by = res.start_by_mono_ms;
+		rg->charge_k = res.charge_k;
+		rg->closed = 0;
+	}
 	if (old_reserve) {
 		struct grant *o = grant_find(f, old_reserve);
 		if (o) {
@@ -1079,10 +1121,19 @@ static int take_answer(struct pobox_fleet *f, const struct plan *pl,
 		                         : wall_ms() + (r->bulk_free_ms > r->now_ms ? r->bulk_free_ms - r->now_ms + 1 : 1000);
 	}
 	if (q->want) {
+		f->fresh |= lease.granted > 0 && (f->unmet > 0 || f->standing > 0);
 		f->unmet = 0;
 		f->unmet_urgent = 0;
+		if (lease.granted >= q->want)
+			f->standing = 0; /* met in full */
+		/* short: ask again when the window frees some, not before */
+		int64_t wait = 0, cap = f->acct.lease_ms / 4 < 100 ? 100 : f->acct.lease_ms / 4;
+		int64_t floor_ = f->acct.lease_ms / 40 < 50 ? 50 : f->acct.lease_ms / 40;
+		if (lease.granted < q->want)
+			wait = r->single_free_ms > r->now_ms ? r->single_free_ms - r->now_ms : cap;
+		f->lease_retry = now + (wait > cap ? cap : wait > 0 && wait < floor_ ? floor_ : wait);
 	}
-	if (q->reserve)
+	if (q->reserve || q->extend)
 		f->last_reserve_try = now;
 	if (lease.granted)
 		f->last_grant_mono = now;
@@ -1161,12 +1212,21 @@ static int do_grant(struct pobox_fleet *f, struct plan *pl, char *err, size_t er
 		.account = f->account, .host = f->host, .incarnation = f->row.incarnation,
 		.seq = f->row.next_seq, .epoch = f->row.epoch[0] ? f->row.epoch : NULL,
 		.serial = f->row.serial, .want = pl->want, .urgent = pl->urgent, .reserve = pl->reserve,
+		.extend = pl->extend,
 		.permits = pl->permits, .horizon_ms = f->o.horizon_ms, .bulk_horizon_ms = f->o.bulk_horizon_ms,
 		.close = pl->close, .nclose = (size_t)pl->nclose, .uses = uses.u, .nuses = uses.n,
 		.hist = hist.u, .nhist = hist.n, .send_hist = pl->hist,
 	};
 	int64_t sent = pobox_fleet_mono_ms();
 	rc = pobox_fleet_pg_grant(f->conn, &q, &r, f->o.timeout_ms, err, errlen);
+	if (pobox_log_enabled(POBOX_LOG_DEBUG))
+		pobox_log(POBOX_LOG_DEBUG, "fleet_round_trip",
+		          "seq=%lld want=%lld reserve=%d permits=%lld close=%d uses=%zu hist=%d rc=%d status=%d "
+		          "lease=%lld reserve_n=%lld permit=%lld free=%lld", (long long)q.seq,
+		          (long long)q.want, q.reserve, (long long)q.permits, pl->nclose, uses.n, pl->hist, rc,
+		          rc ? -1 : (int)r.status, rc ? 0LL : (long long)r.lease.n,
+		          rc ? 0LL : (long long)r.reserve.n, rc ? 0LL : (long long)r.permit.n,
+		          rc ? 0LL : (long long)r.free);
 	int64_t rtt = pobox_fleet_mono_ms() - sent;
 	pthread_mutex_lock(&f->mu);
 	f->rtt_ms = f->rtt_ms ? (f->rtt_ms * 7 + rtt) / 8 : rtt;

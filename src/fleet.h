@@ -128,6 +128,10 @@ void pobox_fleet_done(struct pobox_fleet *f, int committed);
 /* n calls (urgent: some of them urgent) found no unit: ask for more now. */
 void pobox_fleet_short(struct pobox_fleet *f, int64_t n, int urgent);
 
+/* 1 (once) when a lease has come in since calls last went short: the
+ * service loop routes what is pending again at once instead of waiting. */
+int pobox_fleet_fresh(struct pobox_fleet *f);
+
 /* ---- the bulk lane ------------------------------------------------------ */
 
 /* Before a bulk call: 0 to go (with *limit the per-minute limit the local

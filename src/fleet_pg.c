@@ -481,8 +481,8 @@ int pobox_fleet_pg_join(struct pobox_fleet_conn *c, const struct pobox_fleet_pro
 
 static const char GRANT_SQL[] =
 	"SELECT * FROM pobox_fleet.grant($1, $2, $3, $4::bigint, $5, $6::bigint, $7::bigint,"
-	" $8::boolean, $9::boolean, $10::integer, $11::bigint, $12::bigint, $13::bigint[],"
-	" $14::bigint[], $15::bigint[], $16::bigint[], $17::text[], $18::bigint[], $19::bigint[])";
+	" $8::boolean, $9::boolean, $10::bigint, $11::integer, $12::bigint, $13::bigint, $14::bigint[],"
+	" $15::bigint[], $16::bigint[], $17::bigint[], $18::text[], $19::bigint[], $20::bigint[])";
 
 static void grant_part(const PGresult *r, const char *id, const char *n, const char *k,
                        const char *ms, struct pobox_fleet_grant *g)
@@ -500,7 +500,7 @@ int pobox_fleet_pg_grant(struct pobox_fleet_conn *c, const struct pobox_fleet_re
                          size_t errlen)
 {
 	char v[12][40], st[40];
-	const char *vals[19];
+	const char *vals[20];
 	char *arr[7] = {0};
 	PGresult *r = NULL;
 	int rc;
@@ -512,6 +512,7 @@ int pobox_fleet_pg_grant(struct pobox_fleet_conn *c, const struct pobox_fleet_re
 	fmt64(v[3], 40, q->permits);
 	fmt64(v[4], 40, q->horizon_ms);
 	fmt64(v[5], 40, q->bulk_horizon_ms);
+	fmt64(v[6], 40, q->extend);
 	arr[0] = array_lit(q->nclose, get_id, q->close);
 	arr[1] = array_lit(q->nuses, get_lease, q->uses);
 	arr[2] = array_lit(q->nuses, get_k, q->uses);
@@ -527,11 +528,11 @@ int pobox_fleet_pg_grant(struct pobox_fleet_conn *c, const struct pobox_fleet_re
 			rc = pobox_errf(err, errlen, POBOX_ENOMEM, "out of memory");
 			goto out;
 		}
-	const char *tmp[19] = {q->account, q->host, q->incarnation, v[0], q->epoch, v[1], v[2],
-	                       q->urgent ? "t" : "f", q->reserve ? "t" : "f", v[3], v[4], v[5],
-	                       arr[0], arr[1], arr[2], arr[3], arr[4], arr[5], arr[6]};
+	const char *tmp[20] = {q->account, q->host, q->incarnation, v[0], q->epoch, v[1], v[2],
+	                       q->urgent ? "t" : "f", q->reserve ? "t" : "f", q->extend ? v[6] : NULL,
+	                       v[3], v[4], v[5], arr[0], arr[1], arr[2], arr[3], arr[4], arr[5], arr[6]};
 	memcpy(vals, tmp, sizeof vals);
-	if ((rc = run(c, GRANT_SQL, 19, vals, 0, mono_ms() + timeout_ms, &r, err, errlen)) != 0)
+	if ((rc = run(c, GRANT_SQL, 20, vals, 0, mono_ms() + timeout_ms, &r, err, errlen)) != 0)
 		goto out;
 	if (PQntuples(r) != 1) {
 		rc = pobox_errf(err, errlen, POBOX_EIO, "fleet coordinator %s: grant returned %d rows",
@@ -551,6 +552,9 @@ int pobox_fleet_pg_grant(struct pobox_fleet_conn *c, const struct pobox_fleet_re
 	grant_part(r, "permit", "permit_n", "permit_k", "permit_ms", &o->permit);
 	o->spent = col64(r, "spent", 0);
 	o->free = col64(r, "free", 0);
+	o->refill = col64(r, "refill", 0);
+	o->active = col64(r, "active", 1);
+	o->single_free_ms = col64(r, "single_free_ms", -1);
 	o->bulk_used = col64(r, "bulk_used", 0);
 	o->bulk_free_ms = col64(r, "bulk_free_ms", -1);
 	o->learning = colbool(r, 0, "learning");
@@ -741,7 +745,7 @@ int pobox_fleet_pg_account_status(struct pobox_fleet_conn *c, const char *accoun
 		o->spent = col64(r, "spent", 0);
 		o->bulk_limit = col64(r, "bulk_limit", 0);
 		o->bulk_window_ms = col64(r, "bulk_window_ms", 0);
-		o->bulk_used = col64(r, "bulk_used", 0);
+	o->bulk_used = col64(r, "bulk_used", 0);
 		o->reserves = col64(r, "reserves", 0);
 		o->hosts = col64(r, "hosts", 0);
 		o->learning = colbool(r, 0, "learning");

@@ -88,6 +88,7 @@ struct pobox_fleet_request {
 	int64_t serial;
 	int64_t want;
 	int urgent, reserve;
+	int64_t extend;         /* the unused reserve to give a new life (0: none) */
 	int64_t permits;
 	int64_t horizon_ms, bulk_horizon_ms;
 	const int64_t *close;   /* grants closed by the host, reported by `uses` */
@@ -112,7 +113,12 @@ struct pobox_fleet_response {
 	char epoch[64];
 	int64_t serial, now_ms, grant_ms, next_seq;
 	struct pobox_fleet_grant lease, reserve, permit;
-	int64_t spent, free, bulk_used, bulk_free_ms;  /* bulk_free_ms -1: unknown */
+	int64_t spent, free;       /* the account's single calls in the window, what is left */
+	int64_t refill;            /* what leaves the window within a lease's life */
+	int64_t active;            /* hosts asking for leases lately (this one included) */
+	int64_t single_free_ms;    /* when asked for more than granted: when the oldest
+	                            * charge leaves the window (-1: unknown) */
+	int64_t bulk_used, bulk_free_ms;  /* bulk_free_ms -1: unknown */
 	int learning;
 	int64_t hosts;
 	int64_t *closed;   /* acknowledged closes (owned: pobox_fleet_pg_response_free) */

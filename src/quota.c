@@ -193,7 +193,7 @@ static int fleet_read(struct pobox *pb, const struct pobox_quota_opts *o, struct
 	q->budget = f->account_budget - f->margin;
 	q->reserve = (int64_t)((double)q->budget * share);
 	if (f->reachable) {
-		int64_t soon = (int64_t)(r.grant_rate * (double)r.lease_ms / 1000.0);
+		int64_t soon = r.soon; /* the next leases are likely to cover this much more */
 		q->remaining = h.lease_left + at_least0(r.free) + soon;
 		q->left_urgent = q->remaining;
 		q->left_normal = h.lease_left + at_least0(r.free - q->reserve) + soon;

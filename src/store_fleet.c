@@ -39,7 +39,7 @@ static void bind_text_or_null(sqlite3_stmt *s, int i, const char *t)
 #define STATE_COLS \
 	"account, host, incarnation, next_seq, epoch, serial, reported_epoch, budget, margin," \
 	" window_ms, bucket_ms, bulk_limit, urgent_share, lease_ms, reserve_ms, spent, free, hosts," \
-	" learning, grant_rate, last_contact_ms, last_attempt_ms, reachable, last_error, requests"
+	" learning, grant_rate, last_contact_ms, last_attempt_ms, reachable, last_error, requests, soon"
 
 int pobox_store_fleet_get(struct pobox_store *st, struct pobox_fleet_row *r, int *found)
 {
@@ -77,6 +77,7 @@ int pobox_store_fleet_get(struct pobox_store *st, struct pobox_fleet_row *r, int
 		r->reachable = (int)int_or(s, 22, 0);
 		text_or(s, 23, r->last_error, sizeof r->last_error);
 		r->requests = int_or(s, 24, 0);
+		r->soon = int_or(s, 25, 0);
 	}
 	sqlite3_reset(s);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : pobox_store_fail(st, rc, "reading the fleet state");
@@ -87,7 +88,7 @@ int pobox_store_fleet_put(struct pobox_store *st, const struct pobox_fleet_row *
 	static const char sql[] =
 		"INSERT OR REPLACE INTO fleet_state (id, " STATE_COLS ") VALUES (1, ?1, ?2, ?3, ?4, ?5,"
 		" ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23,"
-		" ?24, ?25)";
+		" ?24, ?25, ?26)";
 	sqlite3_stmt *s = pobox_store_prep(st, sql);
 	if (!s)
 		return POBOX_EIO;
@@ -120,6 +121,7 @@ int pobox_store_fleet_put(struct pobox_store *st, const struct pobox_fleet_row *
 	sqlite3_bind_int(s, 23, r->reachable);
 	bind_text_or_null(s, 24, r->last_error);
 	sqlite3_bind_int64(s, 25, r->requests);
+	sqlite3_bind_int64(s, 26, r->soon);
 	return done(st, s, "writing the fleet state");
 }
 
@@ -182,6 +184,25 @@ int pobox_store_fleet_lease_add(struct pobox_store *st, const struct pobox_fleet
 	sqlite3_bind_int64(s, 10, l->charge_k);
 	sqlite3_bind_int64(s, 11, l->granted_at_ms);
 	return done(st, s, "recording a fleet lease");
+}
+
+int pobox_store_fleet_lease_renew(struct pobox_store *st, const struct pobox_fleet_lease_row *l)
+{
+	static const char sql[] =
+		"UPDATE fleet_leases SET grant_coord_ms = ?2, sent_mono_ms = ?3, boot_id = ?4, life_ms = ?5,"
+		" start_by_mono_ms = ?6, charge_k = ?7, granted_at_ms = ?8, closed = 0 WHERE id = ?1";
+	sqlite3_stmt *s = pobox_store_prep(st, sql);
+	if (!s)
+		return POBOX_EIO;
+	sqlite3_bind_int64(s, 1, l->id);
+	sqlite3_bind_int64(s, 2, l->grant_coord_ms);
+	sqlite3_bind_int64(s, 3, l->sent_mono_ms);
+	sqlite3_bind_text(s, 4, l->boot_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 5, l->life_ms);
+	sqlite3_bind_int64(s, 6, l->start_by_mono_ms);
+	sqlite3_bind_int64(s, 7, l->charge_k);
+	sqlite3_bind_int64(s, 8, l->granted_at_ms);
+	return done(st, s, "renewing a fleet lease");
 }
 
 int pobox_store_fleet_lease_close(struct pobox_store *st, int64_t id)

@@ -20,7 +20,7 @@ struct pobox_fleet_row {
 	/* the account and the fleet, as of the last answer; budget < 0 when none yet */
 	int64_t budget, margin, window_ms, bucket_ms, bulk_limit, lease_ms, reserve_ms;
 	double urgent_share, grant_rate;
-	int64_t spent, free, hosts;
+	int64_t spent, free, hosts, soon;
 	int learning, reachable;
 	int64_t last_contact_ms, last_attempt_ms, requests;
 	char last_error[300];
@@ -45,6 +45,8 @@ int pobox_store_fleet_leases(struct pobox_store *st,
                              int (*fn)(void *ctx, const struct pobox_fleet_lease_row *l), void *ctx);
 int pobox_store_fleet_lease_add(struct pobox_store *st, const struct pobox_fleet_lease_row *l);
 int pobox_store_fleet_lease_close(struct pobox_store *st, int64_t id);
+/* A grant given a new life (same id): its deadline, mapping and charge. */
+int pobox_store_fleet_lease_renew(struct pobox_store *st, const struct pobox_fleet_lease_row *l);
 /* Forgets a grant and its use rows (the coordinator acknowledged it). */
 int pobox_store_fleet_lease_drop(struct pobox_store *st, int64_t id);
 /* reserved += d_reserved, used += d_used. */

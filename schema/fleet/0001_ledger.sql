@@ -213,6 +213,33 @@ BEGIN
 END
 $$;
 
+-- fair_share: max-min fairness (Doorman's FAIR_SHARE) over the hosts that
+-- asked for leases lately: wants below the level are met in full, the
+-- level splits the rest evenly among the larger ones.
+CREATE FUNCTION pobox_fleet.fair_share(p_account text, p_host text, p_want bigint, p_cap bigint,
+                                       p_since bigint)
+RETURNS bigint LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	w bigint;
+	n integer;
+	i integer := 0;
+	left_ bigint := p_cap;
+BEGIN
+	SELECT count(*) + 1 INTO n FROM pobox_fleet.hosts
+	WHERE account = p_account AND host <> p_host AND want > 0 AND want_ms > p_since;
+	FOR w IN SELECT want FROM (SELECT x.want FROM pobox_fleet.hosts x WHERE x.account = p_account
+	                           AND x.host <> p_host AND x.want > 0 AND x.want_ms > p_since
+	                           UNION ALL SELECT p_want) v ORDER BY 1 LOOP
+		IF w * (n - i) >= left_ THEN
+			RETURN ceil(left_::numeric / (n - i))::bigint;
+		END IF;
+		left_ := left_ - w;
+		i := i + 1;
+	END LOOP;
+	RETURN p_want;  -- every want fits
+END
+$$;
+
 -- spent: the charges of a lane that count at time t.
 CREATE FUNCTION pobox_fleet.spent(p_account text, p_lane text, p_since bigint) RETURNS bigint
 LANGUAGE sql STABLE AS $$
@@ -222,14 +249,17 @@ $$;
 
 -- grant: one round trip of a host.  In order: reports (p_close with the
 -- use of each closed grant per bucket), then the request itself: a lease of
--- up to p_want single calls, a new standing reserve (p_reserve), up to
--- p_permits bulk permits.  p_horizon_ms / p_bulk_horizon_ms: how long after
+-- up to p_want single calls, a new standing reserve (p_reserve) or a longer
+-- life for the unused one it holds (p_extend), up to p_permits bulk permits.
+-- Extending needs no free capacity: moving a charge later only keeps
+-- counted, in later windows, calls every window from now on already
+-- counts, so no window can hold more than the one ending now.  p_horizon_ms / p_bulk_horizon_ms: how long after
 -- starting a call the host may still be sending it (its timeouts).
 -- p_hist_*: the host's calls of the last window, sent once per epoch.
 CREATE FUNCTION pobox_fleet.grant(
 	p_account text, p_host text, p_incarnation text, p_seq bigint,
 	p_epoch text, p_serial bigint,
-	p_want bigint, p_urgent boolean, p_reserve boolean, p_permits integer,
+	p_want bigint, p_urgent boolean, p_reserve boolean, p_extend bigint, p_permits integer,
 	p_horizon_ms bigint, p_bulk_horizon_ms bigint,
 	p_close bigint[], p_use_lease bigint[], p_use_k bigint[], p_use_n bigint[],
 	p_hist_lane text[], p_hist_k bigint[], p_hist_n bigint[])
@@ -237,8 +267,9 @@ RETURNS TABLE (status text, epoch text, serial bigint, now_ms bigint, grant_ms b
                lease bigint, lease_n bigint, lease_k bigint, lease_ms bigint,
                reserve bigint, reserve_n bigint, reserve_k bigint, reserve_ms bigint,
                permit bigint, permit_n integer, permit_k bigint, permit_ms bigint,
-               spent bigint, free bigint, bulk_used bigint, bulk_free_ms bigint,
-               learning boolean, hosts integer, closed bigint[])
+               spent bigint, free bigint, refill bigint, active integer, single_free_ms bigint,
+               bulk_used bigint, bulk_free_ms bigint, learning boolean, hosts integer,
+               closed bigint[])
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pobox_fleet, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
@@ -251,6 +282,7 @@ DECLARE
 	v_lease bigint; v_lease_k bigint; v_res bigint; v_res_k bigint; v_per bigint; v_per_k bigint;
 	v_bulk bigint := 0; v_bulk_free bigint;
 	v_learn boolean := false; v_hosts integer; v_total bigint; v_others bigint; v_size bigint;
+	v_refill bigint; v_single_free bigint; l leases%ROWTYPE;
 BEGIN
 	SELECT * INTO a FROM accounts WHERE account = p_account FOR UPDATE;
 	IF NOT FOUND THEN
@@ -311,6 +343,10 @@ BEGIN
 		  AND x.heard_epoch IS DISTINCT FROM a.epoch AND x.last_seen_ms > t - a.window_ms;
 	END IF;
 	v_pool := a.budget - a.margin - v_spent - v_hold;
+	-- what leaves the window within a lease's life: soon free again
+	v_refill := v_spent - pobox_fleet.spent(p_account, 'single', t - a.window_ms + a.lease_ms);
+	v_active := 1 + (SELECT count(*) FROM hosts x WHERE x.account = p_account
+	                 AND x.host <> p_host AND x.want > 0 AND x.want_ms > t - 2 * a.lease_ms);
 
 	IF v_status = 'ok' THEN
 		-- the lease: the caller's want, within what is free (less the urgent
@@ -318,9 +354,8 @@ BEGIN
 		IF p_want > 0 THEN
 			v_cap := v_pool - CASE WHEN p_urgent THEN 0
 			                       ELSE floor(a.urgent_share * (a.budget - a.margin))::bigint END;
-			v_active := 1 + (SELECT count(*) FROM hosts x WHERE x.account = p_account
-			                 AND x.host <> p_host AND x.want > 0 AND x.want_ms > t - 2 * a.lease_ms);
-			v_g := greatest(least(p_want, v_cap, ceil(greatest(v_cap, 0)::numeric / v_active)::bigint), 0);
+			v_g := greatest(least(p_want, v_cap, pobox_fleet.fair_share(p_account, p_host, p_want,
+			                                                             greatest(v_cap, 0), t - 2 * a.lease_ms)), 0);
 			h.want := p_want;
 			h.want_ms := t;
 		ELSE
@@ -335,7 +370,18 @@ BEGIN
 		END IF;
 		-- the standing reserve: an equal part of reserve_share of the budget
 		-- per host, never more than that share in all
-		IF p_reserve THEN
+		IF p_extend IS NOT NULL THEN
+			SELECT * INTO l FROM leases WHERE id = p_extend AND account = p_account AND host = p_host
+			                              AND kind = 'reserve' FOR UPDATE;
+			IF FOUND THEN
+				v_res_k := greatest(l.k, pobox_fleet.bucket_end(t + a.reserve_ms + p_horizon_ms, a.bucket_ms));
+				UPDATE charges SET n = n - l.granted WHERE account = p_account AND lane = 'single' AND k = l.k;
+				PERFORM pobox_fleet.add_charge(p_account, 'single', v_res_k, l.granted);
+				UPDATE leases SET k = v_res_k, granted_ms = t WHERE id = l.id;
+				v_res := l.id;
+				v_r := l.granted;
+			END IF;
+		ELSIF p_reserve THEN
 			v_total := floor(a.reserve_share * (a.budget - a.margin))::bigint;
 			SELECT coalesce(sum(granted), 0) INTO v_others FROM leases
 			WHERE account = p_account AND kind = 'reserve' AND host <> p_host AND k > t - a.window_ms;
@@ -362,6 +408,11 @@ BEGIN
 				v_bulk := v_bulk + v_np;
 			END IF;
 		END IF;
+	END IF;
+	IF p_want > v_g THEN
+		-- when the oldest single charge leaves the window: ask again then
+		SELECT min(c.k) + a.window_ms INTO v_single_free FROM charges c
+		WHERE c.account = p_account AND c.lane = 'single' AND c.k > t - a.window_ms AND c.n > 0;
 	END IF;
 	IF p_permits > 0 AND v_np = 0 THEN
 		-- when the oldest bulk charge leaves the window
@@ -405,12 +456,15 @@ BEGIN
 			h.r_lease, h.r_lease_n, h.r_lease_k, h.r_lease_ms,
 			h.r_reserve, h.r_reserve_n, h.r_reserve_k, h.r_reserve_ms,
 			h.r_permit, h.r_permit_n, h.r_permit_k, h.r_permit_ms,
-			v_spent, v_pool, v_bulk, v_bulk_free, v_learn, v_hosts, p_close;
+			v_spent, v_pool, v_refill, v_active, v_single_free, v_bulk, v_bulk_free, v_learn,
+			v_hosts, p_close;
 	ELSE
 		RETURN QUERY SELECT v_status, a.epoch, a.serial, t, t, h.seq + 1,
 			v_lease, v_g, v_lease_k, a.lease_ms, v_res, v_r, v_res_k, a.reserve_ms,
 			v_per, v_np, v_per_k, a.permit_ms,
-			v_spent + v_g + v_r, v_pool - v_g - v_r, v_bulk, v_bulk_free, v_learn, v_hosts, p_close;
+			v_spent + v_g + CASE WHEN p_extend IS NULL THEN v_r ELSE 0 END,
+			v_pool - v_g - CASE WHEN p_extend IS NULL THEN v_r ELSE 0 END, v_refill, v_active, v_single_free, v_bulk,
+			v_bulk_free, v_learn, v_hosts, p_close;
 	END IF;
 END
 $$;
@@ -473,12 +527,13 @@ REVOKE ALL ON FUNCTION pobox_fleet.now_ms() FROM PUBLIC;
 REVOKE ALL ON FUNCTION pobox_fleet.bucket_end(bigint, bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pobox_fleet.add_charge(text, text, bigint, bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pobox_fleet.spent(text, text, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pobox_fleet.fair_share(text, text, bigint, bigint, bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pobox_fleet.close_lease(text, text, bigint, bigint[], bigint[], bigint[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pobox_fleet.join(text, text, bigint, integer, double precision, bigint, bigint,
                                         bigint, bigint, bigint, double precision, double precision,
                                         integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pobox_fleet.grant(text, text, text, bigint, text, bigint, bigint, boolean,
-                                         boolean, integer, bigint, bigint, bigint[], bigint[],
+                                         boolean, bigint, integer, bigint, bigint, bigint[], bigint[],
                                          bigint[], bigint[], text[], bigint[], bigint[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pobox_fleet.account_status(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pobox_fleet.host_status(text) FROM PUBLIC;

@@ -134,7 +134,7 @@ static void print_left(struct pobox *pb, const char *prefix)
 	       cli_num(d, sizeof d, s.updates[POBOX_ST_DEAD]));
 }
 
-static int cut(struct pobox *pb, const struct pobox_sched_opts *so, int quiet)
+static int cut(struct pobox *pb, const struct pobox_sched_opts *so, int quiet, struct pobox_fleet *fleet)
 {
 	struct pobox_cut_summary sum = {0};
 	char a[32], b[32], c[32], d[32];
@@ -143,6 +143,8 @@ static int cut(struct pobox *pb, const struct pobox_sched_opts *so, int quiet)
 		cli_error("cutting batches: %s", pobox_errmsg(pb));
 		return rc;
 	}
+	if (fleet) /* demand the leases did not cover: ask the fleet for it */
+		pobox_fleet_short(fleet, sum.single_refused, sum.single_refused_urgent > 0);
 	/* quiet 0: always print; 1: only when batches were cut; 2: never (run
 	 * reports through its log) */
 	if (quiet < 2 && (sum.batches || !quiet)) {
@@ -356,12 +358,13 @@ static int loop(struct cli *cli, struct pobox *pb, struct pobox_deliver_opts *o,
 		int want_cut = due > 0;
 		if (mode == RUN)
 			want_cut = due > 0 && (urgent_new || due >= cli->cfg.flush_rows ||
+			                       (fleet && pobox_fleet_fresh(fleet)) ||
 			                       (oldest >= 0 && now - oldest >= cli->cfg.flush_max_delay_ms) ||
 			                       (due <= cli->cfg.single_max_pending && cli->cfg.single_lane &&
 			                        oldest >= 0 && now - oldest >= 1000));
 		if (want_cut) {
 			routing(cli, pb, o, due);
-			if ((rc = cut(pb, &o->sched, mode == RUN ? 2 : 1)) != 0) {
+			if ((rc = cut(pb, &o->sched, mode == RUN ? 2 : 1, fleet)) != 0) {
 				code = cli_exit_code(rc);
 				break;
 			}
@@ -466,7 +469,7 @@ int cmd_flush(struct cli *cli, int argc, char **argv)
 		pobox_store_pending(pb->st, pobox_clock_now_ms(&pb->clock), &due, &later, &next_due, &oldest);
 		routing(cli, pb, &o, due);
 	}
-	if (cut(pb, &o.sched, 0) != 0) {
+	if (cut(pb, &o.sched, 0, NULL) != 0) {
 		code = EXIT_IOERR;
 		goto out;
 	}

@@ -207,7 +207,20 @@ oracle_max() {
 	awk -F'\t' -v lane="$1" -v w="$2" '$2 == lane { print $1 }' "${3:-$T/calls.log}" | sort -n |
 		awk -v w="$2" '{ t[NR] = $1; while (t[NR] - t[j + 1] >= w) j++; c = NR - j
 		                 if (c > max) { max = c; at = $1 } }
-		               END { print max + 0, at + 0 }'
+		               END { printf "%d %.0f\n", max, at }'
+}
+# oracle_mean LANE WINDOW_MS FROM_MS TO_MS: the mean, over window ends tau
+# from FROM to TO every 100 ms, of the calls of LANE in (tau - WINDOW, tau]:
+# how full the rolling window was kept, on average.
+oracle_mean() {
+	awk -F'\t' -v lane="$1" '$2 == lane { print $1 }' "$T/calls.log" | sort -n |
+		awk -v w="$2" -v a="$3" -v b="$4" '{ t[NR] = $1 }
+		     END { n = NR; i = 0; j = 0; s = 0; k = 0
+		           for (tau = a; tau <= b; tau += 100) {
+		               while (i < n && t[i + 1] <= tau) i++
+		               while (j < i && t[j + 1] <= tau - w) j++
+		               s += i - j; k++ }
+		           printf "%d\n", k ? s / k : 0 }'
 }
 # calls_between LANE FROM_MS TO_MS: calls of LANE with FROM <= t < TO.
 calls_between() {
