@@ -115,6 +115,12 @@ static int wait_sock(PGconn *pg, int write, int64_t deadline)
 	}
 }
 
+static void ignore_notice(void *arg, const char *message)
+{
+	(void)arg;
+	(void)message;
+}
+
 int pobox_fleet_pg_connect(struct pobox_fleet_conn **out, const char *url, const char *password,
                            const char *name, int64_t timeout_ms, char *err, size_t errlen)
 {
@@ -163,6 +169,9 @@ int pobox_fleet_pg_connect(struct pobox_fleet_conn **out, const char *url, const
 		                "fleet coordinator %s: %s", c->where, line);
 		goto fail;
 	}
+	/* the server's notices (a new epoch, ...) are the host's to log, in
+	 * its own words: not libpq's raw lines on stderr */
+	PQsetNoticeProcessor(c->pg, ignore_notice, NULL);
 	if (PQsetnonblocking(c->pg, 1) != 0) {
 		rc = pobox_errf(err, errlen, POBOX_EIO, "fleet coordinator %s: cannot make the connection "
 		                "non-blocking", c->where);

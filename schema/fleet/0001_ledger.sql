@@ -213,28 +213,28 @@ BEGIN
 END
 $$;
 
--- fair_share: max-min fairness (Doorman's FAIR_SHARE) over the hosts that
--- asked for leases lately: wants below the level are met in full, the
--- level splits the rest evenly among the larger ones.
+-- fair_share: max-min fairness (Doorman's FAIR_SHARE) over what the hosts
+-- asked for lately and did not get: wants below the level are met in
+-- full, the level splits the rest evenly among the larger ones.
 CREATE FUNCTION pobox_fleet.fair_share(p_account text, p_host text, p_want bigint, p_cap bigint,
                                        p_since bigint)
 RETURNS bigint LANGUAGE plpgsql STABLE AS $$
 DECLARE
-	w bigint;
+	ws bigint[];
 	n integer;
-	i integer := 0;
 	left_ bigint := p_cap;
 BEGIN
-	SELECT count(*) + 1 INTO n FROM pobox_fleet.hosts
-	WHERE account = p_account AND host <> p_host AND want > 0 AND want_ms > p_since;
-	FOR w IN SELECT want FROM (SELECT x.want FROM pobox_fleet.hosts x WHERE x.account = p_account
-	                           AND x.host <> p_host AND x.want > 0 AND x.want_ms > p_since
-	                           UNION ALL SELECT p_want) v ORDER BY 1 LOOP
-		IF w * (n - i) >= left_ THEN
-			RETURN ceil(left_::numeric / (n - i))::bigint;
+	SELECT array_agg(w ORDER BY w) INTO ws FROM (
+		SELECT x.want - coalesce(x.r_lease_n, 0) AS w FROM pobox_fleet.hosts x
+		WHERE x.account = p_account AND x.host <> p_host AND x.want_ms > p_since
+		  AND x.want > coalesce(x.r_lease_n, 0)
+		UNION ALL SELECT p_want) v;
+	n := array_length(ws, 1);
+	FOR i IN 1 .. n LOOP
+		IF ws[i] * (n - i + 1) >= left_ THEN
+			RETURN ceil(left_::numeric / (n - i + 1))::bigint;
 		END IF;
-		left_ := left_ - w;
-		i := i + 1;
+		left_ := left_ - ws[i];
 	END LOOP;
 	RETURN p_want;  -- every want fits
 END
