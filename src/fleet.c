@@ -793,8 +793,11 @@ static void plan(struct pobox_fleet *f, int64_t now, struct plan *pl)
 	}
 	struct grant *r = reserve_of(f);
 	int64_t rlife = f->acct.reserve_ms, retry = rlife / 4 < 2000 ? rlife / 4 : 2000;
+	/* renewed at half its life; at once after it was spent from offline,
+	 * so the use is reported and the reserve whole again */
 	if (!f->stop && f->acct.reserve_share > 0 && open < MAX_GRANTS - 2 &&
-	    now - f->last_reserve_try >= retry && (!r || now - r->sent_mono > r->life_ms / 2)) {
+	    now - f->last_reserve_try >= retry &&
+	    (!r || now - r->sent_mono > r->life_ms / 2 || (r->used > 0 && f->link == L_ONLINE))) {
 		/* an unused reserve gets a new life (no capacity needed); a used
 		 * one is replaced, and closed once the new one is in hand */
 		if (r && r->used == 0 && r->inflight == 0 && r->avail == r->granted)
@@ -1371,6 +1374,11 @@ static void *thread_main(void *arg)
 				pthread_mutex_unlock(&f->mu);
 				err[0] = '\0';
 				int rc = round_trip(f, &pl, err, sizeof err);
+				if (rc) { /* what was to be reported is reported again */
+					pthread_mutex_lock(&f->mu);
+					unplan(f, &pl);
+					pthread_mutex_unlock(&f->mu);
+				}
 				trip_ended(f, rc, err);
 				pthread_mutex_lock(&f->mu);
 				continue;

@@ -13,13 +13,13 @@
 
 W=30000 BUDGET=3000 MARGIN=30 N=10 RUN_S=${FLEET_RUN_S:-70}
 pg_start
-sim_start --notfound-silent --single-budget 0 --call-log "$T/calls.log"
+sim_start --notfound-silent --single-budget 0 --status-keep 100000 --call-log "$T/calls.log"
 FLEET_OWNER_EXTRA=("single_budget = $BUDGET" "fleet_window = 30s" "fleet_margin = 0.01"
                    "fleet_lease = 2s" "fleet_reserve_life = 20s" "fleet_reserve_share = 0.01"
-                   "fleet_size = $N" "urgent_reserve = 0" "bulk_calls_per_minute = 600")
+                   "fleet_size = $N" "urgent_reserve = 0" "bulk_calls_per_minute = 6000")
 fleet_init --grant pobox_host || { fail "fleet init" "$(cat "$T/init.err")"; finish; }
 proxy_start "$N"
-FLEET_CONF_EXTRA=("single_budget = $BUDGET" "bulk_calls_per_minute = 600" "fleet_timeout = 1s"
+FLEET_CONF_EXTRA=("single_budget = $BUDGET" "bulk_calls_per_minute = 6000" "fleet_timeout = 1s"
                   "single_concurrency = 8" "single_threads = 2")
 loads=()
 for i in $(seq 0 $((N - 1))); do
