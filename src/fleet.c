@@ -212,10 +212,12 @@ static double decayed(double rate, int64_t at, int64_t now, int64_t tau_ms)
 	return rate * exp(-(double)(now - at) / (double)tau_ms);
 }
 
+/* The rates' memory: a quarter of a lease life, from 2 to 15 s (long
+ * enough to smooth a cut's burst, short enough to follow the demand). */
 static int64_t tau_ms(const struct pobox_fleet *f)
 {
-	int64_t l = f->joined ? f->acct.lease_ms : f->o.lease_ms;
-	return l < 2000 ? 2000 : l;
+	int64_t l = (f->joined ? f->acct.lease_ms : f->o.lease_ms) / 4;
+	return l < 2000 ? 2000 : l > 15000 ? 15000 : l;
 }
 
 /* Usable for a take at `now`: open, before its deadline, something left. */
