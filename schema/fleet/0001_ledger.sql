@@ -61,7 +61,7 @@ CREATE TABLE pobox_fleet.accounts (
 	epoch_began_ms bigint NOT NULL,
 	serial         bigint NOT NULL DEFAULT 0,
 	created_at     timestamptz NOT NULL DEFAULT now()
-);
+) WITH (fillfactor = 20);  -- updated by every request: room for HOT updates
 
 CREATE TABLE pobox_fleet.charges (
 	account text NOT NULL REFERENCES pobox_fleet.accounts ON DELETE CASCADE,
@@ -69,7 +69,7 @@ CREATE TABLE pobox_fleet.charges (
 	k       bigint NOT NULL,
 	n       bigint NOT NULL,
 	PRIMARY KEY (account, lane, k)
-);
+) WITH (fillfactor = 70);
 
 -- Open grants: leases and reserves (lane single), bulk permits (lane bulk).
 CREATE TABLE pobox_fleet.leases (
@@ -106,7 +106,7 @@ CREATE TABLE pobox_fleet.hosts (
 	r_reserve    bigint, r_reserve_n bigint, r_reserve_k bigint, r_reserve_ms bigint,
 	r_permit     bigint, r_permit_n integer, r_permit_k bigint, r_permit_ms bigint,
 	PRIMARY KEY (account, host)
-);
+) WITH (fillfactor = 50);  -- each host's row is updated by each of its requests
 
 -- Each host's calls per bucket, as reported (for `pobox fleet status`).
 CREATE TABLE pobox_fleet.host_use (
@@ -284,7 +284,11 @@ DECLARE
 	v_learn boolean := false; v_hosts integer; v_total bigint; v_others bigint; v_size bigint;
 	v_refill bigint; v_single_free bigint; l leases%ROWTYPE;
 BEGIN
-	SELECT * INTO a FROM accounts WHERE account = p_account FOR UPDATE;
+	-- one request of the account at a time: an advisory lock queues its
+	-- waiters in order, where a row lock (FOR UPDATE) would wake every one
+	-- of them at each commit - with hundreds of hosts, most of the work
+	PERFORM pg_advisory_xact_lock(hashtextextended('pobox_fleet ' || p_account, 0));
+	SELECT * INTO a FROM accounts WHERE account = p_account;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION USING ERRCODE = 'PBX02',
 			MESSAGE = format('no fleet account %L at the coordinator', p_account),
@@ -449,7 +453,9 @@ BEGIN
 	DELETE FROM charges c WHERE c.account = p_account AND c.lane = 'single' AND c.k <= t - a.window_ms;
 	DELETE FROM charges c WHERE c.account = p_account AND c.lane = 'bulk' AND c.k <= t - a.bulk_window_ms;
 	DELETE FROM leases l WHERE l.account = p_account AND l.k <= t - greatest(a.window_ms, a.bulk_window_ms);
-	DELETE FROM host_use u WHERE u.account = p_account AND u.k <= t - a.window_ms;
+	-- each host prunes its own rows (the primary key's order): a scan of
+	-- every host's would cost the whole fleet on every request
+	DELETE FROM host_use u WHERE u.account = p_account AND u.host = p_host AND u.k <= t - a.window_ms;
 
 	IF v_status = 'replay' THEN
 		RETURN QUERY SELECT 'replay'::text, a.epoch, a.serial, t, h.r_now_ms, h.seq + 1,
