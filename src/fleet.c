@@ -1156,6 +1156,10 @@ static int take_answer(struct pobox_fleet *f, const struct plan *pl,
 		          "account=\"%s\" epoch=%s reason=\"the coordinator's ledger went back in time (a "
 		          "restore, or a failover that lost commits); re-reporting this host's calls of "
 		          "the last window\"", f->account, r->epoch);
+	if (r->status == POBOX_FLEET_REPLAY)
+		pobox_log(POBOX_LOG_INFO, "fleet_replayed", "seq=%lld lease=%lld reason=\"a retried request "
+		          "was answered from the ledger: nothing granted twice\"", (long long)q->seq,
+		          (long long)r->lease.n);
 	if (r->status == POBOX_FLEET_STALE)
 		pobox_log(POBOX_LOG_WARN, "fleet_sequence_reset", "next_seq=%lld reason=\"the coordinator "
 		          "had answered newer requests of this host\"", (long long)r->next_seq);

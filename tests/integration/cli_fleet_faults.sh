@@ -31,9 +31,9 @@ for h in "${HOSTS[@]}"; do wait_for "$h joins" 30 grep -q fleet_joined "$T/$h/ru
 LOAD_PID=$!
 bg "$LOAD_PID"
 
-modes=("refuse" "reset" "delay 1500" "blackhole" "delay 300")
+modes=("refuse" "reset" "delay 600" "blackhole" "delay 300" "delay 1500")
 schedule() { # a few seconds of trouble on two random links, then pass again
-	local a=$((RANDOM % N)) b=$((RANDOM % N)) m1=${modes[$((RANDOM % 5))]} m2=${modes[$((RANDOM % 5))]}
+	local a=$((RANDOM % N)) b=$((RANDOM % N)) m1=${modes[$((RANDOM % 6))]} m2=${modes[$((RANDOM % 6))]}
 	echo "# +$(( ($(date +%s%3N) - T0MS) / 1000 ))s: link $a $m1, link $b $m2"
 	proxy_mode "$a" "$m1"; proxy_mode "$b" "$m2"
 	sleep $((RANDOM % 3 + 2))

@@ -37,10 +37,13 @@ T_START=$(sim_now_ms)
 LOAD_PID=$!
 bg "$LOAD_PID"
 
-# faults while the demand runs: a slow link (past fleet_timeout) for h3,
-# busy hosts killed and restarted
+# faults while the demand runs: a slow link for h3 (each way 600 ms, so
+# a request reaches the coordinator and is granted, but the answer comes
+# after fleet_timeout: the host retries it under the same sequence number
+# until the link is back and gets the stored answer), busy hosts killed
+# and restarted
 sleep 8
-proxy_mode 3 delay 1500
+proxy_mode 3 delay 600
 sleep 4
 host_kill h0; sleep 1; host_start h0
 sleep 3
@@ -71,7 +74,8 @@ for h in h0 h1 h2; do
 	check_ge "$h (busy) got more than twice the static split per window" \
 		$(( 2 * BUDGET / N * RUN_S * 1000 / W )) "$mine"
 done
-check_eq "a retried grant was answered from the ledger (replay) or failed over cleanly" 0 \
-	"$(grep -c 'fleet_sequence_reset' "$T"/h*/run.log | awk -F: '{ s += $2 } END { print s }')"
+check_ge "h3's retried grant was answered from the ledger (replay)" 1 "$(grep -c fleet_replayed "$T/h3/run.log")"
+check_eq "no host lost its place in the sequence" 0 \
+	"$(cat "$T"/h*/run.log | grep -c 'fleet_sequence_reset')"
 check_ge "h3 lost its link (timeouts) and came back" 1 "$(grep -c fleet_online "$T/h3/run.log")"
 finish
