@@ -100,6 +100,7 @@ struct pobox_fleet {
 	char why[POBOX_ERRLEN];      /* the last failure or refusal */
 	int joined;
 	struct pobox_fleet_account acct;
+	int64_t bucket_ms;           /* the outbox's, until the account's is known */
 	int64_t free, spent, hosts;
 	int learning;
 	double take_rate;            /* units taken per second, decaying */
@@ -329,6 +330,7 @@ static int state_init(struct pobox_fleet *f, struct pobox *pb, int64_t *recovere
 	rc = pobox_store_fleet_recover(pb->st, recovered);
 	if (rc == 0)
 		rc = pobox_store_fleet_leases(pb->st, load_grant, f);
+	f->bucket_ms = r->bucket_ms > 0 ? r->bucket_ms : 1;
 out:
 	if (rc == 0)
 		return pobox_commit(pb);
@@ -532,7 +534,7 @@ void pobox_fleet_settle(struct pobox_fleet *f, int64_t lease, int used, int64_t 
 		return;
 	}
 	s->used++;
-	int64_t width = f->joined ? f->acct.bucket_ms : f->row.bucket_ms;
+	int64_t width = f->joined ? f->acct.bucket_ms : f->bucket_ms;
 	int64_t k = answered_mono_ms >= 0 && g->sent_mono > 0
 	            ? coord_at(g->grant_coord, g->sent_mono, answered_mono_ms) : g->charge_k;
 	if (k > g->charge_k)
@@ -1007,26 +1009,30 @@ static void add_grant(struct pobox_fleet *f, const struct pobox_fleet_lease_row 
 	g->charge_k = l->charge_k;
 }
 
-/* Records an answer in the outbox, then publishes it (invariant 1). */
-static int take_answer(struct pobox_fleet *f, const struct plan *pl,
-                       const struct pobox_fleet_request *q, const struct pobox_fleet_response *r,
-                       int64_t sent, char *err, size_t errlen)
-{
+/* What an answer changes, worked out once for recording and publishing. */
+struct answer {
 	struct pobox_fleet_lease_row lease, res;
-	struct pobox_fleet_row keep = f->row;
-	int changed = r->status != POBOX_FLEET_STALE && f->row.epoch[0] && strcmp(f->row.epoch, r->epoch) != 0;
-	int rc;
-	memset(&lease, 0, sizeof lease);
-	memset(&res, 0, sizeof res);
+	int changed;            /* a new epoch: every grant held is closed */
+	int renewed;            /* res is the held reserve given a new life */
+	int64_t old_reserve;    /* the reserve res replaces, closed now */
+	double grant_rate;
+};
+
+/* The answer's grant rows, and what it does to the fleet state row. */
+static void read_answer(struct pobox_fleet *f, const struct pobox_fleet_request *q,
+                        const struct pobox_fleet_response *r, int64_t sent, struct answer *a)
+{
+	memset(a, 0, sizeof *a);
+	a->changed = r->status != POBOX_FLEET_STALE && f->row.epoch[0] && strcmp(f->row.epoch, r->epoch) != 0;
 	if (r->status == POBOX_FLEET_OK || r->status == POBOX_FLEET_REPLAY) {
 		if (r->lease.id)
-			grant_row(f, r, &r->lease, 0, sent, &lease);
+			grant_row(f, r, &r->lease, 0, sent, &a->lease);
 		if (r->reserve.id)
-			grant_row(f, r, &r->reserve, 1, sent, &res);
+			grant_row(f, r, &r->reserve, 1, sent, &a->res);
 	}
 	f->row.next_seq = r->next_seq;
 	if (r->status != POBOX_FLEET_STALE) {
-		f->row.serial = changed || r->serial > f->row.serial ? r->serial : f->row.serial;
+		f->row.serial = a->changed || r->serial > f->row.serial ? r->serial : f->row.serial;
 		snprintf(f->row.epoch, sizeof f->row.epoch, "%s", r->epoch);
 		if (r->status == POBOX_FLEET_OK && q->send_hist)
 			snprintf(f->row.reported_epoch, sizeof f->row.reported_epoch, "%s", r->epoch);
@@ -1034,6 +1040,7 @@ static int take_answer(struct pobox_fleet *f, const struct plan *pl,
 		f->row.free = r->free;
 		f->row.hosts = r->hosts;
 		f->row.learning = r->learning;
+		f->row.soon = r->refill / (r->active > 0 ? r->active : 1);
 	}
 	f->row.reachable = 1;
 	f->row.last_contact_ms = f->row.last_attempt_ms = wall_ms();
@@ -1041,39 +1048,46 @@ static int take_answer(struct pobox_fleet *f, const struct plan *pl,
 	f->row.requests++;
 	pthread_mutex_lock(&f->mu);
 	int64_t now = pobox_fleet_mono_ms();
-	double gr = decayed(f->grant_rate, f->grant_rate_at, now, tau_ms(f)) +
-	            1000.0 * (double)lease.granted / (double)tau_ms(f);
+	a->grant_rate = decayed(f->grant_rate, f->grant_rate_at, now, tau_ms(f)) +
+	                1000.0 * (double)a->lease.granted / (double)tau_ms(f);
 	struct grant *old = reserve_of(f);
-	int64_t old_reserve = res.id && old && old->id != res.id ? old->id : 0;
-	int renewed = res.id && grant_find(f, res.id) != NULL;
+	a->old_reserve = a->res.id && old && old->id != a->res.id ? old->id : 0;
+	a->renewed = a->res.id && grant_find(f, a->res.id) != NULL;
 	pthread_mutex_unlock(&f->mu);
-	f->row.grant_rate = gr;
-	if (r->status != POBOX_FLEET_STALE)
-		f->row.soon = r->refill / (r->active > 0 ? r->active : 1);
+	f->row.grant_rate = a->grant_rate;
+}
 
-	if ((rc = pobox_begin(f->tpb)) != 0)
-		goto fail;
-	if (changed)
-		rc = pobox_store_exec(f->tpb->st, "UPDATE fleet_leases SET closed = 1");
-	if (rc == 0 && lease.id)
-		rc = pobox_store_fleet_lease_add(f->tpb->st, &lease);
-	if (rc == 0 && res.id)
-		rc = renewed ? pobox_store_fleet_lease_renew(f->tpb->st, &res)
-		             : pobox_store_fleet_lease_add(f->tpb->st, &res);
-	if (rc == 0 && old_reserve) /* only now: the new one is in hand */
-		rc = pobox_store_fleet_lease_close(f->tpb->st, old_reserve);
-	for (size_t i = 0; i < r->nclosed && rc == 0; i++)
-		rc = pobox_store_fleet_lease_drop(f->tpb->st, r->closed[i]);
-	if (rc == 0 && r->status != POBOX_FLEET_STALE && f->acct.window_ms > 0)
-		rc = pobox_store_fleet_usage_prune(f->tpb->st, r->now_ms - f->acct.window_ms);
-	if (rc == 0)
-		rc = pobox_store_fleet_put(f->tpb->st, &f->row);
-	rc = rc == 0 ? pobox_commit(f->tpb) : (pobox_rollback(f->tpb), rc);
+/* Writes the answer to the outbox, in one transaction (invariant 1: a
+ * grant is usable only once this has committed). */
+static int record_answer(struct pobox_fleet *f, const struct pobox_fleet_response *r,
+                         const struct answer *a)
+{
+	struct pobox_store *st = f->tpb->st;
+	int rc = pobox_begin(f->tpb);
 	if (rc)
-		goto fail;
+		return rc;
+	if (a->changed)
+		rc = pobox_store_exec(st, "UPDATE fleet_leases SET closed = 1");
+	if (rc == 0 && a->lease.id)
+		rc = pobox_store_fleet_lease_add(st, &a->lease);
+	if (rc == 0 && a->res.id)
+		rc = a->renewed ? pobox_store_fleet_lease_renew(st, &a->res) : pobox_store_fleet_lease_add(st, &a->res);
+	if (rc == 0 && a->old_reserve) /* only now: the new one is in hand */
+		rc = pobox_store_fleet_lease_close(st, a->old_reserve);
+	for (size_t i = 0; i < r->nclosed && rc == 0; i++)
+		rc = pobox_store_fleet_lease_drop(st, r->closed[i]);
+	if (rc == 0 && r->status != POBOX_FLEET_STALE && f->acct.window_ms > 0)
+		rc = pobox_store_fleet_usage_prune(st, r->now_ms - f->acct.window_ms);
+	if (rc == 0)
+		rc = pobox_store_fleet_put(st, &f->row);
+	return rc == 0 ? pobox_commit(f->tpb) : (pobox_rollback(f->tpb), rc);
+}
 
-	pthread_mutex_lock(&f->mu);
-	if (changed) {
+/* The grants' side of publishing (mu held). */
+static void publish_grants(struct pobox_fleet *f, const struct pobox_fleet_response *r,
+                           const struct answer *a, int64_t sent, int64_t now)
+{
+	if (a->changed) {
 		for (int i = 0; i < f->ng; i++)
 			if (!f->g[i].closed) {
 				f->g[i].closed = 1;
@@ -1081,23 +1095,21 @@ static int take_answer(struct pobox_fleet *f, const struct plan *pl,
 			}
 		f->np = 0;
 	}
-	add_grant(f, &lease);
-	add_grant(f, &res);
-	struct grant *rg = renewed ? grant_find(f, res.id) : NULL;
+	add_grant(f, &a->lease);
+	add_grant(f, &a->res);
+	struct grant *rg = a->renewed ? grant_find(f, a->res.id) : NULL;
 	if (rg) { /* its new life; what was spent from it stays spent */
-		rg->grant_coord = res.grant_coord_ms;
-		rg->sent_mono = res.sent_mono_ms;
-		rg->life_ms = res.life_ms;
-		rg->start_by = res.start_by_mono_ms;
-		rg->charge_k = res.charge_k;
+		rg->grant_coord = a->res.grant_coord_ms;
+		rg->sent_mono = a->res.sent_mono_ms;
+		rg->life_ms = a->res.life_ms;
+		rg->start_by = a->res.start_by_mono_ms;
+		rg->charge_k = a->res.charge_k;
 		rg->closed = 0;
 	}
-	if (old_reserve) {
-		struct grant *o = grant_find(f, old_reserve);
-		if (o) {
-			o->closed = 1;
-			o->closed_mono = now;
-		}
+	struct grant *o = a->old_reserve ? grant_find(f, a->old_reserve) : NULL;
+	if (o) {
+		o->closed = 1;
+		o->closed_mono = now;
 	}
 	for (size_t i = 0; i < r->nclosed; i++) {
 		struct grant *g = grant_find(f, r->closed[i]);
@@ -1107,7 +1119,6 @@ static int take_answer(struct pobox_fleet *f, const struct plan *pl,
 			if (f->p[j].id == r->closed[i])
 				f->p[j--] = f->p[--f->np];
 	}
-	unplan(f, pl); /* whatever was not acknowledged is reported again */
 	if (r->status == POBOX_FLEET_OK && r->permit.id && f->np < MAX_PERMITS) {
 		/* a replayed permit may have been used by a process that died: never */
 		struct permit *p = &f->p[f->np++];
@@ -1120,29 +1131,55 @@ static int take_answer(struct pobox_fleet *f, const struct plan *pl,
 		p->start_by = sent + (int64_t)((double)r->permit.life_ms * (1 - DRIFT)) - slack;
 		p->charge_k = r->permit.k;
 	}
+}
+
+/* The demand's side of publishing (mu held): what was asked is answered. */
+static void publish_demand(struct pobox_fleet *f, const struct pobox_fleet_request *q,
+                           const struct pobox_fleet_response *r, const struct answer *a, int64_t now)
+{
 	if (q->permits) {
 		f->permit_wanted = 0;
 		f->permit_refused_wall = r->permit.id ? 0
 		                         : wall_ms() + (r->bulk_free_ms > r->now_ms ? r->bulk_free_ms - r->now_ms + 1 : 1000);
 	}
 	if (q->want) {
-		f->fresh |= lease.granted > 0 && (f->unmet > 0 || f->standing > 0);
+		f->fresh |= a->lease.granted > 0 && (f->unmet > 0 || f->standing > 0);
 		f->unmet = 0;
 		f->unmet_urgent = 0;
-		if (lease.granted >= q->want)
+		if (a->lease.granted >= q->want)
 			f->standing = 0; /* met in full */
 		/* short: ask again when the window frees some, not before */
 		int64_t wait = 0, cap = f->acct.lease_ms / 4 < 100 ? 100 : f->acct.lease_ms / 4;
 		int64_t floor_ = f->acct.lease_ms / 40 < 50 ? 50 : f->acct.lease_ms / 40;
-		if (lease.granted < q->want)
+		if (a->lease.granted < q->want)
 			wait = r->single_free_ms > r->now_ms ? r->single_free_ms - r->now_ms : cap;
 		f->lease_retry = now + (wait > cap ? cap : wait > 0 && wait < floor_ ? floor_ : wait);
 	}
 	if (q->reserve || q->extend)
 		f->last_reserve_try = now;
-	if (lease.granted)
+	if (a->lease.granted)
 		f->last_grant_mono = now;
-	f->grant_rate = gr;
+}
+
+/* Records an answer in the outbox, then publishes it (invariant 1). */
+static int take_answer(struct pobox_fleet *f, const struct plan *pl,
+                       const struct pobox_fleet_request *q, const struct pobox_fleet_response *r,
+                       int64_t sent, char *err, size_t errlen)
+{
+	struct pobox_fleet_row keep = f->row;
+	struct answer a;
+	read_answer(f, q, r, sent, &a);
+	int rc = record_answer(f, r, &a);
+	if (rc) {
+		f->row = keep;
+		return pobox_errf(err, errlen, rc, "fleet state: %s", pobox_errmsg(f->tpb));
+	}
+	pthread_mutex_lock(&f->mu);
+	int64_t now = pobox_fleet_mono_ms();
+	publish_grants(f, r, &a, sent, now);
+	unplan(f, pl); /* whatever was not acknowledged is reported again */
+	publish_demand(f, q, r, &a, now);
+	f->grant_rate = a.grant_rate;
 	f->grant_rate_at = now;
 	f->free = r->free;
 	f->spent = r->spent;
@@ -1151,7 +1188,7 @@ static int take_answer(struct pobox_fleet *f, const struct plan *pl,
 	f->ref_coord = r->now_ms;
 	f->ref_mono = sent;
 	pthread_mutex_unlock(&f->mu);
-	if (changed)
+	if (a.changed)
 		pobox_log(POBOX_LOG_WARN, "fleet_epoch_changed",
 		          "account=\"%s\" epoch=%s reason=\"the coordinator's ledger went back in time (a "
 		          "restore, or a failover that lost commits); re-reporting this host's calls of "
@@ -1164,9 +1201,6 @@ static int take_answer(struct pobox_fleet *f, const struct plan *pl,
 		pobox_log(POBOX_LOG_WARN, "fleet_sequence_reset", "next_seq=%lld reason=\"the coordinator "
 		          "had answered newer requests of this host\"", (long long)r->next_seq);
 	return 0;
-fail:
-	f->row = keep;
-	return pobox_errf(err, errlen, rc, "fleet state: %s", pobox_errmsg(f->tpb));
 }
 
 /* Builds the request for pl, makes the round trip, records the answer. */
