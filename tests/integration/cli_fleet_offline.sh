@@ -24,18 +24,21 @@ has_reserve() { [ "$(hq "$1" "SELECT count(*) FROM fleet_leases WHERE kind = 're
 for h in "${HOSTS[@]}"; do wait_for "$h holds a reserve" 20 has_reserve "$h" || finish; done
 loads=()
 for h in "${HOSTS[@]}"; do loads+=("$T/$h/o.db:20"); done
-"$LOADBIN" --seconds 30 --urgent-every 4 "${loads[@]}" >"$T/load.out" 2>"$T/load.err" &
+"$LOADBIN" --seconds 38 --urgent-every 4 "${loads[@]}" >"$T/load.out" 2>"$T/load.err" &
 LOAD_PID=$!
 bg "$LOAD_PID"
 sleep 5
 
 # --- the coordinator stops; what each host holds is its ceiling
-ceiling() { # leases + reserve left, as the outbox has them (this boot)
-	hq "$1" "SELECT coalesce(sum(granted - used - reserved), 0) FROM fleet_leases WHERE closed = 0"
+# (units taken for calls still on the wire count as held: they are
+# settled as used afterwards)
+ceiling() { # leases + reserve not yet used, as the outbox has them
+	hq "$1" "SELECT coalesce(sum(granted - used), 0) FROM fleet_leases WHERE closed = 0"
 }
 mine() { hq "$1" "SELECT coalesce(sum(used), 0) FROM quota_minutes"; }
 declare -A CEIL BEFORE
 pg_stop immediate
+sleep 1.5 # an answer that left before the stop is recorded; the next attempt fails
 T_DOWN=$(sim_now_ms)
 for h in "${HOSTS[@]}"; do CEIL[$h]=$(ceiling "$h"); BEFORE[$h]=$(mine "$h"); done
 BULK_BEFORE=$(calls_between bulk 0 9999999999999)
