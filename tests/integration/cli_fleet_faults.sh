@@ -9,7 +9,7 @@
 # faults are over everything is delivered.
 . "$(dirname "$0")/fleet_lib.sh" "$@"
 
-W=30000 BUDGET=3000 MARGIN=30 N=8 RUN_S=${FLEET_RUN_S:-50}
+W=30000 BUDGET=3000 MARGIN=30 N=8 RUN_S=${FLEET_RUN_S:-42}
 pg_start
 sim_start --notfound-silent --single-budget 0 --status-keep 100000 --call-log "$T/calls.log"
 FLEET_OWNER_EXTRA=("single_budget = $BUDGET" "fleet_window = 30s" "fleet_margin = 0.01"
