@@ -188,6 +188,10 @@ void pobox_classify(struct pobox_verdict *v, const struct pobox_outcome *in)
 	case POBOX_HTTP_FAIL_OTHER:
 		set(v, POBOX_CLASS_RETRY, 1, "transfer failed");
 		return;
+	case POBOX_HTTP_FAIL_ABORTED:
+		/* our own stop: the callers record nothing (never answered) */
+		set(v, POBOX_CLASS_RETRY, 0, "aborted by a stop or deadline");
+		return;
 	}
 
 	if (is_2xx && in->answer_rc != 0) {

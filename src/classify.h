@@ -43,7 +43,7 @@
  *
  *   call    input                                      class      attempt
  *   ------  -----------------------------------------  ---------  -------
- *   any     transport: resolve, connect                RETRY      no
+ *   any     transport: resolve, connect, aborted       RETRY      no
  *   any     transport: tls (verification)              CONFIG     no
  *   any     transport: timeout, send/recv, too big,    RETRY      yes
  *           other

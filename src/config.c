@@ -8,18 +8,23 @@
 #include "config.h"
 #include "alloc.h"
 #include "error.h"
+#include "origin.h"
 #include "validate.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
 
-enum key_type { K_STRING, K_INT, K_INT64, K_DURATION, K_SYNC, K_API, K_BOOL, K_SHARE, K_SIZE };
+enum key_type {
+	K_STRING, K_INT, K_INT64, K_DURATION, K_SYNC, K_API, K_BOOL, K_SHARE, K_SIZE, K_LOG_LEVEL,
+	K_CLIENT, K_URL
+};
 
 struct key {
 	const char *name;
@@ -33,9 +38,18 @@ struct key {
 
 static const struct key keys[] = {
 	{"db", K_STRING, OFF(db), 0, 0, "path of the outbox file"},
-	{"client", K_STRING, OFF(client), 0, 0, "Target client code"},
-	{"base_url", K_STRING, OFF(base_url), 0, 0, "Target edge URL (default https://<client>.tt.omtrdc.net)"},
+	{"client", K_CLIENT, OFF(client), 0, 0, "Target client code"},
+	{"base_url", K_URL, OFF(base_url), 0, 0, "Target edge URL (default https://<client>.tt.omtrdc.net)"},
 	{"token_file", K_STRING, OFF(token_file), 0, 0, "file holding the profile API bearer token"},
+	{"token_command", K_STRING, OFF(token_command), 0, 0, "command that prints the profile API token (or JSON with token and expires_at)"},
+	{"token_command_timeout", K_DURATION, OFF(token_command_timeout_ms), 1000, 3600000, "how long token_command may run before it is killed"},
+	{"token_min_interval", K_DURATION, OFF(token_min_interval_ms), 1000, 86400000, "shortest time between two token fetches (token_command runs, IMS mints) by one process"},
+	{"ims_client_id", K_STRING, OFF(ims_client_id), 0, 0, "Adobe IMS OAuth server-to-server client id (also the Admin API key)"},
+	{"ims_client_secret_file", K_STRING, OFF(ims_client_secret_file), 0, 0, "file holding the IMS client secret (mode 600)"},
+	{"ims_scopes", K_STRING, OFF(ims_scopes), 0, 0, "comma list of scopes of the OAuth server-to-server credential"},
+	{"target_tenant", K_STRING, OFF(target_tenant), 0, 0, "Target tenant name for the Admin API"},
+	{"ims_base_url", K_STRING, OFF(ims_base_url), 0, 0, "Adobe IMS (default https://ims-na1.adobelogin.com)"},
+	{"admin_base_url", K_STRING, OFF(admin_base_url), 0, 0, "Target Admin API (default https://mc.adobe.io)"},
 	{"max_value_chars", K_INT, OFF(max_value_chars), 1, 1 << 20, "longest attribute value, in characters"},
 	{"synchronous", K_SYNC, OFF(synchronous), 0, 0, "FULL (default), NORMAL or OFF"},
 	{"busy_timeout", K_DURATION, OFF(busy_timeout_ms), 0, 3600000, "how long a writer waits for the outbox lock"},
@@ -53,7 +67,7 @@ static const struct key keys[] = {
 	{"poll_initial", K_DURATION, OFF(poll_initial_ms), 1, 3600000, "first batchStatus poll after submitting"},
 	{"poll_cap", K_DURATION, OFF(poll_cap_ms), 1, INT64_C(86400000), "longest interval between polls"},
 	{"stuck_wait", K_DURATION, OFF(stuck_wait_ms), 0, INT64_C(86400000) * 7, "wait before resubmitting a stuck batch"},
-	{"stuck_resubmits", K_INT64, OFF(stuck_resubmits), 0, 1000, "resubmissions of a stuck or lost batch before its rows are dead-lettered"},
+	{"stuck_resubmits", K_INT64, OFF(stuck_resubmits), 0, 1000, "resubmissions of a batch whose status Target lost before its rows are dead-lettered"},
 	{"bulk_calls_per_minute", K_INT64, OFF(bulk_calls_per_minute), 1, 10000, "bulk calls (submit and poll) per minute, all processes together"},
 	{"bulk_max_in_flight", K_INT64, OFF(bulk_max_in_flight), 1, 1000, "bulk batches submitted and not yet complete at once (Target keeps only the last 10 statuses)"},
 	{"connect_timeout", K_DURATION, OFF(connect_timeout_ms), 1, 600000, "HTTP connect timeout"},
@@ -90,7 +104,9 @@ static const struct key keys[] = {
 	{"fleet_offline_bulk_per_minute", K_INT64, OFF(fleet_offline_bulk_per_minute), 0, 10000, "bulk calls per minute a host cut off from the coordinator may make (not reserved; 0: none)"},
 	{"max_outbox_size", K_SIZE, OFF(max_outbox_bytes), 0, INT64_MAX, "refuse new updates past this outbox size (0: no limit)"},
 	{"min_free_disk", K_SIZE, OFF(min_free_disk_bytes), 0, INT64_MAX, "refuse new updates when the disk has less free space"},
-	{"log_level", K_STRING, OFF(log_level), 0, 0, "error, warn, info (default) or debug"},
+	{"check_on_open", K_SIZE, OFF(check_on_open_bytes), 0, INT64_MAX, "writers run SQLite's quick check at open on an outbox up to this size (0: never)"},
+	{"check_interval", K_DURATION, OFF(check_interval_ms), 0, INT64_C(86400000), "run checks the next table of the outbox this often (0: never)"},
+	{"log_level", K_LOG_LEVEL, OFF(log_level), 0, 0, "error, warn, info (default) or debug"},
 	{"metrics_file", K_STRING, OFF(metrics_file), 0, 0, "run writes Prometheus metrics here (node_exporter textfile)"},
 	{"metrics_interval", K_DURATION, OFF(metrics_interval_ms), 1000, 3600000, "how often run rewrites metrics_file"},
 };
@@ -101,6 +117,8 @@ void pobox_config_init(struct pobox_config *c)
 	c->max_value_chars = POBOX_DEFAULT_MAX_VALUE_CHARS;
 	c->synchronous = POBOX_SYNC_FULL;
 	c->busy_timeout_ms = 30000;
+	c->token_command_timeout_ms = 30000;
+	c->token_min_interval_ms = 60000;
 	c->bulk_api_thirdpartyid = 2;
 	c->bulk_api_pcid = 1;
 	c->max_batch_rows = 500000;
@@ -144,13 +162,16 @@ void pobox_config_init(struct pobox_config *c)
 	c->fleet_timeout_ms = 5000;
 	c->max_outbox_bytes = 0;
 	c->min_free_disk_bytes = INT64_C(100) << 20;
+	c->check_on_open_bytes = INT64_C(8) << 20;
+	c->check_interval_ms = 60000;
 	c->metrics_interval_ms = 30000;
 }
 
 void pobox_config_free(struct pobox_config *c)
 {
 	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-		if (keys[i].type == K_STRING) {
+		if (keys[i].type == K_STRING || keys[i].type == K_LOG_LEVEL || keys[i].type == K_CLIENT ||
+		    keys[i].type == K_URL) {
 			char **p = (char **)((char *)c + keys[i].offset);
 			pobox_free(*p);
 			*p = NULL;
@@ -163,7 +184,9 @@ int pobox_parse_duration_ms(const char *s, int64_t *out)
 	char *end;
 	errno = 0;
 	double v = strtod(s, &end);
-	if (errno || end == s || v < 0)
+	/* strtod takes "nan" and "inf": neither is a duration, and converting
+	 * them to an integer is undefined */
+	if (errno || end == s || !isfinite(v) || v < 0)
 		return POBOX_EINVALID;
 	double mult = 1000;
 	if (*end) {
@@ -194,6 +217,30 @@ static const struct key *find_key(const char *name)
 	return NULL;
 }
 
+/* A client code goes into every URL's path (and the default host name):
+ * Target's are letters, digits, '-' and '_', and nothing else may change
+ * where a request goes. */
+static int check_client(const char *key, const char *v, char *err, size_t errlen)
+{
+	size_t n = strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_");
+	if (v[n] || n > 64)
+		return pobox_errf(err, errlen, POBOX_ECONFIG,
+		                  "%s = '%.80s': a Target client code is at most 64 letters, digits, "
+		                  "'-' and '_'", key, v);
+	return 0;
+}
+
+/* base_url: empty (the default), or an http(s) URL whose host pobox can
+ * check status URLs against (origin.h). */
+static int check_url(const char *key, const char *v, char *err, size_t errlen)
+{
+	struct pobox_origin o;
+	char why[200];
+	if (*v && pobox_origin_parse(&o, v, why, sizeof why) != 0)
+		return pobox_errf(err, errlen, POBOX_ECONFIG, "%s = '%.200s': %s", key, v, why);
+	return 0;
+}
+
 int pobox_config_set(struct pobox_config *c, const char *key, const char *value, char *err,
                      size_t errlen)
 {
@@ -202,7 +249,17 @@ int pobox_config_set(struct pobox_config *c, const char *key, const char *value,
 	if (!k)
 		return pobox_errf(err, errlen, POBOX_ECONFIG, "unknown key '%s' (see pobox.conf(5))", key);
 	field = (char *)c + k->offset;
+	if (k->type == K_LOG_LEVEL && strcmp(value, "error") != 0 && strcmp(value, "warn") != 0 &&
+	    strcmp(value, "info") != 0 && strcmp(value, "debug") != 0)
+		return pobox_errf(err, errlen, POBOX_ECONFIG,
+		                  "%s = '%s': expected error, warn, info or debug", key, value);
 	switch (k->type) {
+	case K_CLIENT:
+	case K_URL:
+		if ((k->type == K_CLIENT ? check_client : check_url)(key, value, err, errlen) != 0)
+			return POBOX_ECONFIG;
+		/* fall through */
+	case K_LOG_LEVEL: /* checked above, kept as text */
 	case K_STRING: {
 		char *dup = pobox_strdup(value);
 		if (!dup)
@@ -230,7 +287,7 @@ int pobox_config_set(struct pobox_config *c, const char *key, const char *value,
 		char *end;
 		errno = 0;
 		double v = strtod(value, &end);
-		if (errno || end == value || *end || v < 0 || v > 1)
+		if (errno || end == value || *end || !isfinite(v) || v < 0 || v > 1)
 			return pobox_errf(err, errlen, POBOX_ECONFIG,
 			                  "%s = '%s': expected a share from 0 to 1, like 0.25", key, value);
 		*(double *)field = v;
@@ -249,7 +306,7 @@ int pobox_config_set(struct pobox_config *c, const char *key, const char *value,
 			mult = 1024.0 * 1024 * 1024, end++;
 		if (*end == 'B' || *end == 'b')
 			end++;
-		if (errno || end == value || *end || v < 0 || v * mult > 9e18)
+		if (errno || end == value || *end || !isfinite(v) || v < 0 || v * mult > 9e18)
 			return pobox_errf(err, errlen, POBOX_ECONFIG,
 			                  "%s = '%s': expected a size like 500M, 2G or 0", key, value);
 		*(int64_t *)field = (int64_t)(v * mult);
@@ -311,13 +368,29 @@ struct load_ctx {
 };
 
 /* Debian's inih is built without line numbers in the handler, so the reader
- * counts lines itself. */
+ * counts lines itself.  inih reads into a fixed buffer (INI_MAX_LINE, 200
+ * bytes) and would take the rest of a longer line for the next line: the
+ * value cut short, the message naming the wrong line.  A longer line is
+ * refused here instead (returning NULL ends the parse). */
 static char *read_line(char *str, int num, void *stream)
 {
 	struct load_ctx *l = stream;
+	if (l->rc)
+		return NULL;
 	char *r = fgets(str, num, l->fp);
-	if (r)
-		l->lineno++;
+	if (!r)
+		return NULL;
+	l->lineno++;
+	size_t n = strlen(r);
+	if (n + 1 == (size_t)num && r[n - 1] != '\n') {
+		int c = getc(l->fp);
+		if (c != EOF && c != '\n') {
+			l->rc = pobox_errf(l->err, l->errlen, POBOX_ECONFIG,
+			                   "%s:%d: line longer than %d bytes; shorten it (a long "
+			                   "token_command can live in a script)", l->path, l->lineno, num - 1);
+			return NULL;
+		}
+	}
 	return r;
 }
 

@@ -23,6 +23,17 @@ struct pobox_config {
 	char *client;             /* Target client code */
 	char *base_url;           /* default https://<client>.tt.omtrdc.net */
 	char *token_file;         /* bearer token file, or NULL */
+	/* or a command that prints the token (credentials.h) */
+	char *token_command;
+	int64_t token_command_timeout_ms;
+	int64_t token_min_interval_ms; /* between two token fetches by one process */
+	/* or Adobe IMS OAuth server-to-server + the Admin API */
+	char *ims_client_id;
+	char *ims_client_secret_file;
+	char *ims_scopes;
+	char *target_tenant;
+	char *ims_base_url;       /* NULL: Adobe's */
+	char *admin_base_url;     /* NULL: Adobe's */
 	int max_value_chars;
 	enum pobox_sync synchronous;
 	int64_t busy_timeout_ms;
@@ -76,6 +87,9 @@ struct pobox_config {
 	/* bounded disk */
 	int64_t max_outbox_bytes;    /* 0: no limit */
 	int64_t min_free_disk_bytes;
+	/* damage */
+	int64_t check_on_open_bytes; /* writers quick_check outboxes up to this size */
+	int64_t check_interval_ms;   /* run checks one table this often; 0: never */
 	/* service */
 	char *log_level;
 	char *metrics_file;          /* run keeps Prometheus metrics here */

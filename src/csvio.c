@@ -91,6 +91,7 @@ static void on_row(int term, void *data)
 		.fields = r->ptrs,
 		.lens = r->lens,
 		.line = r->row_line,
+		.end_line = r->line,
 		.bytes_read = r->bytes,
 	};
 	if (r->nfields)
@@ -100,20 +101,81 @@ static void on_row(int term, void *data)
 	r->row_line = 0;
 }
 
+/* A field over the limit: with a quote open the likely cause is a quote
+ * that never closes; without one the file really holds a value that long
+ * (or is not CSV text at all). */
+static int too_long(const struct csv_parser *p, const struct reader *r, const char *name,
+                    char *err, size_t errlen)
+{
+	if (p->quoted)
+		return pobox_errf(err, errlen, POBOX_EINVALID,
+		                  "%s:%lld: a field is longer than %u bytes (a quote opened on "
+		                  "line %lld that never closes?)",
+		                  name, (long long)r->line, POBOX_CSV_MAX_FIELD,
+		                  (long long)(r->row_line ? r->row_line : r->line));
+	return pobox_errf(err, errlen, POBOX_EINVALID,
+	                  "%s:%lld: a field is longer than %u bytes, the most pobox reads in one "
+	                  "cell (no quote is open: the value itself is that long, or the file is "
+	                  "not CSV text)",
+	                  name, (long long)r->line, POBOX_CSV_MAX_FIELD);
+}
+
+/* Byte-order marks of encodings other than UTF-8: read as UTF-8, such a
+ * file would fail later with a puzzling message ("attribute name is
+ * empty"), so it is named at once. */
+static int not_utf8(const char *s, size_t n, const char *name, char *err, size_t errlen)
+{
+	const char *enc = NULL, *bom = NULL;
+	if (n >= 4 && memcmp(s, "\xFF\xFE\0\0", 4) == 0)
+		enc = "UTF-32 (little-endian)", bom = "FF FE 00 00";
+	else if (n >= 4 && memcmp(s, "\0\0\xFE\xFF", 4) == 0)
+		enc = "UTF-32 (big-endian)", bom = "00 00 FE FF";
+	else if (n >= 2 && memcmp(s, "\xFF\xFE", 2) == 0)
+		enc = "UTF-16 (little-endian)", bom = "FF FE";
+	else if (n >= 2 && memcmp(s, "\xFE\xFF", 2) == 0)
+		enc = "UTF-16 (big-endian)", bom = "FE FF";
+	if (!enc)
+		return 0;
+	return pobox_errf(err, errlen, POBOX_EINVALID,
+	                  "%s:1: the file is %s text (it starts with the byte-order mark %s); pobox "
+	                  "reads UTF-8: convert it first, e.g. iconv -f %.6s -t UTF-8",
+	                  name, enc, bom, enc);
+}
+
 static int no_space(unsigned char c)
 {
 	(void)c;
 	return 0;
 }
 
+/* Length of the line that starts at s, with its end: up to and including
+ * its LF, CRLF or lone CR (libcsv ends a row at each of the three), or n
+ * when it goes on past the block.  *ends is 1 when a line ended, 2 when
+ * the block's last byte is a CR (a line end, whose LF may follow in the
+ * next block), 0 otherwise. */
+static size_t line_end(const char *s, size_t n, int *ends)
+{
+	const char *nl = memchr(s, '\n', n);
+	size_t lf = nl ? (size_t)(nl - s) : n;
+	const char *cr = memchr(s, '\r', lf);
+	*ends = 1;
+	if (cr && (size_t)(cr - s) + 1 < lf)
+		return (size_t)(cr - s) + 1; /* a lone CR */
+	if (nl)
+		return lf + 1;               /* LF or CRLF */
+	*ends = cr ? 2 : 0;
+	return n;
+}
+
 int pobox_csv_read(FILE *in, const char *name, pobox_csv_row_fn fn, void *ctx, char *err,
                    size_t errlen)
 {
-	enum { BLOCK = 1 << 16 };
+	enum { BLOCK = POBOX_CSV_BLOCK };
 	struct csv_parser p;
 	struct reader r = {.line = 1, .fn = fn, .ctx = ctx};
 	char *block = NULL;
 	int rc = 0, first = 1;
+	int cr_ended = 0; /* the last block ended in CR: an LF first in the next is its CRLF */
 
 	if (csv_init(&p, CSV_STRICT_FINI) != 0)
 		return pobox_errf(err, errlen, POBOX_ENOMEM, "%s: cannot set up the CSV parser", name);
@@ -134,6 +196,8 @@ int pobox_csv_read(FILE *in, const char *name, pobox_csv_row_fn fn, void *ctx, c
 		char *s = block;
 		if (first) {
 			first = 0;
+			if ((rc = not_utf8(s, n, name, err, errlen)) != 0)
+				goto out;
 			if (n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) {
 				s += 3;
 				n -= 3;
@@ -142,8 +206,11 @@ int pobox_csv_read(FILE *in, const char *name, pobox_csv_row_fn fn, void *ctx, c
 		}
 		/* Feed line by line so callbacks know which line they are on. */
 		while (n > 0) {
-			char *nl = memchr(s, '\n', n);
-			size_t chunk = nl ? (size_t)(nl - s) + 1 : n;
+			int ends;
+			size_t chunk = line_end(s, n, &ends);
+			if (cr_ended && s[0] == '\n')
+				chunk = 1, ends = 0; /* the LF of a CRLF cut by the block */
+			cr_ended = 0;
 			r.bytes += (int64_t)chunk;
 			if (csv_parse(&p, s, chunk, on_field, on_row, &r) != chunk && !r.stop) {
 				rc = pobox_errf(err, errlen, POBOX_EINVALID, "%s:%lld: CSV error: %s", name,
@@ -157,15 +224,12 @@ int pobox_csv_read(FILE *in, const char *name, pobox_csv_row_fn fn, void *ctx, c
 			if (r.row_line == 0 && p.pstate != 0)
 				r.row_line = r.line;
 			if (p.entry_pos > POBOX_CSV_MAX_FIELD) {
-				rc = pobox_errf(err, errlen, POBOX_EINVALID,
-				                "%s:%lld: a field is longer than %u bytes (a quote opened on "
-				                "line %lld that never closes?)",
-				                name, (long long)r.line, POBOX_CSV_MAX_FIELD,
-				                (long long)(r.row_line ? r.row_line : r.line));
+				rc = too_long(&p, &r, name, err, errlen);
 				goto out;
 			}
-			if (nl)
+			if (ends)
 				r.line++;
+			cr_ended = ends == 2;
 			s += chunk;
 			n -= chunk;
 		}

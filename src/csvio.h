@@ -5,11 +5,14 @@
  * The reader never holds more than one row: it feeds libcsv the input in
  * 64 KiB blocks, split at line ends so each row can be given the line number
  * it starts on (rows with quoted newlines span several lines).  A UTF-8 BOM
- * at the start is dropped; CRLF and LF both end rows; blank lines are skipped.
+ * at the start is dropped; a UTF-16 or UTF-32 BOM stops the read with
+ * POBOX_EINVALID naming the encoding; LF, CRLF and a lone CR (old Mac
+ * exports) end rows and lines alike; blank lines are skipped.
  *
  * Memory is bounded: a field longer than POBOX_CSV_MAX_FIELD or a row with
  * more than POBOX_CSV_MAX_FIELDS fields stops the read with POBOX_EINVALID
- * and the line it started on (an unclosed quote is the usual cause).
+ * and the line (for a quoted field, where its quote opened: an unclosed
+ * quote is the usual cause).
  */
 #ifndef POBOX_CSVIO_H
 #define POBOX_CSVIO_H
@@ -18,14 +21,24 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/* The fuzz build (tools/fuzz) lowers these three so that small inputs reach
+ * every bound and block edge; nothing else may change them. */
+#ifndef POBOX_CSV_MAX_FIELD
 #define POBOX_CSV_MAX_FIELD (1u << 20)
+#endif
+#ifndef POBOX_CSV_MAX_FIELDS
 #define POBOX_CSV_MAX_FIELDS 4096
+#endif
+#ifndef POBOX_CSV_BLOCK
+#define POBOX_CSV_BLOCK (1 << 16) /* bytes read from the input at a time */
+#endif
 
 struct pobox_csv_row {
 	size_t nfields;
 	char **fields;        /* NUL-terminated; borrowed until the callback returns */
 	const size_t *lens;
 	int64_t line;         /* 1-based line the row starts on */
+	int64_t end_line;     /* ... and ends on (later with quoted newlines) */
 	int64_t bytes_read;   /* input consumed so far, for progress */
 };
 

@@ -35,7 +35,6 @@
 #include "log.h"
 #include "outbox.h"
 #include "store.h"
-#include "store_fleet.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -42,6 +42,7 @@ const char *pobox_http_fail_name(enum pobox_http_fail f)
 	case POBOX_HTTP_FAIL_TLS: return "tls";
 	case POBOX_HTTP_FAIL_TOOBIG: return "too big";
 	case POBOX_HTTP_FAIL_OTHER: return "other";
+	case POBOX_HTTP_FAIL_ABORTED: return "aborted";
 	}
 	return "other";
 }
@@ -82,6 +83,8 @@ struct settings {
 	const struct pobox_clock *clock;
 	char *ca_file;
 	int compressed;
+	int (*abort_fn)(void *ctx);
+	void *abort_ctx;
 	/* the header lists of most requests, built once: GET, and POST of a
 	 * form (curl keeps a pointer, so they live as long as the handle) */
 	struct curl_slist *hdr_get, *hdr_form;
@@ -118,19 +121,32 @@ static int append(struct curl_slist **l, const char *line)
 	return 0;
 }
 
-/* The headers of a POST: the user agent, the bearer token (if any), the
- * content type, and no "Expect: 100-continue" round trip before the body.
- * 0 or POBOX_ENOMEM (*out then holds what was built, for the caller to
- * free). */
-static int post_headers(const char *auth_header, const char *content_type, struct curl_slist **out)
+/* The headers of a request: the user agent, the bearer token (if any), the
+ * request's own lines (extra, NULL-terminated, may be NULL), and for a POST
+ * the content type and no "Expect: 100-continue" round trip before the
+ * body.  0 or POBOX_ENOMEM (*out then holds what was built, for the caller
+ * to free). */
+static int build_headers(const char *auth_header, int post, const char *content_type,
+                         const char *const *extra, struct curl_slist **out)
 {
 	char ct[256];
-	snprintf(ct, sizeof ct, "Content-Type: %s", content_type);
 	*out = NULL;
-	if (append(out, USER_AGENT) || (auth_header && append(out, auth_header)) || append(out, ct) ||
-	    append(out, "Expect:"))
+	if (append(out, USER_AGENT) || (auth_header && append(out, auth_header)))
+		return POBOX_ENOMEM;
+	for (size_t i = 0; extra && extra[i]; i++)
+		if (append(out, extra[i]))
+			return POBOX_ENOMEM;
+	if (!post)
+		return 0;
+	snprintf(ct, sizeof ct, "Content-Type: %s", content_type);
+	if (append(out, ct) || append(out, "Expect:"))
 		return POBOX_ENOMEM;
 	return 0;
+}
+
+static int post_headers(const char *auth_header, const char *content_type, struct curl_slist **out)
+{
+	return build_headers(auth_header, 1, content_type, NULL, out);
 }
 
 static void settings_free(struct settings *s)
@@ -141,6 +157,39 @@ static void settings_free(struct settings *s)
 	pobox_free(s->auth_header);
 	pobox_free(s->ca_file);
 	memset(s, 0, sizeof *s);
+}
+
+/* (Re)builds the bearer header and the header lists that carry it; on
+ * failure s keeps what it had. */
+static int settings_set_bearer(struct settings *s, const char *token, char *err, size_t errlen)
+{
+	char *auth = NULL;
+	struct curl_slist *get = NULL, *form = NULL;
+	if (token && token[0]) {
+		/* A token with a line break would inject headers. */
+		if (strpbrk(token, "\r\n"))
+			return pobox_errf(err, errlen, POBOX_ECONFIG, "bearer token contains a line break");
+		size_t n = strlen("Authorization: Bearer ") + strlen(token) + 1;
+		if (!(auth = pobox_malloc(n)))
+			goto nomem;
+		snprintf(auth, n, "Authorization: Bearer %s", token);
+	}
+	if (build_headers(auth, 0, NULL, NULL, &get) != 0 || post_headers(auth, FORM_TYPE, &form) != 0)
+		goto nomem;
+	slist_wipe_free(s->hdr_get);
+	slist_wipe_free(s->hdr_form);
+	wipe(s->auth_header);
+	pobox_free(s->auth_header);
+	s->auth_header = auth;
+	s->hdr_get = get;
+	s->hdr_form = form;
+	return 0;
+nomem:
+	slist_wipe_free(get);
+	slist_wipe_free(form);
+	wipe(auth);
+	pobox_free(auth);
+	return pobox_errf(err, errlen, POBOX_ENOMEM, "out of memory setting up the HTTP client");
 }
 
 static int settings_init(struct settings *s, const struct pobox_http_config *cfg, char *err,
@@ -159,30 +208,16 @@ static int settings_init(struct settings *s, const struct pobox_http_config *cfg
 	s->max_body = cfg->max_body_bytes ? cfg->max_body_bytes : POBOX_HTTP_DEFAULT_MAX_BODY;
 	s->clock = cfg->clock ? cfg->clock : &real_clock;
 	s->compressed = cfg->compressed_answers != 0;
-	if (cfg->bearer_token && cfg->bearer_token[0]) {
-		const char *t = cfg->bearer_token;
-		/* A token with a line break would inject headers. */
-		if (strpbrk(t, "\r\n")) {
-			rc = pobox_errf(err, errlen, POBOX_ECONFIG, "bearer token contains a line break");
-			goto out;
-		}
-		size_t n = strlen("Authorization: Bearer ") + strlen(t) + 1;
-		s->auth_header = pobox_malloc(n);
-		if (!s->auth_header)
-			goto nomem;
-		snprintf(s->auth_header, n, "Authorization: Bearer %s", t);
-	}
+	s->abort_fn = cfg->abort_fn;
+	s->abort_ctx = cfg->abort_ctx;
 	if (cfg->ca_file) {
 		s->ca_file = pobox_strdup(cfg->ca_file);
-		if (!s->ca_file)
-			goto nomem;
+		if (!s->ca_file) {
+			rc = pobox_errf(err, errlen, POBOX_ENOMEM, "out of memory setting up the HTTP client");
+			goto out;
+		}
 	}
-	if (append(&s->hdr_get, USER_AGENT) || (s->auth_header && append(&s->hdr_get, s->auth_header)) ||
-	    post_headers(s->auth_header, FORM_TYPE, &s->hdr_form) != 0)
-		goto nomem;
-	goto out;
-nomem:
-	rc = pobox_errf(err, errlen, POBOX_ENOMEM, "out of memory setting up the HTTP client");
+	rc = settings_set_bearer(s, cfg->bearer_token, err, errlen);
 out:
 	if (rc)
 		settings_free(s);
@@ -202,7 +237,8 @@ struct xfer {
 	size_t body_cap;
 	pobox_http_body_fn on_body;
 	void *on_body_ctx;
-	int toobig, nomem, consumer_rc;
+	const struct pobox_http_source *source;
+	int toobig, nomem, consumer_rc, source_rc, aborted;
 	int done_rc;                      /* multi: finish()'s result, for the callback */
 	char errbuf[CURL_ERROR_SIZE];
 	/* multi only: copies of the request, and the caller's pointer */
@@ -311,6 +347,26 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *ud)
 	return n;
 }
 
+/* Whether the caller wants transfers to end now (a stop, a deadline). */
+static int abort_wanted(const struct settings *s)
+{
+	return s->abort_fn && s->abort_fn(s->abort_ctx);
+}
+
+/* CURLOPT_XFERINFOFUNCTION: curl calls it often while data moves and about
+ * once a second while a transfer waits, which bounds how long a stop
+ * waits for a server that never answers. */
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+	struct xfer *x = ud;
+	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+	if (!abort_wanted(x->s))
+		return 0;
+	x->aborted = 1;
+	return 1;
+}
+
 static enum pobox_http_fail fail_of(CURLcode cc)
 {
 	switch (cc) {
@@ -376,6 +432,8 @@ enum { SHAPE_OTHER = 0, SHAPE_GET, SHAPE_FORM };
  * set up for one needs no reset and no full setup for the next. */
 static int shape_of(const struct pobox_http_req *req)
 {
+	if (req->headers || req->source)
+		return SHAPE_OTHER;
 	if (req->method != POBOX_HTTP_POST)
 		return SHAPE_GET;
 	if (!req->content_type || strcmp(req->content_type, FORM_TYPE) == 0)
@@ -393,16 +451,44 @@ static void setup_fields(struct xfer *x, const struct settings *s, const struct 
 	x->body_cap = 0;
 	x->on_body = req->on_body;
 	x->on_body_ctx = req->on_body_ctx;
-	x->toobig = x->nomem = x->consumer_rc = 0;
+	x->source = req->source;
+	x->toobig = x->nomem = x->consumer_rc = x->source_rc = x->aborted = 0;
 	x->errbuf[0] = '\0';
 	x->headers = NULL;
+}
+
+/* CURLOPT_READFUNCTION: the next piece of a source's body. */
+static size_t on_read(char *buf, size_t size, size_t nitems, void *ud)
+{
+	struct xfer *x = ud;
+	long n = x->source->read(x->source->ctx, buf, size * nitems);
+	if (n >= 0 && (size_t)n <= size * nitems)
+		return (size_t)n;
+	x->source_rc = n < 0 ? (int)n : POBOX_EINVALID;
+	return CURL_READFUNC_ABORT;
+}
+
+/* CURLOPT_SEEKFUNCTION: curl resends a body only from its start. */
+static int on_seek(void *ud, curl_off_t offset, int origin)
+{
+	struct xfer *x = ud;
+	if (offset != 0 || origin != SEEK_SET || !x->source->rewind)
+		return CURL_SEEKFUNC_CANTSEEK;
+	int rc = x->source->rewind(x->source->ctx);
+	if (rc == 0)
+		return CURL_SEEKFUNC_OK;
+	x->source_rc = rc;
+	return CURL_SEEKFUNC_FAIL;
 }
 
 /* The options that change from request to request of one shape. */
 static CURLcode setup_target(CURL *e, const struct pobox_http_req *req)
 {
 	CURLcode cc = curl_easy_setopt(e, CURLOPT_URL, req->url);
-	if (cc == CURLE_OK && req->method == POBOX_HTTP_POST) {
+	if (cc == CURLE_OK && req->method == POBOX_HTTP_POST && req->source) {
+		cc = curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+		/* POSTFIELDS stays NULL (the handle was reset): curl reads */
+	} else if (cc == CURLE_OK && req->method == POBOX_HTTP_POST) {
 		cc = curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
 		                      (curl_off_t)(req->body ? req->body_len : 0));
 		if (cc == CURLE_OK)
@@ -434,7 +520,9 @@ static int setup(struct xfer *x, const struct settings *s, const struct pobox_ht
 	const struct curl_slist *hl = req->method == POBOX_HTTP_POST ? s->hdr_form : s->hdr_get;
 	setup_fields(x, s, req, resp);
 	if (shape_of(req) == SHAPE_OTHER) {
-		if (post_headers(s->auth_header, req->content_type, &x->headers) != 0)
+		if (build_headers(s->auth_header, req->method == POBOX_HTTP_POST,
+		                  req->content_type ? req->content_type : FORM_TYPE, req->headers,
+		                  &x->headers) != 0)
 			return POBOX_ENOMEM;
 		hl = x->headers;
 	}
@@ -465,6 +553,17 @@ static int setup(struct xfer *x, const struct settings *s, const struct pobox_ht
 	SET(CURLOPT_HEADERFUNCTION, on_header);
 	SET(CURLOPT_HEADERDATA, x);
 	SET(CURLOPT_PRIVATE, x);
+	if (req->source) {
+		SET(CURLOPT_READFUNCTION, on_read);
+		SET(CURLOPT_READDATA, x);
+		SET(CURLOPT_SEEKFUNCTION, on_seek);
+		SET(CURLOPT_SEEKDATA, x);
+	}
+	if (s->abort_fn) {
+		SET(CURLOPT_XFERINFOFUNCTION, on_progress);
+		SET(CURLOPT_XFERINFODATA, x);
+		SET(CURLOPT_NOPROGRESS, 0L);
+	}
 	/* curl does not change the list; the option just lacks const */
 	SET(CURLOPT_HTTPHEADER, (struct curl_slist *)(uintptr_t)hl);
 #undef SET
@@ -485,10 +584,19 @@ static int finish(struct xfer *x, CURLcode cc, const char *url, char *err, size_
 	if (cc == CURLE_OK)
 		goto out;
 	url_for_msg(where, sizeof where, url);
-	if (x->nomem) {
+	if (x->aborted) {
+		r->fail = POBOX_HTTP_FAIL_ABORTED;
+		snprintf(r->errmsg, sizeof r->errmsg, "aborted (stopping, or out of time)");
+		rc = POBOX_ETRANSIENT;
+	} else if (x->nomem) {
 		r->fail = POBOX_HTTP_FAIL_OTHER;
 		snprintf(r->errmsg, sizeof r->errmsg, "out of memory for the answer body");
 		rc = POBOX_ENOMEM;
+	} else if (x->source_rc) {
+		r->fail = POBOX_HTTP_FAIL_OTHER;
+		snprintf(r->errmsg, sizeof r->errmsg, "the body could not be read (%s)",
+		         pobox_strerror(x->source_rc));
+		rc = x->source_rc;
 	} else if (x->consumer_rc) {
 		r->fail = POBOX_HTTP_FAIL_OTHER;
 		snprintf(r->errmsg, sizeof r->errmsg, "stopped by the body reader (%s)",
@@ -517,9 +625,10 @@ static int finish(struct xfer *x, CURLcode cc, const char *url, char *err, size_
 	pobox_errf(err, errlen, rc, "%s %s: %s: %s", method, where, pobox_http_fail_name(r->fail),
 	           r->errmsg);
 out:
-	curl_slist_free_all(x->headers);
+	slist_wipe_free(x->headers); /* a request's own lines may hold a secret */
 	x->headers = NULL;
 	x->on_body = NULL;
+	x->source = NULL;
 	return rc;
 }
 
@@ -576,16 +685,26 @@ int pobox_http_request(struct pobox_http *h, const struct pobox_http_req *req,
 	resp_init(resp);
 	if (!req || !req->url || !req->url[0])
 		return pobox_errf(err, errlen, POBOX_EINVALID, "HTTP request without a URL");
+	if (abort_wanted(&h->s)) { /* not even started */
+		resp->fail = POBOX_HTTP_FAIL_ABORTED;
+		snprintf(resp->errmsg, sizeof resp->errmsg, "aborted before it started");
+		return pobox_errf(err, errlen, POBOX_ETRANSIENT, "request not made: %s", resp->errmsg);
+	}
 	curl_easy_reset(h->x.easy);
 	rc = setup(&h->x, &h->s, req, resp);
 	if (rc) {
-		curl_slist_free_all(h->x.headers);
+		slist_wipe_free(h->x.headers);
 		h->x.headers = NULL;
 		return pobox_errf(err, errlen, rc, "cannot set up the HTTP request: %s",
 		                  pobox_strerror(rc));
 	}
 	CURLcode cc = curl_easy_perform(h->x.easy);
 	return finish(&h->x, cc, req->url, err, errlen);
+}
+
+int pobox_http_set_bearer(struct pobox_http *h, const char *token, char *err, size_t errlen)
+{
+	return settings_set_bearer(&h->s, token, err, errlen);
 }
 
 /* ---- multi client ---- */
@@ -759,6 +878,18 @@ void pobox_http_multi_free(struct pobox_http_multi *m)
 	pobox_free(m);
 }
 
+int pobox_http_multi_set_bearer(struct pobox_http_multi *m, const char *token, char *err,
+                                size_t errlen)
+{
+	if (m->queued || m->active)
+		return pobox_errf(err, errlen, POBOX_EBUSY, "requests are in flight");
+	int rc = settings_set_bearer(&m->s, token, err, errlen);
+	/* idle handles point at the old lists: a full setup next time */
+	for (struct xfer *x = m->idle; rc == 0 && x; x = x->next)
+		x->shape = SHAPE_OTHER;
+	return rc;
+}
+
 size_t pobox_http_multi_pending(const struct pobox_http_multi *m)
 {
 	return m->queued + m->active;
@@ -795,6 +926,9 @@ int pobox_http_multi_add(struct pobox_http_multi *m, const struct pobox_http_req
 	int rc = 0;
 	if (!req || !req->url || !req->url[0])
 		return pobox_errf(err, errlen, POBOX_EINVALID, "HTTP request without a URL");
+	if (req->headers || req->source)
+		return pobox_errf(err, errlen, POBOX_EINVALID, "extra request headers and bodies "
+		                  "read from a source are for the sequential client only");
 	if (m->idle) {
 		x = m->idle;
 		m->idle = x->next;
@@ -856,6 +990,21 @@ static void unlink_running(struct pobox_http_multi *m, struct xfer *x)
 		}
 	x->next = NULL;
 	m->active--;
+}
+
+/* Ends every transfer in flight as aborted (the caller stops or is out of
+ * time): curl drops its connection, the done callback hears
+ * POBOX_HTTP_FAIL_ABORTED. */
+static void abort_running(struct pobox_http_multi *m)
+{
+	while (m->running) {
+		struct xfer *x = m->running;
+		curl_multi_remove_handle(m->cm, x->easy);
+		unlink_running(m, x);
+		x->aborted = 1;
+		x->done_rc = finish(x, CURLE_ABORTED_BY_CALLBACK, x->url, NULL, 0);
+		complete(m, x, x->done_rc);
+	}
 }
 
 /* Whether the gate holds queued requests back. */
@@ -970,6 +1119,10 @@ int pobox_http_multi_run(struct pobox_http_multi *m, int64_t timeout_ms, char *e
 	int rc = 0;
 	int64_t deadline = mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 	for (;;) {
+		if (abort_wanted(&m->s)) {
+			abort_running(m);
+			break;
+		}
 		start_queued(m);
 		if ((rc = act(m, 0, err, errlen)) != 0)
 			goto out;

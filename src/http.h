@@ -18,8 +18,9 @@
  * Secrets: the bearer token is copied into the handle, sent only as
  * `Authorization: Bearer <token>`, never put in an error text, never logged
  * (curl's verbose mode is never turned on), and wiped when the handle is
- * freed.  Redirects are not followed, so the header never goes to a host
- * that was not configured.
+ * freed.  Redirects are not followed, so the header goes only to the URLs
+ * the caller asks for; which URLs those may be (the Target origin family)
+ * is origin.h's rule, applied by the uploader before it asks.
  */
 #ifndef POBOX_HTTP_H
 #define POBOX_HTTP_H
@@ -43,10 +44,13 @@ enum pobox_http_fail {
 	POBOX_HTTP_FAIL_TLS,       /* certificate / TLS verification failed */
 	POBOX_HTTP_FAIL_TOOBIG,    /* answer body over the maximum: transfer aborted */
 	POBOX_HTTP_FAIL_OTHER,     /* anything else (bad URL, consumer stopped, ...) */
+	POBOX_HTTP_FAIL_ABORTED,   /* the abort callback stopped it (a stop or a
+	                            * deadline): it may or may not have reached
+	                            * the server, and its answer was never read */
 };
 
 /* "resolve", "connect", "timeout", "send/recv", "tls", "too big", "other",
- * "none". */
+ * "aborted", "none". */
 const char *pobox_http_fail_name(enum pobox_http_fail f);
 
 /* Initialises libcurl once per process (later calls do nothing).  Returns 0
@@ -64,6 +68,13 @@ struct pobox_http_config {
 	const char *ca_file;         /* extra CA bundle (tests, private CAs); NULL: system */
 	int compressed_answers;      /* default 1: offer gzip/deflate (Accept-Encoding);
 	                              * 0 for small answers, where it only costs */
+	/* Optional: asked before a request starts and while it runs (about
+	 * once a second at least, from the thread running it); nonzero ends it
+	 * at once with POBOX_HTTP_FAIL_ABORTED.  For a stop signal or a
+	 * deadline, so nobody waits out request_timeout.  Must be cheap and
+	 * thread-safe; ctx is borrowed. */
+	int (*abort_fn)(void *ctx);
+	void *abort_ctx;
 };
 
 /* Fills c with the defaults above. */
@@ -79,17 +90,36 @@ enum pobox_http_method {
  * transfer: the request then returns that code. */
 typedef int (*pobox_http_body_fn)(void *ctx, const char *data, size_t len);
 
+/* A POST body read piece by piece, for bodies too big to hold (a 49 MB
+ * batch is inflated while it is sent).  read copies up to cap bytes into
+ * buf and returns how many, 0 only after exactly the request's body_len
+ * bytes, or a negative POBOX_E* code to abort the transfer before the rest
+ * is sent (the request then returns that code).  rewind starts again from
+ * the first byte: curl asks when it must resend the body, as on a kept-alive
+ * connection the server closed; 0 or a negative code. */
+struct pobox_http_source {
+	long (*read)(void *ctx, char *buf, size_t cap);
+	int (*rewind)(void *ctx);
+	void *ctx;
+};
+
 /* One request.  Everything is borrowed for the duration of the call (the
  * multi API copies what it needs in _add). */
 struct pobox_http_req {
 	enum pobox_http_method method;
 	const char *url;
 	const char *body;          /* POST body (may hold NULs), NULL for none */
-	size_t body_len;
+	size_t body_len;           /* also the length of a source's body */
+	const struct pobox_http_source *source; /* instead of body: sequential client
+	                                         * only */
 	const char *content_type;  /* POST only; NULL: application/x-www-form-urlencoded */
 	size_t max_body_bytes;     /* 0: the handle's maximum */
 	pobox_http_body_fn on_body; /* NULL: collect the body into resp->body */
 	void *on_body_ctx;
+	const char *const *headers; /* extra "Name: value" lines, NULL-terminated, or
+	                             * NULL; sequential client only.  Wiped from the
+	                             * client's copy after the request, so they may
+	                             * carry a secret (another Authorization) */
 };
 
 /* One answer.  Owned by the caller's struct; pobox_http_resp_free releases
@@ -129,6 +159,11 @@ void pobox_http_free(struct pobox_http *h);
 int pobox_http_request(struct pobox_http *h, const struct pobox_http_req *req,
                        struct pobox_http_resp *resp, char *err, size_t errlen);
 
+/* Replaces the bearer token (NULL or "": no Authorization header) for the
+ * requests that follow; the old one is wiped.  0, POBOX_ECONFIG (a line
+ * break in the token), POBOX_ENOMEM (the old token stays). */
+int pobox_http_set_bearer(struct pobox_http *h, const char *token, char *err, size_t errlen);
+
 /*
  * Many requests at once over a pool of reused connections (the single-update
  * lane keeps N calls in flight).  Requests are queued by _add and started by
@@ -162,11 +197,18 @@ int pobox_http_multi_add(struct pobox_http_multi *m, const struct pobox_http_req
  * passed (transfers then continue at the next call; 0 means one
  * non-blocking round).  Calls the done callback for each finished request.
  * Returns 0, or POBOX_EIO / POBOX_ENOMEM when the multi interface itself
- * failed. */
+ * failed.  When the configuration's abort_fn says so, the transfers in
+ * flight end at once (done callback, POBOX_HTTP_FAIL_ABORTED) and _run
+ * returns; queued ones stay queued (see the gate and _cancel_queued). */
 int pobox_http_multi_run(struct pobox_http_multi *m, int64_t timeout_ms, char *err, size_t errlen);
 
 /* Requests queued or in flight. */
 size_t pobox_http_multi_pending(const struct pobox_http_multi *m);
+
+/* As pobox_http_set_bearer, only while nothing is queued or in flight
+ * (else POBOX_EBUSY). */
+int pobox_http_multi_set_bearer(struct pobox_http_multi *m, const char *token, char *err,
+                                size_t errlen);
 
 /* Optional gate, asked (with the multi's ctx) before queued requests start:
  * while it answers 0 none starts, those in flight go on, and _run returns

@@ -3,23 +3,28 @@
  *
  * Owns header interpretation, per-row validation and the reject file.  CSV
  * parsing is csvio.c's, rules are validate.c's, storage is the store's.
- * Per row, the id is validated and interned once and each cell appended, so
- * the cost per update is one INSERT into `updates` (attribute ids come from
- * the header, interned once).
+ * A row is one write: its values packed as one JSON array (cells.h) in the
+ * header's shape (attribute ids interned once, from the header), so a row
+ * costs one INSERT, however many columns it has; its profile is found with
+ * the store's stable-order lookup (store/keys.c).
  */
 #include "import.h"
 #include "alloc.h"
+#include "cells.h"
 #include "csvio.h"
 #include "error.h"
 #include "outbox.h"
 #include "urlenc.h"
 #include "validate.h"
 
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 struct column {
 	int64_t id;       /* interned attribute id; 0 for the id column */
 	char *name;       /* the header cell (URL-decoded in batch form) */
+	size_t name_len;
 	const char *attr; /* name without "profile.", pointing into name */
 	size_t attr_len;
 };
@@ -36,6 +41,9 @@ struct import {
 	enum pobox_id_type id_type;
 	struct column *cols;
 	int64_t source;
+	int64_t shape;              /* the attribute columns, in order */
+	size_t width;
+	struct pobox_cells_buf cells_json;
 	int64_t rows_in_tx;
 	char **orig_header;         /* header as read, for the reject file */
 	size_t *orig_header_lens;
@@ -45,6 +53,19 @@ struct import {
 	char *decoded;              /* scratch for URL-decoding a row */
 	size_t decoded_cap;
 	int64_t started_ms, last_progress_ms;
+	/* The open transaction: its tallies join `sum` only when it commits
+	 * (a summary counts what is in the outbox, not what was rolled back),
+	 * the line of its first row (where a rolled-back import resumes) and
+	 * the reject file's length when it began (rejects after a stop are cut
+	 * off again, so the reject file matches the summary). */
+	struct pobox_import_summary tx;
+	int64_t tx_first_line;
+	long tx_reject_off;
+	int64_t next_line;          /* where the row after the last one read begins */
+	int store_failed;           /* the stop came from the store: the transaction is lost */
+	/* room checks inside a transaction (see room()) */
+	int64_t appended;           /* estimated bytes appended since the last check */
+	int64_t check_after;        /* ... and how many may be appended before the next */
 	char reason[POBOX_ERRLEN];
 };
 
@@ -56,6 +77,18 @@ static void trim(char **s, size_t *len)
 	}
 	while (*len && ((*s)[*len - 1] == ' ' || (*s)[*len - 1] == '\t'))
 		(*len)--;
+}
+
+enum {
+	ROW_OVERHEAD = 64,     /* estimated bytes of record and index entry per update */
+	CHECK_SHARE = 16,
+	MIN_CHECK = 16 << 10,
+};
+
+static int store_failed(struct import *im, int rc)
+{
+	im->store_failed = 1;
+	return rc;
 }
 
 static int header(struct import *im, const struct pobox_csv_row *row)
@@ -91,19 +124,26 @@ static int header(struct import *im, const struct pobox_csv_row *row)
 		char *name = pobox_malloc(len + 1);
 		if (!name)
 			return pobox_errf(err, errlen, POBOX_ENOMEM, "%s: out of memory", im->name);
+		im->cols[i].name = name;
 		if (im->batch_form) {
 			size_t d = pobox_urldecode(name, s, len);
-			if (d == (size_t)-1) {
-				pobox_free(name);
+			if (d == (size_t)-1)
 				return pobox_errf(err, errlen, POBOX_EINVALID,
 				                  "%s:%lld: header column %zu has a malformed %%-escape",
 				                  im->name, (long long)row->line, i + 1);
-			}
+			len = d;
 		} else {
 			memcpy(name, s, len);
 			name[len] = '\0';
 		}
-		im->cols[i].name = name;
+		im->cols[i].name_len = len;
+		/* a NUL would end the name early everywhere it is used as a string */
+		const char *nul = memchr(name, '\0', len);
+		if (nul)
+			return pobox_errf(err, errlen, POBOX_EINVALID,
+			                  "%s:%lld: header column %zu contains a NUL byte at byte offset %zu; "
+			                  "fix the header (nothing was imported)",
+			                  im->name, (long long)row->line, i + 1, (size_t)(nul - name));
 	}
 
 	im->id_col = 0;
@@ -132,12 +172,12 @@ static int header(struct import *im, const struct pobox_csv_row *row)
 	if ((rc = pobox_begin(pb)) != 0)
 		return rc;
 	if (im->o->source && (rc = pobox_store_source(pb->st, im->o->source, &im->source)) != 0)
-		return rc;
+		return store_failed(im, rc);
 	for (size_t i = 0; i < im->ncols; i++) {
 		struct column *c = &im->cols[i];
 		if (i == im->id_col)
 			continue;
-		if (pobox_validate_attr(c->name, strlen(c->name), &c->attr, &c->attr_len, im->reason,
+		if (pobox_validate_attr(c->name, c->name_len, &c->attr, &c->attr_len, im->reason,
 		                        sizeof im->reason) != 0)
 			return pobox_errf(err, errlen, POBOX_EINVALID,
 			                  "%s:%lld: header column %zu: %s; fix the header (nothing was "
@@ -154,12 +194,25 @@ static int header(struct import *im, const struct pobox_csv_row *row)
 				                  (int)c->attr_len, c->attr);
 		}
 		if ((rc = pobox_store_attr(pb->st, c->attr, c->attr_len, &c->id)) != 0)
-			return rc;
+			return store_failed(im, rc);
 	}
 	if (im->ncols < 2)
 		return pobox_errf(err, errlen, POBOX_EINVALID,
 		                  "%s:%lld: the header names no attribute columns, only the id column",
 		                  im->name, (long long)row->line);
+	{
+		int64_t *attrs = pobox_malloc(im->ncols * sizeof *attrs);
+		if (!attrs)
+			return pobox_errf(err, errlen, POBOX_ENOMEM, "%s: out of memory", im->name);
+		im->width = 0;
+		for (size_t i = 0; i < im->ncols; i++)
+			if (i != im->id_col)
+				attrs[im->width++] = im->cols[i].id;
+		rc = pobox_store_shape_id(pb->st, attrs, im->width, &im->shape);
+		pobox_free(attrs);
+		if (rc)
+			return rc;
+	}
 	if (im->o->reject) {
 		/* The reject file is a CSV an operator can fix and import again:
 		 * line,reason,<the original columns>. */
@@ -189,7 +242,7 @@ static int header(struct import *im, const struct pobox_csv_row *row)
 static int write_reject(struct import *im, const struct pobox_csv_row *row, const char *reason)
 {
 	FILE *fp = im->o->reject;
-	im->sum.rejected++;
+	im->tx.rejected++;
 	if (im->o->on_reject)
 		im->o->on_reject(im->o->reject_ctx, row->line, reason);
 	if (!fp)
@@ -273,7 +326,7 @@ static int on_delivered(void *ctx, int64_t attr, const char *v, size_t len)
 		if (i != im->id_col && im->cols[i].id == attr && !im->same[i] && im->cell_len[i] == len &&
 		    im->cell_len[i] && memcmp(im->cell[i], v, len) == 0) {
 			im->same[i] = 1;
-			im->sum.unchanged++;
+			im->tx.unchanged++;
 			(*sc->nonempty)--;
 		}
 	}
@@ -281,25 +334,47 @@ static int on_delivered(void *ctx, int64_t attr, const char *v, size_t len)
 }
 
 /* --changed-only: marks the cells whose value Target already has. */
-static int mark_unchanged(struct import *im, const char *id, size_t id_len, int64_t *nonempty)
+static int mark_unchanged(struct import *im, const struct pobox_profile_ref *ref, int64_t *nonempty)
 {
-	int64_t profile, done_seq;
-	int found, rc;
 	memset(im->same, 0, im->ncols);
-	if ((rc = pobox_store_profile_find(im->pb->st, im->id_type, id, id_len, &profile, &done_seq,
-	                                   &found)) != 0 || !found)
-		return rc;
+	if (!ref->id || ref->done_seq == 0)
+		return 0; /* nothing of it delivered yet */
 	struct same_ctx sc = {im, nonempty};
-	return pobox_store_last_delivered(im->pb->st, profile, done_seq, on_delivered, &sc);
+	return pobox_store_last_delivered(im->pb->st, ref->id, ref->done_seq, ref->sent_seq,
+	                                  on_delivered, &sc);
+}
+
+/* The row's values as one JSON array in the header's shape: null for an
+ * empty cell and for one Target already has. */
+static int pack(struct import *im, const char **out, size_t *len)
+{
+	struct pobox_cells_buf *b = &im->cells_json;
+	pobox_cells_buf_reset(b);
+	pobox_cells_open(b);
+	for (size_t i = 0; i < im->ncols; i++) {
+		if (i == im->id_col)
+			continue;
+		if (im->cell_len[i] == 0 || im->same[i])
+			pobox_cells_null(b);
+		else
+			pobox_cells_str(b, im->cell[i], im->cell_len[i]);
+	}
+	pobox_cells_close(b);
+	if (b->nomem)
+		return pobox_errf(im->pb->err, sizeof im->pb->err, POBOX_ENOMEM, "%s: out of memory",
+		                  im->name);
+	*out = b->s;
+	*len = b->len;
+	return 0;
 }
 
 static int data_row(struct import *im, const struct pobox_csv_row *row)
 {
 	struct pobox *pb = im->pb;
-	int64_t profile, empty = 0, nonempty = 0;
+	int64_t empty = 0, nonempty = 0;
 	int rc;
 
-	im->sum.rows++;
+	im->tx.rows++;
 	if (row->nfields > im->ncols) {
 		snprintf(im->reason, sizeof im->reason, "row has %zu fields; the header has %zu",
 		         row->nfields, im->ncols);
@@ -333,23 +408,90 @@ static int data_row(struct import *im, const struct pobox_csv_row *row)
 			nonempty++;
 		}
 	}
-	im->sum.empty += empty;
+	im->tx.empty += empty;
 	if (nonempty == 0)
 		return 0;
-	if (im->o->changed_only && (rc = mark_unchanged(im, id, id_len, &nonempty)) != 0)
-		return rc;
+	struct pobox_profile_ref ref;
+	if ((rc = pobox_store_profile_find(pb->st, im->id_type, id, id_len, &ref)) != 0)
+		return store_failed(im, rc);
+	memset(im->same, 0, im->ncols);
+	if (im->o->changed_only && (rc = mark_unchanged(im, &ref, &nonempty)) != 0)
+		return store_failed(im, rc);
 	if (nonempty == 0)
 		return 0;
-	if ((rc = pobox_store_profile(pb->st, im->id_type, id, id_len, &profile)) != 0)
-		return rc;
-	for (size_t i = 0; i < im->ncols; i++) {
-		if (i == im->id_col || im->cell_len[i] == 0 || im->same[i])
-			continue;
-		if ((rc = pobox_put_interned(pb, profile, im->cols[i].id, im->cell[i], im->cell_len[i],
-		                             im->o->urgent, im->source)) != 0)
-			return rc;
-		im->sum.updates++;
-	}
+	const char *cells = NULL;
+	size_t cells_len = 0;
+	if ((rc = pack(im, &cells, &cells_len)) != 0 ||
+	    (rc = pobox_store_write(pb->st, im->id_type, id, id_len, &ref, im->shape, im->width, cells,
+	                            cells_len, nonempty, pobox_clock_now_ms(&pb->clock), im->source,
+	                            im->o->urgent, NULL)) != 0)
+		return store_failed(im, rc);
+	/* a new profile's row and key, and the write (what room checks count) */
+	im->appended += (int64_t)(id_len + cells_len) + 2 * ROW_OVERHEAD;
+	im->tx.updates += nonempty;
+	return 0;
+}
+
+/* ---- transactions and room ------------------------------------------- */
+
+static void start_tx(struct import *im)
+{
+	memset(&im->tx, 0, sizeof im->tx);
+	im->tx_first_line = 0;
+	im->tx_reject_off = im->o->reject ? ftell(im->o->reject) : -1;
+}
+
+static void fold_tx(struct import *im)
+{
+	im->sum.rows += im->tx.rows;
+	im->sum.updates += im->tx.updates;
+	im->sum.empty += im->tx.empty;
+	im->sum.rejected += im->tx.rejected;
+	im->sum.unchanged += im->tx.unchanged;
+	start_tx(im);
+}
+
+/* The transaction is gone: the import resumes at its first row, and the
+ * rejects it wrote are cut off the reject file (when it is a file). */
+static void lose_tx(struct import *im)
+{
+	FILE *fp = im->o->reject;
+	if (im->tx_first_line)
+		im->sum.stopped_line = im->tx_first_line;
+	if (fp && im->tx_reject_off >= 0 && fflush(fp) == 0 &&
+	    ftruncate(fileno(fp), im->tx_reject_off) == 0)
+		fseek(fp, im->tx_reject_off, SEEK_SET);
+	start_tx(im);
+}
+
+static int commit_tx(struct import *im)
+{
+	int rc = pobox_commit(im->pb);
+	if (rc == 0)
+		fold_tx(im);
+	else
+		lose_tx(im); /* a failed commit rolled back */
+	return rc;
+}
+
+/* Bounds how far an import may overshoot max_outbox_size and
+ * min_free_disk: before a row, once the bytes appended since the last look
+ * reach a share of the room that was left then, look again (inside the
+ * transaction: the store counts its uncommitted pages).  Appended bytes are
+ * estimated at the cell's length plus ROW_OVERHEAD, which with
+ * CHECK_SHARE = 16 keeps the growth between two looks well under an
+ * eighth of the room, and under 16 KiB x 8 once the room is nearly gone:
+ * far inside the promised max(1 MB, 1% of the limit). */
+static int room(struct import *im)
+{
+	int64_t left = 0;
+	if (im->appended < im->check_after)
+		return 0;
+	int rc = pobox_room_left(im->pb, &left);
+	if (rc != 0)
+		return rc; /* EFULL: the transaction is intact, the row not begun */
+	im->appended = 0;
+	im->check_after = left / CHECK_SHARE > MIN_CHECK ? left / CHECK_SHARE : MIN_CHECK;
 	return 0;
 }
 
@@ -357,12 +499,20 @@ static int on_row(void *ctx, const struct pobox_csv_row *row)
 {
 	struct import *im = ctx;
 	int rc;
-	if (!im->header_done)
-		return header(im, row);
+	if (!im->header_done) {
+		if ((rc = header(im, row)) == 0)
+			im->next_line = row->end_line + 1;
+		return rc;
+	}
+	if ((rc = room(im)) != 0)
+		return rc;
+	if (!im->tx_first_line)
+		im->tx_first_line = row->line;
 	if ((rc = data_row(im, row)) != 0)
 		return rc;
+	im->next_line = row->end_line + 1;
 	if (++im->rows_in_tx >= (im->o->rows_per_tx > 0 ? im->o->rows_per_tx : 10000)) {
-		if ((rc = pobox_commit(im->pb)) != 0)
+		if ((rc = commit_tx(im)) != 0)
 			return rc;
 		im->rows_in_tx = 0;
 		if ((rc = pobox_check_room(im->pb)) != 0)
@@ -370,15 +520,40 @@ static int on_row(void *ctx, const struct pobox_csv_row *row)
 		if ((rc = pobox_begin(im->pb)) != 0)
 			return rc;
 	}
-	if (im->o->progress && (im->sum.rows & 1023) == 0) {
+	if (im->o->progress && ((im->sum.rows + im->tx.rows) & 1023) == 0) {
 		int64_t now = pobox_clock_now_ms(&im->pb->clock);
 		if (now - im->last_progress_ms >= 250) {
 			im->last_progress_ms = now;
-			im->o->progress(im->o->progress_ctx, im->sum.rows, row->bytes_read,
+			im->o->progress(im->o->progress_ctx, im->sum.rows + im->tx.rows, row->bytes_read,
 			                im->o->total_bytes, now - im->started_ms);
 		}
 	}
 	return 0;
+}
+
+/* After a stop: keeps the open transaction's rows when it is intact (a bad
+ * line, no room for the next row, out of memory: what came before is
+ * valid), loses it when the store failed inside it, and records where the
+ * import stopped.  The error text on the handle is kept. */
+static void finish_stop(struct import *im)
+{
+	struct pobox *pb = im->pb;
+	char keep[POBOX_ERRLEN];
+	memcpy(keep, pb->err, sizeof keep);
+	if (pobox_store_in_tx(pb->st)) {
+		if (im->store_failed) {
+			pobox_rollback(pb);
+			lose_tx(im);
+		} else if (commit_tx(im) != 0) {
+			pobox_rollback(pb);
+		}
+	}
+	if (!im->sum.stopped_line) /* not set by a lost transaction */
+		im->sum.stopped_line = im->next_line ? im->next_line : 1;
+	/* a WAL swollen by the stopped import (or left by a failed commit) goes
+	 * back to what it needs, so a full disk gets its space back */
+	pobox_store_checkpoint(pb->st);
+	memcpy(pb->err, keep, sizeof keep);
 }
 
 int pobox_import(struct pobox *pb, FILE *in, const char *name, const struct pobox_import_opts *o,
@@ -389,28 +564,19 @@ int pobox_import(struct pobox *pb, FILE *in, const char *name, const struct pobo
 
 	pb->err[0] = '\0';
 	im.started_ms = im.last_progress_ms = pobox_clock_now_ms(&pb->clock);
+	start_tx(&im);
 	if ((rc = pobox_check_room(pb)) != 0) {
-		*summary = im.sum;
+		*summary = im.sum; /* refused before reading: stopped_line stays 0 */
 		return rc;
 	}
 	rc = pobox_csv_read(in, name, on_row, &im, pb->err, sizeof pb->err);
 	if (rc == 0 && !im.header_done)
 		rc = pobox_errf(pb->err, sizeof pb->err, POBOX_EINVALID,
 		                "%s: no header row (the file is empty)", name);
-	if (rc == 0 && pobox_store_in_tx(pb->st))
-		rc = pobox_commit(pb);
-	if (rc != 0 && pobox_store_in_tx(pb->st)) {
-		char keep[POBOX_ERRLEN];
-		memcpy(keep, pb->err, sizeof keep);
-		/* Keep what the rows before the failure added: they are valid. */
-		if (rc == POBOX_EINVALID || rc == POBOX_ENOMEM) {
-			if (pobox_commit(pb) != 0)
-				pobox_rollback(pb);
-		} else {
-			pobox_rollback(pb);
-		}
-		memcpy(pb->err, keep, sizeof keep);
-	}
+	if (rc == 0 && pobox_store_in_tx(pb->st) && (rc = commit_tx(&im)) != 0)
+		im.store_failed = 1;
+	if (rc != 0)
+		finish_stop(&im);
 	if (o->progress && im.header_done)
 		o->progress(o->progress_ctx, im.sum.rows, -1, o->total_bytes,
 		            pobox_clock_now_ms(&pb->clock) - im.started_ms);
@@ -425,6 +591,7 @@ int pobox_import(struct pobox *pb, FILE *in, const char *name, const struct pobo
 	pobox_free(im.cell);
 	pobox_free(im.cell_len);
 	pobox_free(im.same);
+	pobox_cells_buf_free(&im.cells_json);
 	*summary = im.sum;
 	return rc;
 }

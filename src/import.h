@@ -41,18 +41,33 @@ struct pobox_import_opts {
 	void *reject_ctx;
 };
 
+/* Counts of what is in the outbox: rows of a transaction that was rolled
+ * back (a full disk, a busy or failing store) are not counted, and their
+ * rejects are cut off the reject file again. */
 struct pobox_import_summary {
-	int64_t rows;        /* data rows read (not the header) */
-	int64_t updates;     /* updates enqueued */
+	int64_t rows;        /* data rows read and committed (not the header) */
+	int64_t updates;     /* updates enqueued (committed) */
 	int64_t empty;       /* empty cells skipped */
 	int64_t rejected;    /* rows rejected */
 	int64_t unchanged;   /* cells skipped by changed_only */
+	int64_t stopped_line; /* 0: the input was read to its end (or never begun);
+	                       * else the import stopped there: the rows starting
+	                       * before this line are in (or rejected), none from
+	                       * it on, so importing from it resumes the file */
 };
 
 /* Imports in (named `name` in messages).  Returns 0 when the whole input was
  * read (rows may have been rejected: see summary), or a negative code when
- * the import stopped (bad header, unreadable input, storage failure); rows
- * committed before the stop stay in the outbox and summary counts them. */
+ * the import stopped (bad header, malformed CSV, no room, storage failure):
+ * rows committed before the stop stay in the outbox, summary counts them
+ * and says where it stopped.  A refusal before anything is read (the
+ * outbox is full) leaves stopped_line 0.
+ *
+ * max_outbox_bytes and min_free_bytes are looked at inside transactions
+ * too, often enough that neither is overshot by more than a few hundred
+ * KiB; an import stopped by them keeps every complete row before the stop.
+ * After a stop, the WAL is checkpointed and truncated so a full disk gets
+ * its space back. */
 int pobox_import(struct pobox *pb, FILE *in, const char *name, const struct pobox_import_opts *o,
                  struct pobox_import_summary *summary);
 

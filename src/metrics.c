@@ -78,8 +78,9 @@ int pobox_metrics_write(struct pobox *pb, const struct pobox_quota_opts *qo, FIL
 	                               "WITH l(lane) AS (VALUES ('bulk'), ('single')),"
 	                               " st(state) AS (VALUES ('ready'), ('sending'), ('submitted'), ('done'),"
 	                               " ('dead'), ('split'), ('replaced')) "
-	                               "SELECT l.lane, st.state, (SELECT count(*) FROM batches b"
-	                               " WHERE b.lane = l.lane AND b.state = st.state) FROM l, st ORDER BY 1, 2",
+	                               /* kept by triggers on batches: no scan of history */
+	                               "SELECT l.lane, st.state, coalesce((SELECT n FROM batch_counts b"
+	                               " WHERE b.lane = l.lane AND b.state = st.state), 0) FROM l, st ORDER BY 1, 2",
 	                               0, 0, print_row, &r)) != 0)
 		return rc;
 	head(out, "pobox_calls_total", "counter",
@@ -128,8 +129,7 @@ int pobox_metrics_write(struct pobox *pb, const struct pobox_quota_opts *qo, FIL
 		head(out, "pobox_fleet_round_trips_total", "counter", "Round trips to the coordinator that got an answer.");
 		fprintf(out, "pobox_fleet_round_trips_total %lld\n", (long long)f->requests);
 	}
-	if ((rc = pobox_store_query_int64(pb->st, "SELECT coalesce(max(done_at_ms), 0) FROM profiles", &last)) != 0)
-		return rc;
+	last = s.last_delivery_ms;
 	head(out, "pobox_last_delivery_timestamp_seconds", "gauge",
 	     "Unix time of the last confirmed delivery (0: never).");
 	fprintf(out, "pobox_last_delivery_timestamp_seconds %.3f\n", (double)last / 1000.0);

@@ -1,12 +1,11 @@
 /*
  * quota.c - budget arithmetic and reservation owners (see quota.h).  The
- * ledger's SQL is the store's (store_quota.c).
+ * ledger's SQL is the store's (store/quota.c).
  */
 #include "quota.h"
 #include "fleet.h"
 #include "outbox.h"
 #include "store.h"
-#include "store_fleet.h"
 
 #include <errno.h>
 #include <signal.h>

@@ -649,6 +649,11 @@ static void tidy(char *buf, size_t buflen, const char *s, size_t len, int strip_
 		buf[o++] = (char)c;
 	}
 	if (cut) {
+		/* Room for the "..." first: cutting after the UTF-8 check below
+		 * could end the text inside a sequence again. */
+		int dots = buflen - 1 >= 3;
+		if (dots && o > buflen - 4)
+			o = buflen - 4;
 		/* Do not end inside a UTF-8 sequence: drop continuation bytes and
 		 * the lead byte they belong to. */
 		size_t k = o;
@@ -658,9 +663,7 @@ static void tidy(char *buf, size_t buflen, const char *s, size_t len, int strip_
 			o = k - 1;
 		while (o > 0 && buf[o - 1] == ' ')
 			o--;
-		if (buflen - 1 >= 3) {
-			if (o > buflen - 4)
-				o = buflen - 4;
+		if (dots) {
 			memcpy(buf + o, "...", 3);
 			o += 3;
 		}

@@ -8,9 +8,11 @@
  * become part of the value; percent-encoding already leaves no comma, quote
  * or newline in any cell, so no quoting is needed.
  *
- * Memory is bounded by the open batches' compressed output (a full 49 MB
- * batch compresses to roughly a quarter) plus one profile's rows; the
- * updates themselves are streamed from the store.
+ * Memory does not depend on batch size: each open batch holds at most a
+ * part (PART_BYTES) of compressed output before it goes to the outbox, its
+ * members go there in parts too (store/members.c), and one profile's rows
+ * are in hand at a time; the updates themselves are streamed from the
+ * store.
  */
 #include "sched.h"
 #include "alloc.h"
@@ -26,6 +28,9 @@
 
 #define MAX_OPEN 4         /* open batches per id type */
 #define ZLEVEL 1           /* fast: payloads are built once and read rarely */
+/* compressed bytes of a payload part: a builder stores its rows' output
+ * whenever it has this much */
+#define PART_BYTES ((size_t)1 << 20)
 
 struct attr_name {
 	char *name;            /* as stored */
@@ -41,6 +46,7 @@ struct builder {
 	size_t ncols, capcols;
 	int32_t *colpos;       /* attribute id -> column index, -1 when absent */
 	struct pobox_zwriter rows;
+	int64_t next_part;     /* of the payload: rows' parts are 1.. */
 	int64_t nrows, updates, carried, bytes; /* bytes: header + rows, encoded */
 	int64_t last_used;     /* for choosing which to close */
 };
@@ -60,8 +66,6 @@ struct single_group {
 struct cut {
 	struct pobox *pb;
 	int64_t max_seq;         /* newest update when the cut began: every row it takes is <= */
-	struct builder *run_b;   /* the batch the current run of profiles goes to */
-	int64_t run_lo, run_hi;  /* ids of that run (consecutive scanned profiles) */
 	struct single_group single[2];      /* [id type - 1]: open single-lane batch */
 	int64_t single_assigned, single_assigned_urgent;
 	const struct pobox_sched_opts *o;
@@ -186,8 +190,11 @@ static int builder_new(struct cut *c, enum pobox_id_type t, int api, const char 
 		b->colpos[i] = -1;
 	if ((rc = pobox_zwriter_init(&b->rows, ZLEVEL)) != 0)
 		goto fail;
+	b->next_part = 1;
 	if (c->fixed_batch > 0) {
 		b->id = c->fixed_batch;
+		if ((rc = pobox_store_payload_clear(c->pb->st, b->id)) != 0)
+			goto fail;
 	} else if ((rc = pobox_store_batch_new(c->pb->st, b->api, t, reason, 0, 0, c->now_ms,
 	                                       &b->id)) != 0) {
 		goto fail;
@@ -201,6 +208,20 @@ fail:
 }
 
 /* Writes the header, joins it to the rows and stores the payload. */
+/* The rows' compressed output so far, as the next part of the payload,
+ * once there is at least `least` of it. */
+static int store_part(struct cut *c, struct builder *b, size_t least)
+{
+	if (b->rows.len == 0 || b->rows.len < least)
+		return 0;
+	int rc = pobox_store_payload_part(c->pb->st, b->id, b->next_part, b->rows.out, b->rows.len);
+	if (rc == 0) {
+		b->next_part++;
+		pobox_zwriter_taken(&b->rows);
+	}
+	return rc;
+}
+
 static int builder_close(struct cut *c, struct builder *b)
 {
 	struct pobox_zwriter h;
@@ -221,7 +242,7 @@ static int builder_close(struct cut *c, struct builder *b)
 			goto out;
 	}
 	if ((rc = pobox_zwriter_write(&h, "\n", 1)) != 0 || (rc = pobox_zwriter_finish(&h)) != 0 ||
-	    (rc = pobox_zwriter_finish(&b->rows)) != 0)
+	    (rc = pobox_zwriter_finish(&b->rows)) != 0 || (rc = store_part(c, b, 0)) != 0)
 		goto out;
 	if ((int64_t)(h.in_bytes + b->rows.in_bytes) != b->bytes) {
 		rc = pobox_errf(c->pb->err, sizeof c->pb->err, POBOX_EIO,
@@ -231,7 +252,7 @@ static int builder_close(struct cut *c, struct builder *b)
 	}
 	uint32_t crc = pobox_crc32_combine(h.crc, b->rows.crc, b->rows.in_bytes);
 	rc = pobox_store_batch_payload(c->pb->st, b->id, b->nrows, b->updates, b->carried, b->bytes,
-	                               h.out, h.len, b->rows.out, b->rows.len, crc);
+	                               h.out, h.len, crc);
 	if (rc == 0) {
 		c->sum->batches++;
 		c->sum->bytes += b->bytes;
@@ -395,7 +416,8 @@ static int write_row(struct cut *c, struct builder *b, const struct pobox_prow *
 			b->carried++;
 	}
 	c->line[c->line_len++] = '\n';
-	if ((rc = pobox_zwriter_write(&b->rows, c->line, c->line_len)) != 0)
+	if ((rc = pobox_zwriter_write(&b->rows, c->line, c->line_len)) != 0 ||
+	    (rc = store_part(c, b, PART_BYTES)) != 0)
 		return rc;
 	b->bytes += (int64_t)c->line_len;
 	b->nrows++;
@@ -403,20 +425,9 @@ static int write_row(struct cut *c, struct builder *b, const struct pobox_prow *
 	return 0;
 }
 
-/* Fences the current run of profiles (one UPDATE for many profiles). */
-static int flush_run(struct cut *c)
-{
-	int rc = 0;
-	if (c->run_b)
-		rc = pobox_store_fence_range(c->pb->st, c->run_lo, c->run_hi, c->run_b->id, c->max_seq,
-		                             c->now_ms);
-	c->run_b = NULL;
-	return rc;
-}
-
 /* Puts the profile in the single lane when it belongs there: returns 0
  * when it did, 1 when the profile should go bulk, <0 on error. */
-static int route_single(struct cut *c, const struct pobox_prow *p, size_t own, int64_t upto)
+static int route_single(struct cut *c, const struct pobox_prow *p, size_t own)
 {
 	const struct pobox_sched_opts *o = c->o;
 	int urgent = 0, rc;
@@ -444,12 +455,14 @@ static int route_single(struct cut *c, const struct pobox_prow *p, size_t own, i
 		     (int64_t)pobox_urlencoded_len(c->cells[i].value, c->cells[i].len);
 	if (o->single_url_base + q > o->max_post_bytes)
 		return 1; /* too big for one call: bulk */
-	if ((rc = flush_run(c)) != 0)
-		return rc;
+	if (o->single_hold) { /* offline: it waits, pending (held), for the lane */
+		c->sum->single_held++;
+		return 0;
+	}
 	struct single_group *g = &c->single[p->id_type == POBOX_ID_PCID ? 0 : 1];
 	if (g->id == 0 && (rc = pobox_store_single_batch_new(c->pb->st, p->id_type, c->now_ms, &g->id)) != 0)
 		return rc;
-	if ((rc = pobox_store_fence(c->pb->st, p->profile, g->id, upto)) != 0)
+	if ((rc = pobox_store_cut_profile(c->pb->st, p, g->id, (int64_t)own)) != 0)
 		return rc;
 	g->n++;
 	g->updates += (int64_t)own;
@@ -461,6 +474,65 @@ static int route_single(struct cut *c, const struct pobox_prow *p, size_t own, i
 	c->sum->updates += (int64_t)own;
 	if (g->n >= o->single_group)
 		return close_single(c, g);
+	return 0;
+}
+
+/* Stores an open batch and frees its slot. */
+static int retire(struct cut *c, struct builder **slot)
+{
+	int rc = builder_close(c, *slot);
+	builder_free(*slot);
+	*slot = NULL;
+	return rc;
+}
+
+/* The slot of the batch a row of row_bytes goes into: an open one of its
+ * kind where the row stays dense and fits, else a new one (storing the
+ * least recently used one when all slots are taken).  0, 1 when the row
+ * does not fit even an empty batch, or <0. */
+static int choose(struct cut *c, enum pobox_id_type t, int api, int64_t row_bytes,
+                  struct builder ***out)
+{
+	struct builder **open = c->open[(t == POBOX_ID_PCID ? 0 : 2) + api - 1];
+	size_t best_new = (size_t)-1, nc;
+	int best = -1, rc;
+	for (int i = 0; i < MAX_OPEN; i++) {
+		if (open[i] && fits(c, open[i], row_bytes, &nc) && nc < best_new) {
+			best = i;
+			best_new = nc;
+		}
+	}
+	if (best < 0 && c->fixed_batch > 0 && open[0])
+		best = 0; /* rebuilding: one batch, no choice */
+	if (best >= 0) {
+		*out = &open[best];
+		return 0;
+	}
+	for (int i = 0; i < MAX_OPEN && best < 0; i++)
+		if (!open[i])
+			best = i;
+	if (best < 0) {
+		best = 0;
+		for (int i = 1; i < MAX_OPEN; i++)
+			if (open[i]->last_used < open[best]->last_used)
+				best = i;
+		if ((rc = retire(c, &open[best])) != 0)
+			return rc;
+	}
+	if ((rc = builder_new(c, t, api, "cut", &open[best])) != 0)
+		return rc;
+	*out = &open[best];
+	return !fits(c, open[best], row_bytes, &nc) && c->fixed_batch == 0;
+}
+
+/* A batch that is full is stored at once: its slot is free for the next. */
+static int retire_full(struct cut *c, struct builder **used)
+{
+	const struct builder *u = *used;
+	/* full: no room for another row of this batch's mean size */
+	int64_t mean = (u->bytes - header_bytes(c, u)) / u->nrows;
+	if (u->nrows >= c->o->max_rows || u->bytes + mean > c->o->max_bytes)
+		return retire(c, used);
 	return 0;
 }
 
@@ -500,7 +572,7 @@ static int on_profile(void *ctx, const struct pobox_prow *p)
 	}
 	int64_t updates = (int64_t)own;
 	if (c->fixed_batch == 0 && c->o->single_enabled) {
-		int rc2 = route_single(c, p, own, upto);
+		int rc2 = route_single(c, p, own);
 		if (rc2 != 1)
 			return rc2; /* 0: sent to the single lane; <0: error */
 	}
@@ -511,7 +583,8 @@ static int on_profile(void *ctx, const struct pobox_prow *p)
 	if (api == 2 && c->o->carry_window_ms > 0 && p->last_v2_at_ms >= 0 &&
 	    c->now_ms - p->last_v2_at_ms <= c->o->carry_window_ms) {
 		struct carry_ctx cc = {c, own};
-		if ((rc = pobox_store_last_delivered(pb->st, p->profile, p->done_seq, on_delivered, &cc)) != 0)
+		if ((rc = pobox_store_last_delivered(pb->st, p->profile, p->done_seq, p->sent_seq,
+		                                     on_delivered, &cc)) != 0)
 			return rc;
 		for (size_t i = own; i < c->ncells; i++)
 			c->cells[i].value = c->carry_text + (uintptr_t)c->cells[i].value;
@@ -529,85 +602,41 @@ static int on_profile(void *ctx, const struct pobox_prow *p)
 		c->sum->dead_profiles++;
 		return pobox_store_kill_rows(pb->st, p->profile, p->done_seq, upto, why, 0);
 	}
-	/* choose a batch: an open one where the row stays dense and fits */
-	int ti = (p->id_type == POBOX_ID_PCID ? 0 : 2) + api - 1;
-	struct builder *best = NULL;
-	size_t best_new = (size_t)-1;
-	for (int i = 0; i < MAX_OPEN; i++) {
-		struct builder *b = c->open[ti][i];
-		size_t nc;
-		if (b && fits(c, b, row_bytes, &nc) && nc < best_new) {
-			best = b;
-			best_new = nc;
-		}
+	struct builder **slot = NULL;
+	if ((rc = choose(c, p->id_type, api, row_bytes, &slot)) < 0)
+		return rc;
+	if (rc == 1) {
+		char why[200];
+		snprintf(why, sizeof why, "profile row is %lld bytes encoded, more than "
+		         "max_batch_bytes allows", (long long)row_bytes);
+		c->sum->dead_profiles++;
+		return pobox_store_kill_rows(pb->st, p->profile, p->done_seq, upto, why, 0);
 	}
-	if (!best) {
-		if (c->fixed_batch > 0 && c->open[ti][0]) {
-			best = c->open[ti][0]; /* rebuilding: one batch, no choice */
-		} else {
-			int slot = -1;
-			for (int i = 0; i < MAX_OPEN && slot < 0; i++)
-				if (!c->open[ti][i])
-					slot = i;
-			if (slot < 0) {
-				/* close the least recently used one to make room */
-				slot = 0;
-				for (int i = 1; i < MAX_OPEN; i++)
-					if (c->open[ti][i]->last_used < c->open[ti][slot]->last_used)
-						slot = i;
-				if (c->run_b == c->open[ti][slot] && (rc = flush_run(c)) != 0)
-					return rc;
-				rc = builder_close(c, c->open[ti][slot]);
-				builder_free(c->open[ti][slot]);
-				c->open[ti][slot] = NULL;
-				if (rc)
-					return rc;
-			}
-			if ((rc = builder_new(c, p->id_type, api, "cut", &c->open[ti][slot])) != 0)
-				return rc;
-			best = c->open[ti][slot];
-			size_t nc;
-			if (!fits(c, best, row_bytes, &nc) && c->fixed_batch == 0) {
-				char why[200];
-				snprintf(why, sizeof why, "profile row is %lld bytes encoded, more than "
-				         "max_batch_bytes allows", (long long)row_bytes);
-				c->sum->dead_profiles++;
-				return pobox_store_kill_rows(pb->st, p->profile, p->done_seq, upto, why, 0);
-			}
-		}
-	}
+	struct builder *best = *slot;
 	if ((rc = write_row(c, best, p)) != 0)
 		return rc;
 	best->updates += updates;
 	c->sum->profiles++;
 	c->sum->updates += updates;
 	c->sum->carried += (int64_t)(c->ncells - own);
-	if (c->fixed_batch == 0) {
-		/* consecutive profiles going to the same batch are fenced together */
-		if (c->run_b != best) {
-			if ((rc = flush_run(c)) != 0)
-				return rc;
-			c->run_b = best;
-			c->run_lo = p->profile;
-		}
-		c->run_hi = p->profile;
-	}
-	return 0;
+	if (c->fixed_batch > 0)
+		return 0;
+	if ((rc = pobox_store_cut_profile(pb->st, p, best->id, updates)) != 0)
+		return rc;
+	return retire_full(c, slot);
 }
 
 static int run_cut(struct cut *c)
 {
 	int rc = pobox_store_each_attr(c->pb->st, load_name, c);
 	if (rc == 0)
-		rc = pobox_store_query_int64(c->pb->st, "SELECT coalesce(max(seq), 0) FROM updates", &c->max_seq);
+		rc = pobox_store_query_int64(c->pb->st, "SELECT next_seq - 1 FROM tallies", &c->max_seq);
 	if (rc == 0) {
 		if (c->fixed_batch > 0)
 			rc = pobox_store_scan_batch(c->pb->st, c->fixed_batch, on_profile, c);
 		else
 			rc = pobox_store_scan_pending(c->pb->st, c->now_ms, on_profile, c);
 	}
-	if (rc == 0)
-		rc = flush_run(c);
 	for (int t = 0; t < 2; t++)
 		if (rc == 0)
 			rc = close_single(c, &c->single[t]);
@@ -637,8 +666,10 @@ int pobox_sched_cut(struct pobox *pb, const struct pobox_sched_opts *o,
 	if ((rc = pobox_begin(pb)) != 0)
 		return rc;
 	c.now_ms = pobox_clock_now_ms(&pb->clock);
-	int64_t first = 0;
-	if (o->dry_run)
+	int64_t first = 0, staged = 0;
+	/* sqlite3 producers' rows first: their seqs are older than later writes' */
+	rc = pobox_store_ingest(pb->st, &staged);
+	if (rc == 0 && o->dry_run)
 		rc = pobox_store_query_int64(pb->st, "SELECT coalesce(max(id), 0) + 1 FROM batches", &first);
 	if (rc == 0)
 		rc = run_cut(&c);
@@ -669,6 +700,7 @@ int pobox_sched_cut(struct pobox *pb, const struct pobox_sched_opts *o,
 		sum->single_urgent += s.single_urgent;
 		sum->single_refused += s.single_refused;
 		sum->single_refused_urgent += s.single_refused_urgent;
+		sum->single_held += s.single_held;
 	}
 	return rc;
 }

@@ -47,6 +47,10 @@ struct pobox_sched_opts {
 	int64_t single_group;      /* profiles per single-lane batch row */
 	int64_t single_url_base;   /* bytes before the query: scheme, host, path, '?' */
 	int64_t max_get_bytes, max_post_bytes;
+	/* The single lane is offline (outage.h): a profile that would go single
+	 * is left pending, uncut, and keeps coalescing until Target is back
+	 * (counted in single_held). */
+	int single_hold;
 
 	/* Dry run (`pobox plan`): before the cut's transaction is rolled back,
 	 * plan_fn sees the batches it made (same connection, uncommitted). */
@@ -61,6 +65,7 @@ struct pobox_cut_summary {
 	int64_t batches, profiles, updates, superseded, carried, bytes, dead_profiles;
 	int64_t single_profiles, single_urgent;  /* routed to the single lane */
 	int64_t single_refused, single_refused_urgent; /* could have, but the budget was short */
+	int64_t single_held;                      /* left pending: the lane is offline */
 };
 
 /* The length of a profile's single-call query string (mbox3rdPartyId= or

@@ -23,10 +23,12 @@
 #include "alloc.h"
 #include "backoff.h"
 #include "classify.h"
+#include "credentials.h"
 #include "error.h"
 #include "fleet.h"
 #include "http.h"
 #include "log.h"
+#include "outage.h"
 #include "outbox.h"
 #include "response.h"
 #include "store.h"
@@ -44,6 +46,7 @@
 
 struct call {
 	int64_t profile;
+	int64_t cells;           /* its updates in the batch */
 	int urgent;
 	int64_t minute;          /* quota minute it was reserved in */
 	int64_t lease;           /* fleet: the lease its unit came from, 0: none */
@@ -57,6 +60,7 @@ struct call {
 	enum { C_QUEUED, C_FLYING, C_DONE, C_SETTLED } st;
 	enum pobox_class cls;
 	int charge, reached;
+	int aborted;             /* ended by our stop or deadline: never answered */
 	long http;
 	int64_t retry_after_ms;
 	char msg[160];
@@ -70,6 +74,7 @@ struct group {
 	struct call *calls;
 	size_t ncalls, capcalls;
 	int64_t counts[3];        /* delivered, not found, failed (settler's) */
+	size_t held;              /* calls that stay in the batch (settler's) */
 	size_t *settling;         /* the settler's copy of done */
 	size_t capdone;
 	/* under mu */
@@ -115,11 +120,22 @@ struct pobox_singler {
 	int64_t down_since_ms;    /* first unreachable call of an outage, -1 none */
 	int64_t recovered_at_ms;  /* last recovery, for the ramp */
 	int stop;                 /* budget, auth or config: send no more */
+	int aborted;              /* a stop or deadline (abort_fn): send no more;
+	                           * calls in flight end unanswered */
+	int offline;              /* a call could not reach Target: send no more */
+	char offline_msg[160];
+	struct pobox_outage net;  /* probes and log lines of an outage (outage.h) */
+	int lift;                 /* an answer ended an outage: lift the pauses */
 	atomic_int halt;          /* stop || failed_rc, readable without mu (the
 	                           * multi handles' gate) */
 	int pause_written;        /* the settler's: the lane pause for stop is recorded */
+	int offline_written;      /* the settler's: the offline pause is recorded */
+	int64_t probe_at_ms;      /* ... until then */
 	struct pobox_verdict stop_v;
-	char stop_msg[200];
+	char stop_msg[600];
+	int senders_running;      /* the step's sender threads exist */
+	struct pobox_cred *cred;  /* a reference, or NULL */
+	uint64_t token_gen;       /* of the token the multi handles hold */
 };
 
 static int64_t now_ms(struct pobox_singler *s) { return pobox_clock_now_ms(&s->pb->clock); }
@@ -138,30 +154,31 @@ static struct group *call_of(struct pobox_singler *s, void *tag, size_t *idx)
 	return &s->g[(uintptr_t)tag & 1];
 }
 
-static void on_done(void *ctx, void *user, int rc, struct pobox_http_resp *resp)
+/* Reads and classifies a call's answer into c (a sender thread, without
+ * mu: the call is this sender's until it is on the done list).  Returns
+ * the verdict; *fail is the transport failure, if any. */
+static struct pobox_verdict judge(struct sender *w, struct call *c, int rc,
+                                  const struct pobox_http_resp *resp, int64_t now,
+                                  enum pobox_http_fail *fail)
 {
-	struct sender *w = ctx;
-	struct pobox_singler *s = w->s;
-	size_t idx;
-	struct group *g = call_of(s, user, &idx);
-	struct call *c = &g->calls[idx];
 	struct pobox_answer ans;
+	struct pobox_verdict v;
 	char err[256] = "";
 	int answer_rc = 0;
-	int64_t now = now_ms(s), down_s = -1;
 
 	memset(&ans, 0, sizeof ans);
 	ans.success = -1;
 	c->http = resp->status;
 	c->retry_after_ms = resp->retry_after_ms;
-	c->answered = resp->fail == POBOX_HTTP_FAIL_NONE && rc == 0 ? pobox_fleet_mono_ms() : -1;
 	/* the client reports transport failures both ways: an error code and
 	 * the precise category, which is what classification needs */
-	enum pobox_http_fail fail = resp->fail != POBOX_HTTP_FAIL_NONE ? resp->fail
-	                            : rc != 0 ? POBOX_HTTP_FAIL_OTHER : POBOX_HTTP_FAIL_NONE;
+	*fail = resp->fail != POBOX_HTTP_FAIL_NONE ? resp->fail
+	        : rc != 0 ? POBOX_HTTP_FAIL_OTHER : POBOX_HTTP_FAIL_NONE;
+	c->answered = *fail == POBOX_HTTP_FAIL_NONE ? pobox_fleet_mono_ms() : -1;
 	/* a refused or unresolved connection never reached Target */
-	c->reached = !(fail == POBOX_HTTP_FAIL_CONNECT || fail == POBOX_HTTP_FAIL_RESOLVE);
-	if (fail == POBOX_HTTP_FAIL_NONE) {
+	c->reached = !(*fail == POBOX_HTTP_FAIL_CONNECT || *fail == POBOX_HTTP_FAIL_RESOLVE);
+	c->aborted = *fail == POBOX_HTTP_FAIL_ABORTED;
+	if (*fail == POBOX_HTTP_FAIL_NONE) {
 		const char *b = resp->body ? resp->body : "";
 		enum pobox_answer_kind k = resp->status >= 200 && resp->status < 300 ? POBOX_ANSWER_SINGLE
 		                                                                   : POBOX_ANSWER_ANY;
@@ -179,7 +196,7 @@ static void on_done(void *ctx, void *user, int rc, struct pobox_http_resp *resp)
 	}
 	struct pobox_outcome oc = {
 		.call = POBOX_CALL_SINGLE,
-		.fail = fail,
+		.fail = *fail,
 		.http_status = resp->status,
 		.answer_rc = answer_rc,
 		.success = ans.success,
@@ -187,7 +204,6 @@ static void on_done(void *ctx, void *user, int rc, struct pobox_http_resp *resp)
 		.retry_after_ms = resp->retry_after_ms,
 		.now_ms = now,
 	};
-	struct pobox_verdict v;
 	pobox_classify(&v, &oc);
 	c->cls = v.cls;
 	c->charge = v.charge_attempt;
@@ -196,33 +212,71 @@ static void on_done(void *ctx, void *user, int rc, struct pobox_http_resp *resp)
 	if (!c->msg[0])
 		snprintf(c->msg, sizeof c->msg, "%s", v.reason);
 	pobox_answer_free(&ans);
+	return v;
+}
 
-	pthread_mutex_lock(&s->mu);
-	if ((v.cls == POBOX_CLASS_BUDGET || v.cls == POBOX_CLASS_AUTH || v.cls == POBOX_CLASS_CONFIG) &&
+/* What a call's outcome means for the lane (mu held): a stop (budget,
+ * auth, config, our own abort), the network gone (the rest of the step is
+ * not sent; outage.h), or back.  Returns an outage event to log. */
+static enum pobox_outage_event note_outcome(struct pobox_singler *s, const struct call *c,
+                                            const struct pobox_verdict *v,
+                                            enum pobox_http_fail fail, int64_t now)
+{
+	if (c->aborted && !s->aborted) {
+		s->aborted = 1;
+		atomic_store(&s->halt, 1);
+	}
+	if ((v->cls == POBOX_CLASS_BUDGET || v->cls == POBOX_CLASS_AUTH || v->cls == POBOX_CLASS_CONFIG) &&
 	    !s->stop) {
 		s->stop = 1;
 		atomic_store(&s->halt, 1);
-		s->stop_v = v;
+		s->stop_v = *v;
 		s->stop_v.retry_after_ms = c->retry_after_ms;
 		snprintf(s->stop_msg, sizeof s->stop_msg, "HTTP %ld: %s", c->http, c->msg);
 	}
-	/* outage bookkeeping for the ramp */
 	if (!c->reached) {
+		/* the network is gone: this step sends nothing more */
+		if (!s->offline)
+			snprintf(s->offline_msg, sizeof s->offline_msg, "%s", c->msg);
+		s->offline = 1;
+		atomic_store(&s->halt, 1);
 		if (s->down_since_ms < 0)
 			s->down_since_ms = now;
-	} else if (fail == POBOX_HTTP_FAIL_NONE && s->down_since_ms >= 0) {
-		down_s = (now - s->down_since_ms) / 1000;
+		return POBOX_OUTAGE_NONE;
+	}
+	if (fail != POBOX_HTTP_FAIL_NONE)
+		return POBOX_OUTAGE_NONE;
+	if (s->down_since_ms >= 0) { /* for the ramp */
 		s->down_since_ms = -1;
 		s->recovered_at_ms = now;
 	}
+	s->offline = 0; /* an answer after all: no pause for this step */
+	enum pobox_outage_event ev = pobox_outage_ok(&s->net, now);
+	s->lift |= ev == POBOX_OUTAGE_END;
+	return ev;
+}
+
+static void on_done(void *ctx, void *user, int rc, struct pobox_http_resp *resp)
+{
+	struct sender *w = ctx;
+	struct pobox_singler *s = w->s;
+	size_t idx;
+	struct group *g = call_of(s, user, &idx);
+	struct call *c = &g->calls[idx];
+	enum pobox_http_fail fail;
+	int64_t now = now_ms(s);
+	struct pobox_verdict v = judge(w, c, rc, resp, now, &fail);
+
+	pthread_mutex_lock(&s->mu);
+	enum pobox_outage_event ev = note_outcome(s, c, &v, fail, now);
+	struct pobox_outage net = s->net;
 	c->st = C_DONE;
 	g->done[g->ndone++] = idx;
 	g->answered++;
 	if (g->answered == g->taken)
 		pthread_cond_signal(&s->cv); /* perhaps the group's last answer */
 	pthread_mutex_unlock(&s->mu);
-	if (down_s >= 0)
-		pobox_log(POBOX_LOG_INFO, "network_back", "lane=single down_s=%lld", (long long)down_s);
+	pobox_outage_log(&net, ev, now);
 }
 
 /* The multi handles' gate: queued calls start only while the lane goes on. */
@@ -267,7 +321,8 @@ int pobox_singler_new(struct pobox_singler **out, struct pobox *pb,
 	struct pobox_singler *s;
 	struct pobox_http_config hc;
 	int rc;
-	if ((rc = pobox_http_global_init(err, errlen)) != 0)
+	if ((rc = pobox_deliver_check(d, err, errlen)) != 0 ||
+	    (rc = pobox_http_global_init(err, errlen)) != 0)
 		return rc;
 	if (!(s = pobox_calloc(1, sizeof *s)))
 		return pobox_errf(err, errlen, POBOX_ENOMEM, "out of memory");
@@ -290,12 +345,15 @@ int pobox_singler_new(struct pobox_singler **out, struct pobox *pb,
 		goto fail;
 	}
 	s->d.token = NULL;
+	s->cred = s->d.cred = pobox_cred_ref(d->cred);
 	pobox_http_config_init(&hc);
 	hc.connect_timeout_ms = d->connect_timeout_ms;
 	hc.timeout_ms = d->request_timeout_ms;
 	hc.verify_tls = d->verify_tls;
 	hc.bearer_token = d->token;
 	hc.compressed_answers = 0; /* a single call's answer is a few hundred bytes */
+	hc.abort_fn = d->abort_fn;
+	hc.abort_ctx = d->abort_ctx;
 	hc.clock = &pb->clock;
 	/* the connections are split between the senders; never a sender
 	 * without one */
@@ -320,6 +378,8 @@ int pobox_singler_new(struct pobox_singler **out, struct pobox *pb,
 	}
 	pobox_backoff_init(&s->backoff, d->backoff_base_ms, d->backoff_cap_ms, 0,
 	                   (d->seed ? d->seed : (uint64_t)now_ms(s)) ^ ((uint64_t)getpid() << 20) ^ 0x5157);
+	pobox_outage_init(&s->net, "single", d->backoff_base_ms, d->backoff_cap_ms,
+	                  pobox_backoff_rand(&s->backoff));
 	*out = s;
 	return 0;
 fail:
@@ -335,6 +395,7 @@ static void group_clear(struct group *g)
 	}
 	g->ncalls = 0;
 	g->batch = 0;
+	g->held = 0;
 	memset(g->counts, 0, sizeof g->counts);
 }
 
@@ -359,9 +420,67 @@ void pobox_singler_free(struct pobox_singler *s)
 	for (size_t i = 0; i < s->nnames; i++)
 		pobox_free(s->names[i]);
 	pobox_free(s->names);
+	pobox_cred_free(s->cred);
 	pobox_free(s->client);
 	pobox_free(s->base_url);
 	pobox_free(s);
+}
+
+/* ---- the token ------------------------------------------------------- */
+
+/* Whether 401/403 is for the credentials to handle (refresh once) rather
+ * than an immediate pause. */
+static int cred_refreshes(const struct pobox_singler *s)
+{
+	return s->cred && pobox_cred_source(s->cred) != POBOX_CRED_NONE;
+}
+
+/* Puts the current token on every sender's handle; only between steps or
+ * before the first group of one (nothing in flight).  0 or the reason. */
+static int sync_token(struct pobox_singler *s, char *err, size_t errlen)
+{
+	const char *tok;
+	uint64_t gen;
+	int rc;
+	if (!s->cred)
+		return 0;
+	if ((rc = pobox_cred_token(s->cred, &tok, &gen, err, errlen)) != 0 || gen == s->token_gen)
+		return rc;
+	for (int i = 0; i < s->nsenders; i++)
+		if ((rc = pobox_http_multi_set_bearer(s->senders[i].multi, tok, err, errlen)) != 0)
+			return rc;
+	s->token_gen = gen;
+	return 0;
+}
+
+/* The lane's pause, in its own transaction (outside the settle). */
+static int write_pause(struct pobox_singler *s, const char *cls, int64_t wait, const char *why)
+{
+	int rc;
+	pobox_log(POBOX_LOG_ERROR, "lane_paused", "lane=single class=%s until_s=%lld reason=\"%s\"", cls,
+	          (long long)(wait / 1000), why);
+	if ((rc = pobox_begin(s->pb)) != 0)
+		return rc;
+	rc = pobox_store_lane_pause(s->pb->st, "single", now_ms(s) + wait, cls, why);
+	return rc ? (pobox_rollback(s->pb), rc) : pobox_commit(s->pb);
+}
+
+/* After a step stopped on 401/403: one refresh; the lane pauses only when
+ * it gives no new token.  Returns 0 (and *retry) or a storage error. */
+static int after_refusal(struct pobox_singler *s, int *retry)
+{
+	char why[400];
+	*retry = 0;
+	if (pobox_cred_refused(s->cred, s->token_gen, why, sizeof why) == 0 &&
+	    sync_token(s, why, sizeof why) == 0) {
+		pobox_log(POBOX_LOG_WARN, "token_refused", "lane=single action=retry_with_new_token "
+		          "reason=\"%s\"", s->stop_msg);
+		*retry = 1;
+		return 0;
+	}
+	size_t n = strlen(s->stop_msg);
+	snprintf(s->stop_msg + n, sizeof s->stop_msg - n, "; and a new token could not be had: %s", why);
+	return write_pause(s, "auth", 30000, s->stop_msg);
 }
 
 /* ---- building calls ------------------------------------------------- */
@@ -396,6 +515,7 @@ static int on_profile_id(void *ctx, const struct pobox_prow *p)
 	if (!c)
 		return POBOX_ENOMEM;
 	c->profile = p->profile;
+	c->cells = (int64_t)p->n;
 	bd->g->ncalls++;
 	return 0;
 }
@@ -411,6 +531,7 @@ static int on_profile(void *ctx, const struct pobox_prow *p)
 	if (!(c = new_call(bd->g)))
 		return POBOX_ENOMEM;
 	c->profile = p->profile;
+	c->cells = (int64_t)p->n;
 	/* the rows carried are already coalesced: one per attribute */
 	qlen = pobox_single_query_len(p->id_type, p->profile_id, p->profile_id_len, NULL, NULL, NULL, 0);
 	for (size_t i = 0; i < p->n; i++) {
@@ -474,16 +595,11 @@ static int end_tx(struct pobox_singler *s, int rc)
 	return rc;
 }
 
-/* Applies the outcomes and quota of the calls idx[0..n) in one transaction
- * (final: also the unsent ones, and the batch's end). */
-static int settle(struct pobox_singler *s, struct group *g, const size_t *idx, size_t n, int final)
-{
-	int64_t batch = g->batch, *counts = g->counts;
-	struct pobox *pb = s->pb;
-	int64_t now = now_ms(s), retries = 0, first_retry_ms = -1;
-	char retry_why[240] = "";
-	/* Quota and call counters are summed here and written once per settle:
-	 * per call, only the profile's own outcome is a statement. */
+/* What one settle sums up and writes once: quota per minute, call counts
+ * per HTTP status, delivered profiles 32 at a time, and the retries for
+ * its one log line.  Per call, only the profile's own outcome is a
+ * statement. */
+struct settle_sums {
 	struct qsum {
 		int64_t minute, used, urgent_used, released, urgent_released;
 	} q[4];
@@ -491,146 +607,283 @@ static int settle(struct pobox_singler *s, struct group *g, const size_t *idx, s
 		long http;
 		int64_t calls, errors;
 	} cc[16];
-	int nq = 0, ncc = 0;
-	int64_t delivered[32];
-	size_t ndelivered = 0;
+	int nq, ncc;
+	int64_t batch;
+	int64_t delivered[32], delivered_cells[32];
+	size_t ndelivered;
+	int64_t retries, first_retry_ms;
+	char retry_why[240];
+};
+
+/* The lane's stop state, copied under mu for one settle. */
+struct stop_state {
+	int down, stop, offline, aborted, lift;
+	struct pobox_verdict v;
+	char msg[600];            /* the singler's stop_msg */
+};
+
+/* Counts an answered call under its HTTP status (written by write_sums;
+ * a 17th status is written at once). */
+static int sum_http(struct pobox_singler *s, struct settle_sums *m, const struct call *c)
+{
+	int k;
+	for (k = 0; k < m->ncc && m->cc[k].http != c->http; k++)
+		;
+	if (k == m->ncc && m->ncc < 16) {
+		m->cc[m->ncc].http = c->http;
+		m->cc[m->ncc].calls = m->cc[m->ncc].errors = 0;
+		m->ncc++;
+	}
+	if (k == m->ncc)
+		return pobox_store_count_call(s->pb->st, "single", c->http, c->cls != POBOX_CLASS_OK);
+	m->cc[k].calls++;
+	m->cc[k].errors += c->cls != POBOX_CLASS_OK;
+	return 0;
+}
+
+/* Writes the quota minutes summed so far. */
+static int write_quota(struct settle_sums *m, struct pobox_store *st)
+{
+	int rc = 0;
+	for (int j = 0; j < m->nq && rc == 0; j++)
+		rc = pobox_store_quota_settle(st, pobox_quota_owner(), m->q[j].minute, m->q[j].used,
+		                              m->q[j].urgent_used, m->q[j].released,
+		                              m->q[j].urgent_released);
+	return rc;
+}
+
+/* Counts a call's quota unit as used or released in its minute (four
+ * minutes are summed; a fifth writes what is summed first). */
+static int sum_quota(struct pobox_singler *s, struct settle_sums *m, const struct call *c, int used)
+{
+	int k, rc = 0;
+	for (k = 0; k < m->nq && m->q[k].minute != c->minute; k++)
+		;
+	if (k == m->nq) {
+		if (m->nq == 4) {
+			rc = write_quota(m, s->pb->st);
+			m->nq = k = 0;
+		}
+		memset(&m->q[m->nq], 0, sizeof m->q[0]);
+		m->q[m->nq++].minute = c->minute;
+	}
+	m->q[k].used += used;
+	m->q[k].urgent_used += used && c->urgent;
+	m->q[k].released += !used;
+	m->q[k].urgent_released += !used && c->urgent;
+	return rc;
+}
+
+/* A transient failure: back to pending with backoff (an attempt counted
+ * when the verdict says so); dead after max_attempts. */
+static int retry_call(struct pobox_singler *s, struct group *g, struct settle_sums *m,
+                      const struct call *c, int64_t now, int *killed)
+{
+	char why[220];
+	snprintf(why, sizeof why, "single call: HTTP %ld: %s", c->http, c->msg);
+	int64_t delay = pobox_backoff_delay_ms(&s->backoff, 1, c->retry_after_ms);
+	int rc = pobox_store_profile_release(s->pb->st, g->batch, c->profile, c->cells, 0, c->charge,
+	                                     now + delay, why, s->d.max_attempts, killed);
+	g->counts[2]++;
+	if (!*killed) {
+		if (m->retries++ == 0 || delay < m->first_retry_ms)
+			m->first_retry_ms = delay;
+		snprintf(m->retry_why, sizeof m->retry_why, "%s", why);
+	}
+	return rc;
+}
+
+/* Applies an answered call's outcome to its profile. */
+static int apply_outcome(struct pobox_singler *s, struct group *g, struct settle_sums *m,
+                         const struct call *c, int64_t now)
+{
+	struct pobox_store *st = s->pb->st;
+	int killed = 0, rc = 0;
+	switch (c->cls) {
+	case POBOX_CLASS_OK:
+		m->delivered_cells[m->ndelivered] = c->cells;
+		m->delivered[m->ndelivered++] = c->profile;
+		if (m->ndelivered == sizeof m->delivered / sizeof m->delivered[0]) {
+			rc = pobox_store_profiles_delivered(st, m->batch, m->delivered, m->delivered_cells,
+			                                    m->ndelivered, now);
+			m->ndelivered = 0;
+		}
+		g->counts[0]++;
+		break;
+	case POBOX_CLASS_NOTFOUND:
+		/* single calls cannot create profiles: the bulk lane (v2) can */
+		rc = pobox_store_profile_release(st, g->batch, c->profile, c->cells, 1, 0, 0,
+		                                 "profile not found by a single call; sent by bulk",
+		                                 0, &killed);
+		g->counts[1]++;
+		break;
+	case POBOX_CLASS_BUDGET:
+	case POBOX_CLASS_AUTH:
+	case POBOX_CLASS_CONFIG:
+	case POBOX_CLASS_THROTTLE:
+		rc = pobox_store_profile_release(st, g->batch, c->profile, c->cells, 0, 0, 0, c->msg, 0,
+		                                 &killed);
+		break;
+	case POBOX_CLASS_PERMANENT:
+	case POBOX_CLASS_REJECT: {
+		char why[220];
+		snprintf(why, sizeof why, "Target refused the update (HTTP %ld): %s", c->http, c->msg);
+		rc = pobox_store_profile_release(st, g->batch, c->profile, c->cells, 0, 1, 0, why, 1,
+		                                 &killed);
+		g->counts[2]++;
+		break;
+	}
+	case POBOX_CLASS_RETRY:
+	default:
+		rc = retry_call(s, g, m, c, now, &killed);
+		break;
+	}
+	if (rc == 0 && killed)
+		pobox_log(POBOX_LOG_ERROR, "updates_dead", "lane=single profile=%lld reason=\"%s\"",
+		          (long long)c->profile, c->msg);
+	return rc;
+}
+
+/* One call of a settle: its counts and quota, then its outcome.  A call
+ * that could not reach Target, or was ended by our own stop, leaves its
+ * profile in the batch (the batch is retried as it is: the probe of an
+ * outage, or re-sent as after a crash).  A call never sent goes back to
+ * pending, where it keeps coalescing (while the lane is offline the
+ * scheduler leaves it there), or, after our own stop (keep), stays in the
+ * batch too. */
+static int settle_call(struct pobox_singler *s, struct group *g, struct settle_sums *m,
+                       struct call *c, int64_t now, int keep)
+{
+	int killed, rc = 0;
+	int used = c->st == C_DONE && c->reached && c->cls != POBOX_CLASS_BUDGET;
+	if (c->st == C_DONE && !c->aborted && (rc = sum_http(s, m, c)) != 0)
+		return rc;
+	if ((rc = sum_quota(s, m, c, used)) != 0)
+		return rc;
+	if (c->lease) /* staged; written with the settle (end_tx) */
+		pobox_fleet_settle(s->o.fleet, c->lease, used, c->answered);
+	if ((c->st == C_QUEUED && keep) || (c->st == C_DONE && (c->aborted || !c->reached)))
+		g->held++; /* the unit goes back; the profile waits in the batch */
+	else if (c->st == C_QUEUED) /* never sent: the lane stopped */
+		rc = pobox_store_profile_release(s->pb->st, g->batch, c->profile, c->cells, 0, 0, 0,
+		                                 NULL, 0, &killed);
+	else
+		rc = apply_outcome(s, g, m, c, now);
+	c->st = C_SETTLED;
+	return rc;
+}
+
+/* Writes what the settle summed: delivered profiles, quota, call counts,
+ * and one line for its retries. */
+static int write_sums(struct pobox_singler *s, struct settle_sums *m, int64_t now, int down)
+{
+	struct pobox_store *st = s->pb->st;
+	int rc = 0;
+	if (m->ndelivered)
+		rc = pobox_store_profiles_delivered(st, m->batch, m->delivered, m->delivered_cells,
+		                                    m->ndelivered, now);
+	if (rc == 0)
+		rc = write_quota(m, st);
+	for (int j = 0; j < m->ncc && rc == 0; j++)
+		rc = pobox_store_count_calls(st, "single", m->cc[j].http, m->cc[j].calls, m->cc[j].errors);
+	if (rc == 0 && m->retries)
+		/* one line per settle, not per call: an outage must not flood the log */
+		pobox_log(POBOX_LOG_WARN, "retry_scheduled",
+		          "lane=single profiles=%lld first_in_ms=%lld attempt_counted=%s reason=\"%s\"",
+		          (long long)m->retries, (long long)m->first_retry_ms, down ? "no" : "yes",
+		          m->retry_why);
+	return rc;
+}
+
+/* The lane is offline (a call could not reach Target): the pause until the
+ * next probe (once per step), and g's batch, with the profiles whose calls
+ * could not reach Target, ready again at that time: the same batch is the
+ * next probe; nothing is cut for the lane until one gets an answer. */
+static int hold_batch(struct pobox_singler *s, struct group *g, int64_t now)
+{
+	struct pobox_batch b;
+	int rc;
+	if (!s->offline_written) {
+		pthread_mutex_lock(&s->mu);
+		enum pobox_outage_event ev = pobox_outage_failed(&s->net, now, s->offline_msg);
+		struct pobox_outage net = s->net;
+		pthread_mutex_unlock(&s->mu);
+		pobox_outage_log(&net, ev, now);
+		if ((rc = pobox_outage_pause(s->pb, &net)) != 0)
+			return rc;
+		s->offline_written = 1;
+		s->probe_at_ms = net.next_probe_ms;
+	}
+	if (!g->held)
+		return 0; /* nothing of it is left: it finishes */
+	if ((rc = pobox_store_batch_get(s->pb->st, g->batch, &b)) != 0)
+		return rc;
+	b.state = POBOX_B_READY;
+	b.next_at_ms = s->probe_at_ms;
+	pobox_free(b.last_error);
+	b.last_error = pobox_strdup(s->offline_msg);
+	rc = pobox_store_batch_save(s->pb->st, &b);
+	pobox_batch_free(&b);
+	return rc;
+}
+
+/* The end of a group: the lane's pause when it stopped (once per step),
+ * and the batch finished (or held, while offline). */
+static int end_group(struct pobox_singler *s, struct group *g, const struct stop_state *ss,
+                     int64_t now)
+{
+	struct pobox_store *st = s->pb->st;
+	int rc = 0;
+	/* a 401/403 goes to the credentials first, after the step */
+	if (ss->stop && !s->pause_written && !(ss->v.cls == POBOX_CLASS_AUTH && cred_refreshes(s))) {
+		int64_t wait = ss->v.retry_after_ms > 0 ? ss->v.retry_after_ms : 60000;
+		const char *cls = ss->v.cls == POBOX_CLASS_BUDGET ? "budget"
+		                  : ss->v.cls == POBOX_CLASS_AUTH ? "auth" : "config";
+		pobox_log(POBOX_LOG_ERROR, "lane_paused", "lane=single class=%s until_s=%lld reason=\"%s\"",
+		          cls, (long long)(wait / 1000), ss->msg);
+		rc = pobox_store_lane_pause(st, "single", now + wait, cls, ss->msg);
+		s->pause_written = rc == 0; /* once per step, not once per group */
+	}
+	if (rc == 0 && ss->offline)
+		rc = hold_batch(s, g, now);
+	if (rc == 0) /* a no-op while the batch holds profiles */
+		rc = pobox_store_single_batch_finish(st, g->batch, now, g->counts[0], g->counts[1],
+		                                     g->counts[2]);
+	return rc;
+}
+
+/* Applies the outcomes and quota of the calls idx[0..n) in one transaction
+ * (final: also the unsent ones, and the batch's end). */
+static int settle(struct pobox_singler *s, struct group *g, const size_t *idx, size_t n, int final)
+{
+	struct pobox *pb = s->pb;
+	struct settle_sums m = {.first_retry_ms = -1, .batch = g->batch};
+	struct stop_state ss;
+	int64_t now = now_ms(s);
 	int rc;
 	if ((rc = pobox_begin(pb)) != 0)
 		return rc;
 	pthread_mutex_lock(&s->mu);
-	int down = s->down_since_ms >= 0, stop = s->stop;
-	struct pobox_verdict stop_v = s->stop_v;
-	char stop_msg[sizeof s->stop_msg];
-	memcpy(stop_msg, s->stop_msg, sizeof stop_msg);
+	ss.down = s->down_since_ms >= 0;
+	ss.stop = s->stop;
+	ss.offline = s->offline;
+	ss.aborted = s->aborted;
+	ss.lift = s->lift;
+	s->lift = 0;
+	ss.v = s->stop_v;
+	memcpy(ss.msg, s->stop_msg, sizeof ss.msg);
 	pthread_mutex_unlock(&s->mu);
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		struct call *c = &g->calls[idx[i]];
-		int killed = 0, used = 0, k;
-		if (c->st == C_QUEUED && final) {
-			used = 0; /* never sent: the lane stopped; the unit goes back */
-		} else if (c->st != C_DONE) {
-			continue;
-		} else {
-			used = c->reached && c->cls != POBOX_CLASS_BUDGET;
-			for (k = 0; k < ncc && cc[k].http != c->http; k++)
-				;
-			if (k == ncc && ncc < 16) {
-				cc[ncc].http = c->http;
-				cc[ncc].calls = cc[ncc].errors = 0;
-				ncc++;
-			}
-			if (k < ncc) {
-				cc[k].calls++;
-				cc[k].errors += c->cls != POBOX_CLASS_OK;
-			} else if ((rc = pobox_store_count_call(pb->st, "single", c->http,
-			                                        c->cls != POBOX_CLASS_OK)) != 0) {
-				break;
-			}
-		}
-		for (k = 0; k < nq && q[k].minute != c->minute; k++)
-			;
-		if (k == nq) {
-			if (nq == 4) { /* more minutes than slots: write what is summed */
-				for (int j = 0; j < nq && rc == 0; j++)
-					rc = pobox_store_quota_settle(pb->st, pobox_quota_owner(), q[j].minute, q[j].used,
-					                              q[j].urgent_used, q[j].released,
-					                              q[j].urgent_released);
-				nq = k = 0;
-			}
-			memset(&q[nq], 0, sizeof q[0]);
-			q[nq++].minute = c->minute;
-		}
-		if (c->lease)
-			pobox_fleet_settle(s->o.fleet, c->lease, used, c->answered);
-		q[k].used += used;
-		q[k].urgent_used += used && c->urgent;
-		q[k].released += !used;
-		q[k].urgent_released += !used && c->urgent;
-		if (c->st == C_QUEUED) {
-			if (rc == 0)
-				rc = pobox_store_profile_release(pb->st, c->profile, 0, 0, 0, NULL, 0, &killed);
-			c->st = C_SETTLED;
-			continue;
-		}
-		if (rc)
-			break;
-		switch (c->cls) {
-		case POBOX_CLASS_OK:
-			/* written 32 at a time */
-			delivered[ndelivered++] = c->profile;
-			if (ndelivered == sizeof delivered / sizeof delivered[0]) {
-				rc = pobox_store_profiles_delivered(pb->st, delivered, ndelivered, now);
-				ndelivered = 0;
-			}
-			counts[0]++;
-			break;
-		case POBOX_CLASS_NOTFOUND:
-			/* single calls cannot create profiles: the bulk lane (v2) can */
-			rc = pobox_store_profile_release(pb->st, c->profile, 1, 0, 0,
-			                                 "profile not found by a single call; sent by bulk",
-			                                 0, &killed);
-			counts[1]++;
-			break;
-		case POBOX_CLASS_BUDGET:
-		case POBOX_CLASS_AUTH:
-		case POBOX_CLASS_CONFIG:
-		case POBOX_CLASS_THROTTLE:
-			rc = pobox_store_profile_release(pb->st, c->profile, 0, 0, 0, c->msg, 0, &killed);
-			break;
-		case POBOX_CLASS_PERMANENT:
-		case POBOX_CLASS_REJECT: {
-			char why[220];
-			snprintf(why, sizeof why, "Target refused the update (HTTP %ld): %s", c->http, c->msg);
-			rc = pobox_store_profile_release(pb->st, c->profile, 0, 1, 0, why, 1, &killed);
-			counts[2]++;
-			break;
-		}
-		case POBOX_CLASS_RETRY:
-		default: {
-			char why[220];
-			snprintf(why, sizeof why, "single call: HTTP %ld: %s", c->http, c->msg);
-			int64_t delay = pobox_backoff_delay_ms(&s->backoff, 1, c->retry_after_ms);
-			rc = pobox_store_profile_release(pb->st, c->profile, 0, c->charge, now + delay, why,
-			                                 s->d.max_attempts, &killed);
-			counts[2]++;
-			if (!killed) {
-				if (retries++ == 0 || delay < first_retry_ms)
-					first_retry_ms = delay;
-				snprintf(retry_why, sizeof retry_why, "%s", why);
-			}
-			break;
-		}
-		}
-		if (killed)
-			pobox_log(POBOX_LOG_ERROR, "updates_dead", "lane=single profile=%lld reason=\"%s\"",
-			          (long long)c->profile, c->msg);
-		c->st = C_SETTLED;
+		if (c->st == C_DONE || (c->st == C_QUEUED && final))
+			rc = settle_call(s, g, &m, c, now, ss.aborted);
 	}
-	if (rc == 0 && ndelivered)
-		rc = pobox_store_profiles_delivered(pb->st, delivered, ndelivered, now);
-	for (int j = 0; j < nq && rc == 0; j++)
-		rc = pobox_store_quota_settle(pb->st, pobox_quota_owner(), q[j].minute, q[j].used,
-		                              q[j].urgent_used, q[j].released, q[j].urgent_released);
-	for (int j = 0; j < ncc && rc == 0; j++)
-		rc = pobox_store_count_calls(pb->st, "single", cc[j].http, cc[j].calls, cc[j].errors);
-	if (rc == 0 && retries)
-		/* one line per settle, not per call: an outage must not flood the log */
-		pobox_log(POBOX_LOG_WARN, "retry_scheduled",
-		          "lane=single profiles=%lld first_in_ms=%lld attempt_counted=%s reason=\"%s\"",
-		          (long long)retries, (long long)first_retry_ms, down ? "no" : "yes", retry_why);
-	if (rc == 0 && final) {
-		if (stop && !s->pause_written) {
-			int64_t wait = stop_v.retry_after_ms > 0 ? stop_v.retry_after_ms : 60000;
-			const char *cls = stop_v.cls == POBOX_CLASS_BUDGET ? "budget"
-			                  : stop_v.cls == POBOX_CLASS_AUTH ? "auth" : "config";
-			pobox_log(POBOX_LOG_ERROR, "lane_paused", "lane=single class=%s until_s=%lld reason=\"%s\"",
-			          cls, (long long)(wait / 1000), stop_msg);
-			rc = pobox_store_lane_pause(pb->st, "single", now + wait, cls, stop_msg);
-			s->pause_written = rc == 0; /* once per step, not once per group */
-		}
-		if (rc == 0)
-			rc = pobox_store_single_batch_finish(pb->st, batch, now, counts[0], counts[1], counts[2]);
-	}
+	if (rc == 0)
+		rc = write_sums(s, &m, now, ss.down);
+	if (rc == 0 && ss.lift) /* the network is back: both lanes go on */
+		rc = pobox_outage_lift(pb);
+	if (rc == 0 && final)
+		rc = end_group(s, g, &ss, now);
 	return end_tx(s, rc);
 }
 
@@ -652,12 +905,19 @@ static int64_t sender_depth(struct pobox_singler *s, const struct sender *w, int
 	return 2 * w->conc;
 }
 
+/* Whether this step sends no more calls (mu held): stopped, failed,
+ * aborted, or offline. */
+static int halted(const struct pobox_singler *s)
+{
+	return s->stop || s->failed_rc || s->aborted || s->offline;
+}
+
 /* The oldest published group with calls left to hand out (mu held). */
 static struct group *group_to_take(struct pobox_singler *s)
 {
 	struct group *a = &s->g[0], *b = &s->g[1];
 	int ra = a->published && a->next < a->ncalls, rb = b->published && b->next < b->ncalls;
-	if (s->stop || s->failed_rc)
+	if (halted(s))
 		return NULL;
 	if (ra && rb)
 		return a->seq < b->seq ? a : b;
@@ -668,7 +928,7 @@ static struct group *group_to_take(struct pobox_singler *s)
  * from it and everything taken is back. */
 static int group_answered(const struct pobox_singler *s, const struct group *g)
 {
-	return g->published && (g->next >= g->ncalls || s->stop || s->failed_rc) &&
+	return g->published && (g->next >= g->ncalls || halted(s)) &&
 	       g->answered == g->taken;
 }
 
@@ -692,7 +952,7 @@ static void *sender_main(void *arg)
 
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
-		if ((s->stop || s->failed_rc) && pobox_http_multi_cancel_queued(w->multi, unsent) > 0)
+		if (halted(s) && pobox_http_multi_cancel_queued(w->multi, unsent) > 0)
 			pthread_cond_signal(&s->cv); /* perhaps a group's last answer */
 		int64_t depth = sender_depth(s, w, now_ms(s));
 		while ((int64_t)pobox_http_multi_pending(w->multi) < depth && (g = group_to_take(s))) {
@@ -774,6 +1034,7 @@ static int start_senders(struct pobox_singler *s)
 		started++;
 		s->live_senders++;
 	}
+	s->senders_running = started > 0;
 	pthread_mutex_unlock(&s->mu);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return started;
@@ -812,6 +1073,18 @@ static int settle_group(struct pobox_singler *s, struct group *g, int final)
 
 static int prepare(struct pobox_singler *s, struct group *g, struct pobox_step *out, int *did);
 
+/* A stop or deadline (abort_fn) seen by the settler (mu held): no more
+ * calls start, and the senders end those in flight (pobox_http_multi_run
+ * asks abort_fn too). */
+static void notice_abort(struct pobox_singler *s)
+{
+	if (s->aborted || !s->d.abort_fn || !s->d.abort_fn(s->d.abort_ctx))
+		return;
+	s->aborted = 1;
+	atomic_store(&s->halt, 1);
+	pthread_cond_broadcast(&s->work);
+}
+
 /* Records a database error of the settler (mu held): the senders stop
  * taking calls; pb->err is kept for the caller. */
 static void fail_step(struct pobox_singler *s, int rc)
@@ -835,7 +1108,10 @@ int pobox_single_step(struct pobox_singler *s, struct pobox_step *out)
 	if (s->broken)
 		return pobox_errf(pb->err, sizeof pb->err, POBOX_EIO, "single lane stopped by an earlier error");
 	s->stop = 0;
+	s->aborted = 0;
+	s->offline = 0;
 	s->pause_written = 0;
+	s->offline_written = 0;
 	s->failed_rc = 0;
 	atomic_store(&s->halt, 0);
 	s->closing = 0;
@@ -846,7 +1122,8 @@ int pobox_single_step(struct pobox_singler *s, struct pobox_step *out)
 		/* the next due group, into a free slot, while the other one is sent;
 		 * a bounded number per step */
 		struct group *fr = !s->g[0].published ? &s->g[0] : !s->g[1].published ? &s->g[1] : NULL;
-		if (fr && more && groups < 16 && !s->stop && !s->failed_rc) {
+		notice_abort(s);
+		if (fr && more && groups < 16 && !halted(s)) {
 			int did = 0;
 			pthread_mutex_unlock(&s->mu);
 			int r = prepare(s, fr, out, &did);
@@ -912,6 +1189,7 @@ int pobox_single_step(struct pobox_singler *s, struct pobox_step *out)
 	pthread_mutex_unlock(&s->mu);
 	for (int i = 0; i < started; i++)
 		pthread_join(s->senders[i].th, NULL);
+	s->senders_running = 0;
 	out->actions = (int64_t)s->sent;
 	if (s->failed_rc) {
 		/* calls may still sit in a multi handle: this singler is done */
@@ -919,7 +1197,15 @@ int pobox_single_step(struct pobox_singler *s, struct pobox_step *out)
 		snprintf(pb->err, sizeof pb->err, "%s", s->failed_err);
 		return s->failed_rc;
 	}
-	if (s->stop) {
+	int retry = 0;
+	if (s->stop && s->stop_v.cls == POBOX_CLASS_AUTH && cred_refreshes(s)) {
+		int rc2 = after_refusal(s, &retry);
+		if (rc2)
+			return rc2;
+	}
+	if (retry) {
+		out->next_due_ms = now_ms(s); /* the refused calls are pending again */
+	} else if (s->stop) {
 		out->paused = 1;
 		snprintf(out->pause_class, sizeof out->pause_class, "%s",
 		         s->stop_v.cls == POBOX_CLASS_BUDGET ? "budget"
@@ -928,7 +1214,77 @@ int pobox_single_step(struct pobox_singler *s, struct pobox_step *out)
 	} else if (groups == 16 && more) {
 		out->next_due_ms = now_ms(s); /* more may be due: come back at once */
 	}
+	if (s->offline_written) { /* the next probe */
+		out->paused = 1;
+		out->paused_until_ms = out->next_due_ms = s->probe_at_ms;
+		snprintf(out->pause_class, sizeof out->pause_class, "offline");
+		snprintf(out->pause_reason, sizeof out->pause_reason, "%s", s->offline_msg);
+	}
 	return 0;
+}
+
+/* What a group's reservation did: units granted (urgent of them), and
+ * calls sent back to pending to wait for the fleet's next lease. */
+struct grant {
+	int64_t granted, urgent, waiting;
+	int waiting_urgent;
+};
+
+/* One call's unit from the budget (and, with a fleet, from a lease), or
+ * where its profile goes instead: back to pending briefly when the fleet's
+ * next lease is on its way (fl->wait_ms >= 0), else bulk. */
+static int reserve_call(struct pobox_singler *s, struct group *g, struct call *c,
+                        const struct pobox_quota *q, const struct pobox_fleet_limits *fl,
+                        int64_t now, struct grant *gr)
+{
+	struct pobox_store *st = s->pb->st;
+	int killed;
+	int ok = c->urgent ? gr->granted < q->left_urgent : gr->granted < q->left_normal;
+	if (ok && s->o.fleet && pobox_fleet_take(s->o.fleet, c->urgent, &c->lease, &c->start_by) != 0)
+		ok = 0;
+	if (ok) {
+		c->minute = now / 60000;
+		gr->granted++;
+		gr->urgent += c->urgent;
+		return 0;
+	}
+	c->st = C_SETTLED;
+	if (fl->wait_ms >= 0) {
+		gr->waiting++;
+		gr->waiting_urgent |= c->urgent;
+		return pobox_store_profile_release(st, g->batch, c->profile, c->cells, 0, 0,
+		                                   now + fl->wait_ms, NULL, 0, &killed);
+	}
+	return pobox_store_profile_release(st, g->batch, c->profile, c->cells, 1, 0, 0,
+	                                   "single-call budget spent; sent by bulk", 0, &killed);
+}
+
+/* Reserves the units of g's calls, inside the caller's transaction: what
+ * the budget (with a fleet: the leases held) covers is reserved in the
+ * quota ledger, the rest goes bulk or waits (reserve_call). */
+static int reserve_group(struct pobox_singler *s, struct group *g, int64_t now, struct grant *gr)
+{
+	struct pobox *pb = s->pb;
+	struct pobox_quota q;
+	struct pobox_fleet_limits fl = {0, 0, -1};
+	int rc;
+	if ((rc = pobox_quota_reap(pb, now)) != 0 || (rc = pobox_quota_read(pb, &s->o.quota, now, &q)) != 0)
+		return rc;
+	if (s->o.fleet) { /* what the leases cover, not the outbox's view of the fleet */
+		pobox_fleet_limits(s->o.fleet, &fl);
+		q.left_urgent = fl.left_urgent;
+		q.left_normal = fl.left_normal;
+	}
+	for (size_t i = 0; i < g->ncalls && rc == 0; i++)
+		rc = reserve_call(s, g, &g->calls[i], &q, &fl, now, gr);
+	int64_t bulk = (int64_t)g->ncalls - gr->granted - gr->waiting;
+	if (rc == 0 && bulk > 0)
+		pobox_log(POBOX_LOG_WARN, "budget_low",
+		          "lane=single routed_to_bulk=%lld remaining=%lld budget=%lld", (long long)bulk,
+		          (long long)q.remaining, (long long)q.budget);
+	if (rc == 0 && gr->granted)
+		rc = pobox_store_quota_reserve(pb->st, pobox_quota_owner(), now, gr->granted, gr->urgent);
+	return rc;
 }
 
 /* Readies the next due single-lane batch in g: its calls built and their
@@ -962,9 +1318,10 @@ static int prepare(struct pobox_singler *s, struct group *g, struct pobox_step *
 		if ((rc = pobox_begin(pb)) != 0)
 			return rc;
 		for (size_t i = 0; i < g->ncalls && rc == 0; i++)
-			rc = pobox_store_profile_release(pb->st, g->calls[i].profile, 1, 0, 0,
+			rc = pobox_store_profile_release(pb->st, id, g->calls[i].profile, g->calls[i].cells,
+			                                 1, 0, 0,
 			                                 "single-call budget spent; sent by bulk", 0, &killed);
-		if (rc == 0 && (rc = pobox_store_batch_get(pb->st, id, 0, &b)) == 0) {
+		if (rc == 0 && (rc = pobox_store_batch_get(pb->st, id, &b)) == 0) {
 			b.state = POBOX_B_DONE;
 			b.finished_at_ms = now;
 			rc = pobox_store_batch_save(pb->st, &b);
@@ -989,6 +1346,18 @@ static int prepare(struct pobox_singler *s, struct group *g, struct pobox_step *
 		out->next_due_ms = at;
 		return 0;
 	}
+	/* the token, while no sender is running (their handles are idle) */
+	if (!s->senders_running) {
+		char why[400];
+		if (sync_token(s, why, sizeof why) != 0) {
+			snprintf(out->pause_reason, sizeof out->pause_reason,
+			         "could not obtain a profile API token: %s", why);
+			snprintf(out->pause_class, sizeof out->pause_class, "auth");
+			out->paused = 1;
+			out->paused_until_ms = out->next_due_ms = now + 30000;
+			return write_pause(s, "auth", 30000, out->pause_reason);
+		}
+	}
 	*did = 1;
 	group_clear(g);
 	g->batch = id;
@@ -1008,64 +1377,20 @@ static int prepare(struct pobox_singler *s, struct group *g, struct pobox_step *
 	}
 
 	/* reserve before calling; what the budget cannot cover goes bulk */
-	struct pobox_quota q;
-	int64_t granted = 0, granted_urgent = 0;
+	struct grant gr = {0};
 	if ((rc = pobox_begin(pb)) != 0)
 		return rc;
-	struct pobox_fleet_limits fl = {0, 0, -1};
-	int64_t waiting = 0;
-	int waiting_urgent = 0;
-	if ((rc = pobox_quota_reap(pb, now)) == 0 && (rc = pobox_quota_read(pb, &s->o.quota, now, &q)) == 0) {
-		int64_t minute = now / 60000;
-		if (s->o.fleet) { /* what the leases cover, not the outbox's view of the fleet */
-			pobox_fleet_limits(s->o.fleet, &fl);
-			q.left_urgent = fl.left_urgent;
-			q.left_normal = fl.left_normal;
-		}
-		for (size_t i = 0; i < g->ncalls && rc == 0; i++) {
-			struct call *c = &g->calls[i];
-			int ok = c->urgent ? granted < q.left_urgent : granted < q.left_normal;
-			if (ok && s->o.fleet && pobox_fleet_take(s->o.fleet, c->urgent, &c->lease, &c->start_by) != 0)
-				ok = 0;
-			if (!ok && fl.wait_ms >= 0) {
-				/* fleet: the next lease is on its way; back to pending briefly */
-				int killed;
-				rc = pobox_store_profile_release(pb->st, c->profile, 0, 0, now + fl.wait_ms, NULL, 0,
-				                                 &killed);
-				c->st = C_SETTLED;
-				waiting++;
-				waiting_urgent |= c->urgent;
-				continue;
-			}
-			if (!ok) {
-				int killed;
-				rc = pobox_store_profile_release(pb->st, c->profile, 1, 0, 0,
-				                                 "single-call budget spent; sent by bulk", 0, &killed);
-				c->st = C_SETTLED;
-				continue;
-			}
-			c->minute = minute;
-			granted++;
-			granted_urgent += c->urgent;
-		}
-		if (rc == 0 && granted + waiting < (int64_t)g->ncalls)
-			pobox_log(POBOX_LOG_WARN, "budget_low",
-			          "lane=single routed_to_bulk=%lld remaining=%lld budget=%lld",
-			          (long long)((int64_t)g->ncalls - granted - waiting), (long long)q.remaining,
-			          (long long)q.budget);
-		if (rc == 0 && granted)
-			rc = pobox_store_quota_reserve(pb->st, pobox_quota_owner(), now, granted, granted_urgent);
-	}
+	rc = reserve_group(s, g, now, &gr);
 	if (rc == 0) {
 		struct pobox_batch b;
-		if ((rc = pobox_store_batch_get(pb->st, id, 0, &b)) == 0) {
+		if ((rc = pobox_store_batch_get(pb->st, id, &b)) == 0) {
 			b.state = POBOX_B_SENDING;
 			rc = pobox_store_batch_save(pb->st, &b);
 			pobox_batch_free(&b);
 		}
 	}
 	rc = end_tx(s, rc);
-	if (s->o.fleet && waiting)
-		pobox_fleet_short(s->o.fleet, waiting, waiting_urgent);
+	if (s->o.fleet && gr.waiting)
+		pobox_fleet_short(s->o.fleet, gr.waiting, gr.waiting_urgent);
 	return rc;
 }

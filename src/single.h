@@ -12,6 +12,12 @@
  *   success=true           the profile's updates are delivered
  *   'not found'            the profile goes to the bulk lane (v2 creates it)
  *   transient failure      back to pending with backoff; dead after max_attempts
+ *   Target unreachable     the lane goes offline (outage.h): the profile stays
+ *                          in its batch, the next probe; calls not yet sent go
+ *                          back to pending, where the scheduler leaves them
+ *                          (coalescing) until a probe gets an answer
+ *   our stop or deadline   calls in flight end unanswered; their profiles
+ *                          stay in the batch (sending), re-sent later
  *   budget spent (429 ...) the lane is parked until the time Target names; no
  *                          attempt is counted and unsent calls are not made
  *   401/403, bad client    the lane pauses loudly; no attempt is counted

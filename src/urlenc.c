@@ -3,17 +3,34 @@
  */
 #include "urlenc.h"
 
-static int unreserved(unsigned char c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-	       c == '-' || c == '.' || c == '_' || c == '~';
-}
+/* 1 for the characters RFC 3986 calls unreserved (sent as they are),
+ * 3 for the others (%XX): a table, as every cell of a batch goes through */
+static const unsigned char width[256] = {
+#define R3(x) 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3
+	R3(0x00), R3(0x10),
+	/* 0x20: space ! " # $ % & ' ( ) * + , - . / */
+	3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 1, 1, 3,
+	/* 0x30: 0-9 : ; < = > ? */
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3, 3, 3, 3,
+	/* 0x40: @ A-O */
+	3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	/* 0x50: P-Z [ \ ] ^ _ */
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3, 3, 1,
+	/* 0x60: ` a-o */
+	3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	/* 0x70: p-z { | } ~ DEL */
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3, 1, 3,
+	R3(0x80), R3(0x90), R3(0xa0), R3(0xb0), R3(0xc0), R3(0xd0), R3(0xe0), R3(0xf0),
+#undef R3
+};
+
+static int unreserved(unsigned char c) { return width[c] == 1; }
 
 size_t pobox_urlencoded_len(const char *s, size_t len)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < len; i++)
-		n += unreserved((unsigned char)s[i]) ? 1 : 3;
+		n += width[(unsigned char)s[i]];
 	return n;
 }
 

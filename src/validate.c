@@ -173,6 +173,10 @@ int pobox_validate_profile_id(enum pobox_id_type t, const char *id, size_t len,
 		                  pobox_quote(q, sizeof q, id, len), len, POBOX_MAX_ID_BYTES);
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)id[i];
+		if (c == 0)
+			return pobox_errf(err, errlen, POBOX_EINVALID,
+			                  "profile id %s contains a NUL byte at byte offset %zu",
+			                  pobox_quote(q, sizeof q, id, len), i);
 		if (c < 0x20 || c == 0x7f)
 			return pobox_errf(err, errlen, POBOX_EINVALID,
 			                  "profile id %s contains a control character at byte %zu",
@@ -209,6 +213,10 @@ int pobox_validate_attr(const char *attr, size_t len, const char **name, size_t 
 		                  pobox_quote(q, sizeof q, n, nl), nl, POBOX_MAX_ATTR_BYTES);
 	for (size_t i = 0; i < nl; i++) {
 		unsigned char c = (unsigned char)n[i];
+		if (c == 0)
+			return pobox_errf(err, errlen, POBOX_EINVALID,
+			                  "attribute name %s contains a NUL byte at byte offset %zu",
+			                  pobox_quote(q, sizeof q, n, nl), (size_t)(n - attr) + i);
 		if (!attr_char[c])
 			return pobox_errf(err, errlen, POBOX_EINVALID,
 			                  "attribute name %s: character %zu is not allowed; names use "
@@ -241,6 +249,13 @@ int pobox_validate_value(const char *value, size_t len, int max_chars, char *err
 
 	if (!value || len == 0)
 		return POBOX_SKIPPED;
+	/* UTF-8 allows U+0000, but Target's files and URLs cannot carry it
+	 * (it would go out as %00) and C strings end at it */
+	const char *nul = memchr(value, '\0', len);
+	if (nul)
+		return pobox_errf(err, errlen, POBOX_EINVALID,
+		                  "value %s contains a NUL byte at byte offset %zu",
+		                  pobox_quote(q, sizeof q, value, len), (size_t)(nul - value));
 	if (!pobox_utf8_valid(value, len, &chars, &bad))
 		return pobox_errf(err, errlen, POBOX_EINVALID,
 		                  "value %s is not valid UTF-8 (at byte %zu)",

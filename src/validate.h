@@ -10,13 +10,17 @@
  *              ECID / marketingCloudVisitorId refused: Target's profile
  *              update APIs do not accept it.
  *   profile id 1..256 bytes of valid UTF-8, no control characters (< 0x20,
- *              0x7f); a thirdPartyId may not contain '+' or '/'.
+ *              0x7f, NUL included); a thirdPartyId may not contain '+' or '/'.
  *   attribute  a leading "profile." is stripped; then 1..128 bytes from the
  *              character table in validate.c (ASCII letters, digits, '_',
  *              '-', '.'), not starting or ending with '.', no "..", and not
  *              a reserved name (pobox_reserved_attributes).
- *   value      valid UTF-8, at most max_chars characters (code points);
- *              empty is not an update: POBOX_SKIPPED.
+ *   value      valid UTF-8 without NUL bytes, at most max_chars characters
+ *              (code points); empty is not an update: POBOX_SKIPPED.
+ *
+ * A NUL byte is refused everywhere (id, name, value, CSV header) with its
+ * byte offset: Target's files and URLs cannot carry it, and C strings would
+ * silently end at it.
  *
  * Every function returns 0, POBOX_SKIPPED (values only) or POBOX_EINVALID
  * with a one-line reason in err (errlen bytes, may be NULL) naming the

@@ -28,6 +28,11 @@ enum {
 	EXIT_IOERR = 74,
 	EXIT_TEMPFAIL = 75,
 	EXIT_CONFIG = 78,
+	/* pobox's own: sysexits has no code for "stopped part-way".  `import`
+	 * read some of its input and stopped (bad header or CSV, outbox full
+	 * or busy, I/O error): the rows before the line it names are in, none
+	 * after.  Distinct from 65, where the whole input was read. */
+	EXIT_IMPORT_STOPPED = 79,
 };
 
 struct cli {
@@ -49,9 +54,27 @@ int cli_exit_code(int rc);
 /* Prints "pobox: <message>" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Opens the configured outbox (must_exist for read-only commands); on
- * failure prints the reason and returns the exit code in *exit_code. */
-struct pobox *cli_open(struct cli *cli, int must_exist, int *exit_code);
+/* How a command uses the outbox (cli_open's mode). */
+enum {
+	CLI_CREATE = 0,    /* writes; creates the outbox when missing */
+	CLI_EXISTING = 1,  /* writes; the outbox must exist */
+	CLI_READER = 2,    /* only reads: works on a damaged outbox and in a
+	                    * read-only directory */
+	CLI_DOCTOR = 3,    /* pobox doctor */
+	CLI_RUN = 4,       /* pobox run: creates; opens a damaged outbox (and pauses) */
+};
+
+/* Opens the configured outbox for a command of that mode; on failure prints
+ * the reason and returns the exit code in *exit_code. */
+struct pobox *cli_open(struct cli *cli, int mode, int *exit_code);
+
+/* Refuses an output file (what: "reject file", "metrics_file") that is the
+ * outbox, a file of its family, the config or token file, `input` (may be
+ * NULL) or the file open as input_fd (-1: none).  Returns EXIT_OK, or
+ * EXIT_USAGE after printing why; call it before opening anything for
+ * writing. */
+int cli_check_output(const struct cli *cli, const char *path, const char *what, const char *input,
+                     int input_fd);
 
 /* Prints the command's usage to fp. */
 void cli_usage(const struct command *cmd, FILE *fp);
@@ -64,18 +87,35 @@ const char *cli_duration(char *buf, size_t len, int64_t ms);
 const char *cli_bytes(char *buf, size_t len, int64_t bytes);
 
 struct pobox_deliver_opts;
-/* Fills delivery options from the config; reads the token file into
- * *token (free with cli_token_free).  Returns EXIT_OK or an exit code after
- * printing why. */
-int cli_deliver_opts(struct cli *cli, struct pobox_deliver_opts *o, char **token);
-void cli_token_free(char *token);
+struct pobox_cred;
+/* Fills delivery options from the config, with the credentials it names in
+ * *cred (o->cred; NULL when none are configured; free with
+ * pobox_cred_free).  Returns EXIT_OK or an exit code after printing why. */
+int cli_deliver_opts(struct cli *cli, struct pobox_deliver_opts *o, struct pobox_cred **cred);
+
+/* pobox run's watch over the outbox (health.c). */
+struct cli_health {
+	int64_t last_check_ms;   /* last incremental check */
+	int64_t cursor;          /* the table checked last (schema rowid) */
+	int64_t paused_since_ms; /* 0: not paused */
+	int64_t last_remind_ms;
+};
+/* Every check_interval, PRAGMA quick_check of the next table in turn; a
+ * failure marks the outbox damaged. */
+void cli_health_check(struct cli *cli, struct pobox *pb, struct cli_health *h, int64_t now_ms);
+/* 1 (after logging, and sleeping a second) while the outbox is marked
+ * damaged; 0 when delivery may go on. */
+int cli_health_paused(struct pobox *pb, struct cli_health *h, int64_t now_ms);
 
 struct pobox_fleet_opts;
 /* Fills fleet options from the config (fleet_url set) for a delivery with
  * options d; reads fleet_password_file into *password (free with
- * cli_token_free).  Returns EXIT_OK or an exit code after printing why. */
+ * cli_fleet_password_free).  Returns EXIT_OK or an exit code after
+ * printing why. */
 int cli_fleet_opts(struct cli *cli, const struct pobox_deliver_opts *d, struct pobox_fleet_opts *fo,
                    char **password);
+/* Wipes and frees what cli_fleet_opts read.  NULL: no-op. */
+void cli_fleet_password_free(char *password);
 
 struct pobox_quota;
 /* The fleet part of `pobox quota` and `status`: lines of text, or the
@@ -97,6 +137,7 @@ int cmd_show(struct cli *cli, int argc, char **argv);
 int cmd_import(struct cli *cli, int argc, char **argv);
 int cmd_status(struct cli *cli, int argc, char **argv);
 int cmd_fleet(struct cli *cli, int argc, char **argv);
+int cmd_auth(struct cli *cli, int argc, char **argv);
 
 extern const struct command cli_commands[];
 

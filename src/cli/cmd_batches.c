@@ -6,10 +6,11 @@
 #include "alloc.h"
 #include "cli.h"
 #include "outbox.h"
+#include "payload.h"
 #include "store.h"
-#include "zpayload.h"
 
 #include <getopt.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,7 +75,7 @@ int cmd_batches(struct cli *cli, int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (!(pb = cli_open(cli, 1, &code)))
+	if (!(pb = cli_open(cli, CLI_READER, &code)))
 		return code;
 	char where[96] = "";
 	if (state_idx >= 0)
@@ -106,6 +107,58 @@ int cmd_batches(struct cli *cli, int argc, char **argv)
 		cli_error("batches: %s", pobox_errmsg(pb));
 	pobox_close(pb);
 	return cli_exit_code(rc);
+}
+
+static int write_out(void *ctx, const char *data, size_t n)
+{
+	return fwrite(data, 1, n, ctx) == n ? 0 : POBOX_EIO;
+}
+
+/* lane, and whether any part of the payload is still stored */
+struct body_info {
+	char lane[16];
+	int parts;
+};
+
+static int read_body_info(void *ctx, int n, const char *const *names, const char *const *v)
+{
+	struct body_info *bi = ctx;
+	(void)names;
+	if (n == 2 && v[0] && v[1]) {
+		snprintf(bi->lane, sizeof bi->lane, "%s", v[0]);
+		bi->parts = atoi(v[1]);
+	}
+	return 0;
+}
+
+/* show --payload: the exact bytes sent, checked whole before any is
+ * printed (a damaged payload prints nothing). */
+static int show_payload(struct pobox *pb, const struct pobox_batch *b)
+{
+	struct body_info bi = {"", 0};
+	int rc = pobox_store_each_row(pb->st, "SELECT lane, (SELECT count(*) FROM batch_payloads "
+	                              "WHERE batch = ?1) FROM batches WHERE id = ?1", 1, b->id,
+	                              read_body_info, &bi);
+	if (rc == 0 && strcmp(bi.lane, "single") == 0) {
+		cli_error("show: batch %lld went by single calls: it has no batch file",
+		          (long long)b->id);
+		return POBOX_ENOTFOUND;
+	}
+	if (rc == 0 && bi.parts == 0 && b->finished_at_ms > 0) {
+		cli_error("show: batch %lld finished longer ago than the retention: its payload was "
+		          "pruned (`retention` in pobox.conf)", (long long)b->id);
+		return POBOX_ENOTFOUND;
+	}
+	if (rc == 0)
+		rc = pobox_payload_check(pb->st, b, NULL, NULL);
+	if (rc == 0)
+		rc = pobox_payload_check(pb->st, b, write_out, stdout);
+	if (rc == POBOX_ECORRUPT)
+		cli_error("show: batch %lld: the stored payload is damaged (checksum mismatch); "
+		          "run `pobox doctor`", (long long)b->id);
+	else if (rc)
+		cli_error("show: batch %lld: %s", (long long)b->id, pobox_errmsg(pb));
+	return rc;
 }
 
 static int print_kv(void *ctx, int n, const char *const *names, const char *const *v)
@@ -141,26 +194,16 @@ int cmd_show(struct cli *cli, int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	int64_t id = strtoll(argv[optind], NULL, 10);
-	if (!(pb = cli_open(cli, 1, &code)))
+	if (!(pb = cli_open(cli, CLI_READER, &code)))
 		return code;
 	struct pobox_batch b;
-	if ((rc = pobox_store_batch_get(pb->st, id, payload, &b)) != 0) {
+	if ((rc = pobox_store_batch_get(pb->st, id, &b)) != 0) {
 		cli_error("show: %s", pobox_errmsg(pb));
 		pobox_close(pb);
 		return cli_exit_code(rc);
 	}
 	if (payload) {
-		char *body = NULL;
-		size_t len = 0;
-		rc = pobox_zpayload_inflate(b.payload, b.payload_len, (size_t)b.bytes, &body, &len);
-		if (rc == 0 && (pobox_crc32(0, body, len) != b.payload_crc32 || (int64_t)len != b.bytes))
-			rc = POBOX_ECORRUPT;
-		if (rc == 0)
-			fwrite(body, 1, len, stdout);
-		else
-			cli_error("show: batch %lld: the stored payload is damaged (checksum mismatch); "
-			          "run `pobox doctor`", (long long)id);
-		pobox_free(body);
+		rc = show_payload(pb, &b);
 	} else {
 		rc = pobox_store_each_row(pb->st, "SELECT * FROM v_batches WHERE id = ?1", 1, id,
 		                          print_kv, NULL);

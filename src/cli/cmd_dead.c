@@ -156,12 +156,12 @@ int cmd_dead(struct cli *cli, int argc, char **argv)
 	char sql[1200];
 	if ((code = parse("dead", argc, argv, &s, 1, 0, 0)) >= 0)
 		return code;
-	if (!(pb = cli_open(cli, 1, &code)))
+	if (!(pb = cli_open(cli, CLI_READER, &code)))
 		return code;
 	resolve_since(&s, pb);
 	s.f.all = 1; /* listing: no criterion means all */
 	int64_t n = 0;
-	if ((rc = pobox_begin(pb)) != 0 || (rc = pobox_store_dead_select(pb->st, &s.f, &n)) != 0)
+	if ((rc = pobox_store_begin_read(pb->st)) != 0 || (rc = pobox_store_dead_select(pb->st, &s.f, &n)) != 0)
 		goto fail;
 	const char *cols =
 		"d.seq, d.id_type, d.profile_id, d.attr, d.value, d.attempts, d.last_http_status AS http,"
@@ -246,16 +246,15 @@ int cmd_purge(struct cli *cli, int argc, char **argv)
 	const char *what;
 	if (s.delivered) {
 		/* delivered and superseded history older than --before (default:
-		 * all); the last value sent per attribute is kept in profile_state */
+		 * all); the last value sent per attribute is kept (profiles.sent) */
 		int64_t cutoff = pobox_clock_now_ms(&pb->clock) - s.before_ms + (s.before_ms ? 0 : 1);
-		for (;;) {
+		int64_t cursor = 0;
+		do {
 			int64_t k = 0;
-			if ((rc = pobox_store_prune(pb->st, cutoff, 100000, &k)) != 0)
+			if ((rc = pobox_store_prune(pb->st, cutoff, 100000, &cursor, &k)) != 0)
 				goto fail;
 			n += k;
-			if (k == 0)
-				break;
-		}
+		} while (cursor);
 		what = "delivered or superseded updates";
 	} else {
 		if ((rc = pobox_store_dead_select(pb->st, &s.f, &n)) != 0)

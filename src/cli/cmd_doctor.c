@@ -10,7 +10,7 @@
 #include "outbox.h"
 #include "quota.h"
 #include "store.h"
-#include "zpayload.h"
+#include "payload.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -64,7 +64,7 @@ int cmd_doctor(struct cli *cli, int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (!(pb = cli_open(cli, 1, &code))) {
+	if (!(pb = cli_open(cli, CLI_DOCTOR, &code))) {
 		fprintf(stderr, "pobox: doctor: the outbox cannot be opened, so pobox will not use it; it "
 		        "was not changed. If SQLite calls it damaged: copy it aside and try `sqlite3 %s "
 		        ".recover | sqlite3 recovered.db`, or restore a backup.\n",
@@ -72,10 +72,20 @@ int cmd_doctor(struct cli *cli, int argc, char **argv)
 		return code;
 	}
 	int64_t now = pobox_clock_now_ms(&pb->clock);
+	char mark[600];
+	int marked = pobox_store_damaged(pb->st, mark, sizeof mark), healthy = 0;
 	if ((rc = pobox_begin(pb)) != 0)
 		goto fail;
-	if ((rc = pobox_store_doctor(pb->st, repair, now, report, &t)) != 0)
+	if ((rc = pobox_store_doctor(pb->st, repair, now, report, &t, &healthy)) != 0)
 		goto fail;
+	if (!healthy && repair) {
+		printf("note    nothing is repaired while SQLite reports damage: writing into a "
+		       "damaged file can only spread it\n");
+		repair = 0;
+	}
+	if (healthy && marked)
+		printf("note    the outbox was marked damaged (%s); SQLite's integrity check passes "
+		       "now, so the mark is removed and pobox writes to it again\n", mark);
 
 	/* quota units held by processes that are gone */
 	int64_t orphaned = 0;
@@ -97,14 +107,15 @@ int cmd_doctor(struct cli *cli, int argc, char **argv)
 	                          "('ready', 'sending', 'submitted')", 0, 0, collect, ids);
 	for (int i = 0; rc == 0 && i < ids->n; i++) {
 		struct pobox_batch b;
-		char *body = NULL;
-		size_t len = 0;
-		if ((rc = pobox_store_batch_get(pb->st, ids->ids[i], 1, &b)) != 0)
+		if ((rc = pobox_store_batch_get(pb->st, ids->ids[i], &b)) != 0)
 			break;
-		int bad = pobox_zpayload_inflate(b.payload, b.payload_len, (size_t)b.bytes, &body, &len) != 0 ||
-		          (int64_t)len != b.bytes || pobox_crc32(0, body, len) != b.payload_crc32;
-		pobox_free(body);
-		if (bad) {
+		int check = pobox_payload_check(pb->st, &b, NULL, NULL);
+		if (check != 0 && check != POBOX_ECORRUPT) {
+			pobox_batch_free(&b);
+			rc = check;
+			break;
+		}
+		if (check != 0) {
 			damaged++;
 			if (repair) {
 				b.state = POBOX_B_DEAD;

@@ -37,7 +37,15 @@ static const char *host_name(const struct pobox_config *c, char *buf, size_t len
 	return buf;
 }
 
-/* Reads the password file into *password (free with cli_token_free). */
+void cli_fleet_password_free(char *password)
+{
+	if (password) {
+		memset(password, 0, strlen(password));
+		pobox_free(password);
+	}
+}
+
+/* Reads the password file into *password (free with cli_fleet_password_free). */
 static int read_password(const char *path, char **password)
 {
 	struct stat sb;
@@ -219,7 +227,7 @@ static int fleet_init(struct cli *cli, int argc, char **argv)
 	code = EXIT_OK;
 done:
 	pobox_fleet_pg_close(conn);
-	cli_token_free(password);
+	cli_fleet_password_free(password);
 	return code;
 }
 
@@ -316,7 +324,7 @@ static int fleet_status(struct cli *cli, int argc, char **argv)
 	code = EXIT_OK;
 done:
 	pobox_fleet_pg_close(conn);
-	cli_token_free(password);
+	cli_fleet_password_free(password);
 	return code;
 }
 

@@ -112,6 +112,9 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 		o.source = source;
 	}
 	if (reject_path) {
+		if ((code = cli_check_output(cli, reject_path, "import: --reject-file",
+		                             in == stdin ? NULL : path, fileno(in))) != EXIT_OK)
+			goto out;
 		if (!(rej = fopen(reject_path, "w"))) {
 			cli_error("import: cannot create reject file %s: %s", reject_path, strerror(errno));
 			code = EXIT_CANTCREAT;
@@ -130,7 +133,9 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 	rc = pobox_import(pb, in, ui.name, &o, &sum);
 	if (rc != 0) {
 		cli_error("import: %s", pobox_errmsg(pb));
-		code = cli_exit_code(rc);
+		/* refused before reading (full, busy): as for put; stopped part-way:
+		 * its own code, so no script mistakes it for "some rows rejected" */
+		code = sum.stopped_line ? EXIT_IMPORT_STOPPED : cli_exit_code(rc);
 	}
 	if (ui.shown > SHOW_REJECTS)
 		fprintf(stderr, "pobox: %s: %lld more rejected rows not shown\n", ui.name,
@@ -145,9 +150,17 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 		printf(" (written to %s)", reject_path);
 	else if (sum.rejected)
 		printf(" (pass --reject-file PATH to keep them)");
-	if (rc != 0)
-		printf("; stopped early");
+	if (rc != 0 && sum.stopped_line)
+		printf("; stopped at line %s: the rows before it are in the outbox, none from it on",
+		       cli_num(n1, sizeof n1, sum.stopped_line));
+	else if (rc != 0)
+		printf("; nothing imported");
 	putchar('\n');
+	if (rc != 0 && sum.stopped_line > 2 && in != stdin)
+		fprintf(stderr, "pobox: import: to go on from line %lld once the cause is fixed: "
+		        "(head -n 1 %s; tail -n +%lld %s) | pobox import - (importing the whole file "
+		        "again is harmless too)\n",
+		        (long long)sum.stopped_line, path, (long long)sum.stopped_line, path);
 	if (rc == 0 && sum.rejected)
 		code = EXIT_DATAERR;
 out:

@@ -2,6 +2,7 @@
  * cmd_put.c - `pobox put ID_TYPE:ID ATTR=VALUE... [--urgent] [--source NAME]`
  */
 #include "cli.h"
+#include "outbox.h"
 
 #include <getopt.h>
 #include <string.h>
@@ -53,34 +54,34 @@ int cmd_put(struct cli *cli, int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (!(pb = cli_open(cli, 0, &code)))
-		return code;
-	if ((rc = pobox_begin(pb)) != 0)
-		goto fail;
+	if (npos - 1 > POBOX_ROW_MAX) {
+		cli_error("put: at most %d ATTR=VALUE per put", POBOX_ROW_MAX);
+		return EXIT_USAGE;
+	}
+	static const char *attrs[POBOX_ROW_MAX], *values[POBOX_ROW_MAX];
+	static int empty[POBOX_ROW_MAX];
 	for (int i = 1; i < npos; i++) {
 		char *eq = strchr(pos[i], '=');
 		*eq = '\0';
-		struct pobox_update u = {
-			.id_type = type,
-			.profile_id = colon + 1,
-			.attr = pos[i],
-			.value = eq + 1,
-			.urgent = urgent,
-			.source = source,
-		};
-		rc = pobox_put(pb, &u);
-		if (rc == POBOX_SKIPPED) {
-			fprintf(stderr, "pobox: put: %s: empty value skipped (Target ignores empty "
-			        "values; it cannot clear an attribute)\n", pos[i]);
-			skipped++;
-			continue;
-		}
-		if (rc != 0)
-			goto fail;
-		stored++;
+		attrs[i - 1] = pos[i];
+		values[i - 1] = eq + 1;
 	}
-	if ((rc = pobox_commit(pb)) != 0)
+	if (!(pb = cli_open(cli, 0, &code)))
+		return code;
+	/* one write: all its attributes or none */
+	struct pobox_row row = {type, colon + 1, attrs, values, (size_t)(npos - 1), urgent, source};
+	rc = pobox_put_row(pb, &row, empty);
+	if (rc != 0 && rc != POBOX_SKIPPED)
 		goto fail;
+	for (int i = 0; i < npos - 1; i++) {
+		if (empty[i]) {
+			fprintf(stderr, "pobox: put: %s: empty value skipped (Target ignores empty "
+			        "values; it cannot clear an attribute)\n", attrs[i]);
+			skipped++;
+		} else {
+			stored++;
+		}
+	}
 	if (stored == 0 && skipped)
 		fprintf(stderr, "pobox: put: nothing stored: every value was empty\n");
 	pobox_close(pb);

@@ -119,7 +119,7 @@ int cmd_quota(struct cli *cli, int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (!(pb = cli_open(cli, 1, &code)))
+	if (!(pb = cli_open(cli, CLI_READER, &code)))
 		return code;
 	int64_t now = pobox_clock_now_ms(&pb->clock);
 	memset(&h, 0, sizeof h);

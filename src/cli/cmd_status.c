@@ -37,7 +37,7 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 		cli_error("status: unexpected argument '%s'", argv[optind]);
 		return EXIT_USAGE;
 	}
-	if (!(pb = cli_open(cli, 1, &code)))
+	if (!(pb = cli_open(cli, CLI_READER, &code)))
 		return code;
 	if (prom) {
 		struct pobox_quota_opts po = {cli->cfg.single_budget, cli->cfg.fleet_share,
@@ -75,8 +75,13 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 		printf("}\n");
 		pobox_free(j);
 	} else {
-		printf("outbox      %s (%s, schema %d)\n", pobox_store_path(pb->st),
-		       cli_bytes(a, sizeof a, s.file_bytes), s.schema_version);
+		int64_t stored = 0;
+		for (int i = 0; i < POBOX_ST_COUNT; i++)
+			stored += s.updates[i];
+		printf("outbox      %s (%s, ", pobox_store_path(pb->st), cli_bytes(a, sizeof a, s.file_bytes));
+		if (stored > 0) /* pages in use, over every update it holds */
+			printf("%.1f B per stored update, ", (double)s.used_bytes / (double)stored);
+		printf("schema %d)\n", s.schema_version);
 		for (int i = 0; i < POBOX_ST_COUNT; i++) {
 			printf("%-11s %s", pobox_update_state_names[i], cli_num(a, sizeof a, s.updates[i]));
 			if (i == POBOX_ST_PENDING && s.oldest_pending_ms >= 0)

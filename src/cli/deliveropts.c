@@ -1,10 +1,12 @@
 /*
  * deliveropts.c - turns the configuration into delivery options for the
- * commands that talk to Target (flush, run), including reading the bearer
- * token file, which must not be readable by other users.
+ * commands that talk to Target (flush, run, plan, auth), including the
+ * credentials (token_file, token_command or IMS; credentials.h), whose
+ * files must not be readable by other users.
  */
 #include "alloc.h"
 #include "cli.h"
+#include "credentials.h"
 #include "deliver.h"
 
 #include <errno.h>
@@ -12,10 +14,45 @@
 #include <string.h>
 #include <sys/stat.h>
 
-int cli_deliver_opts(struct cli *cli, struct pobox_deliver_opts *o, char **token)
+/* The credentials the configuration names (credentials.h); the IMS token
+ * cache lives beside the outbox. */
+static int make_cred(struct cli *cli, struct pobox_cred **cred)
 {
 	const struct pobox_config *c = &cli->cfg;
-	*token = NULL;
+	struct pobox_cred_opts co;
+	char err[512], *cache = NULL;
+	int rc;
+	memset(&co, 0, sizeof co);
+	if (c->db && *c->db && (cache = pobox_malloc(strlen(c->db) + 16)))
+		sprintf(cache, "%s-token.cache", c->db);
+	co.token_file = c->token_file;
+	co.token_command = c->token_command;
+	co.command_timeout_ms = c->token_command_timeout_ms;
+	co.ims_client_id = c->ims_client_id;
+	co.ims_client_secret_file = c->ims_client_secret_file;
+	co.ims_scopes = c->ims_scopes;
+	co.tenant = c->target_tenant;
+	co.ims_base_url = c->ims_base_url;
+	co.admin_base_url = c->admin_base_url;
+	co.cache_path = cache;
+	co.min_interval_ms = c->token_min_interval_ms;
+	co.connect_timeout_ms = c->connect_timeout_ms;
+	co.request_timeout_ms = c->request_timeout_ms;
+	co.verify_tls = c->verify_tls;
+	rc = pobox_cred_new(cred, &co, err, sizeof err);
+	pobox_free(cache);
+	if (rc) {
+		cli_error("%s", err);
+		return rc == POBOX_ENOMEM ? EXIT_OSERR : EXIT_CONFIG;
+	}
+	return EXIT_OK;
+}
+
+int cli_deliver_opts(struct cli *cli, struct pobox_deliver_opts *o, struct pobox_cred **cred)
+{
+	const struct pobox_config *c = &cli->cfg;
+	int code;
+	*cred = NULL;
 	memset(o, 0, sizeof *o);
 	if (!c->client || !*c->client) {
 		cli_error("no Target client code: set `client` in %s or POBOX_CLIENT (it is the code "
@@ -23,35 +60,11 @@ int cli_deliver_opts(struct cli *cli, struct pobox_deliver_opts *o, char **token
 		          cli->config_path ? cli->config_path : POBOX_DEFAULT_CONFIG);
 		return EXIT_CONFIG;
 	}
-	if (c->token_file && *c->token_file) {
-		struct stat sb;
-		FILE *fp = fopen(c->token_file, "r");
-		if (!fp) {
-			cli_error("token_file %s: %s", c->token_file, strerror(errno));
-			return EXIT_CONFIG;
-		}
-		if (fstat(fileno(fp), &sb) == 0 && (sb.st_mode & 077)) {
-			cli_error("token_file %s is readable by other users (mode %04o); run chmod 600 %s",
-			          c->token_file, (unsigned)(sb.st_mode & 07777), c->token_file);
-			fclose(fp);
-			return EXIT_CONFIG;
-		}
-		char buf[4096];
-		size_t n = fread(buf, 1, sizeof buf - 1, fp);
-		fclose(fp);
-		buf[n] = '\0';
-		buf[strcspn(buf, "\r\n")] = '\0';
-		if (!buf[0]) {
-			cli_error("token_file %s is empty", c->token_file);
-			return EXIT_CONFIG;
-		}
-		if (!(*token = pobox_strdup(buf)))
-			return EXIT_OSERR;
-		memset(buf, 0, sizeof buf);
-	}
+	if ((code = make_cred(cli, cred)) != EXIT_OK)
+		return code;
+	o->cred = *cred;
 	o->client = c->client;
 	o->base_url = c->base_url;
-	o->token = *token;
 	o->sched.api_thirdparty = c->bulk_api_thirdpartyid;
 	o->sched.api_pcid = c->bulk_api_pcid;
 	o->sched.max_rows = c->max_batch_rows;
@@ -72,13 +85,12 @@ int cli_deliver_opts(struct cli *cli, struct pobox_deliver_opts *o, char **token
 	o->request_timeout_ms = c->request_timeout_ms;
 	o->verify_tls = c->verify_tls;
 	o->seed = (uint64_t)c->seed;
-	return EXIT_OK;
-}
-
-void cli_token_free(char *token)
-{
-	if (token) {
-		memset(token, 0, strlen(token));
-		pobox_free(token);
+	char err[512];
+	if (pobox_deliver_check(o, err, sizeof err) != 0) {
+		cli_error("%s", err);
+		pobox_cred_free(*cred);
+		*cred = NULL;
+		return EXIT_CONFIG;
 	}
+	return EXIT_OK;
 }

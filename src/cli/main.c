@@ -10,6 +10,7 @@
 #include "error.h"
 #include "log.h"
 #include "outbox.h"
+#include "outpath.h"
 
 #include <errno.h>
 #include <malloc.h>
@@ -38,7 +39,7 @@ const struct command cli_commands[] = {
 	 "\n"
 	 "example: pobox put thirdPartyId:crm-42 loyaltyTier=gold points=1200\n"
 	 "exit: 0 stored, 64 usage error, 65 invalid update (nothing stored),\n"
-	 "      75 outbox busy or full (try again)\n"},
+	 "      74 outbox damaged or not writable, 75 outbox busy or full (try again)\n"},
 	{"import", cmd_import, "enqueue a CSV export",
 	 "usage: pobox import FILE|- [--id-column NAME] [--id-type pcId|thirdPartyId]\n"
 	 "                    [--changed-only] [--reject-file PATH] [--source NAME] [--urgent]\n"
@@ -50,18 +51,25 @@ const struct command cli_commands[] = {
 	 "URL-decoded).  Every other column is an attribute.\n"
 	 "\n"
 	 "Handles a UTF-8 byte-order mark, CRLF line ends, quoted fields with commas,\n"
-	 "quotes and newlines, and short rows (missing cells are empty).  Empty cells\n"
-	 "are skipped.  A row with any invalid cell is rejected whole; with\n"
-	 "--reject-file each rejected row is written there as CSV:\n"
-	 "line,reason,<the original columns>, ready to fix and import again.\n"
+	 "quotes and newlines, and short rows (missing cells are empty); refuses\n"
+	 "UTF-16 and UTF-32 files.  Empty cells are skipped.  A row with any invalid\n"
+	 "cell is rejected whole; with --reject-file each rejected row is written\n"
+	 "there as CSV: line,reason,<the original columns>, ready to fix and import\n"
+	 "again (PATH may not be the outbox, one of its files or the input).\n"
+	 "\n"
+	 "When it stops before the end (a bad line, outbox or disk full, busy), the\n"
+	 "summary counts what is in the outbox and names the line it stopped at:\n"
+	 "the rows before it are in, none from it on.\n"
 	 "\n"
 	 "--changed-only skips every value equal to the last one delivered to Target\n"
 	 "for that profile and attribute, so a nightly full export sends only what\n"
 	 "changed.\n"
 	 "\n"
 	 "On a terminal, progress is shown on stderr.\n"
-	 "exit: 0 all rows imported, 65 some rows rejected (the rest imported) or a bad\n"
-	 "      header (nothing imported), 66 FILE not found, 75 outbox busy or full\n"},
+	 "exit: 0 all rows imported, 65 the whole file was read and some rows were\n"
+	 "      rejected (the rest are in), 79 stopped part-way at the line named,\n"
+	 "      64 usage, 66 FILE not found, 74 outbox damaged, 75 outbox busy or full\n"
+	 "      before anything was read\n"},
 	{"status", cmd_status, "show counts by state, the oldest pending update, the file size",
 	 "usage: pobox status [--json | --prometheus]\n"
 	 "\n"
@@ -81,23 +89,29 @@ const struct command cli_commands[] = {
 	 "the exact bytes to send.  Without --wait that is all (`pobox run` delivers).\n"
 	 "\n"
 	 "  --wait          then deliver: submit, follow each batch's status URL to\n"
-	 "                  completion, retry, split refused files, resubmit stuck or\n"
-	 "                  lost batches; updates arriving meanwhile are delivered too\n"
-	 "  --timeout DUR   give up waiting after DUR (30s, 10m, 2h)\n"
+	 "                  completion, retry, split refused files, cut stuck batches'\n"
+	 "                  updates again, resubmit lost ones; updates arriving\n"
+	 "                  meanwhile are delivered too\n"
+	 "  --timeout DUR   give up waiting after DUR (30s, 10m, 2h), ending a call in\n"
+	 "                  flight unanswered (its batch is sent again later)\n"
 	 "\n"
-	 "exit: 0 everything delivered (or dead-lettered: see pobox status), 69 Target\n"
-	 "      refused the token or the client code (nothing was dead-lettered),\n"
+	 "exit: 0 everything delivered, 65 done but some updates ended dead (see\n"
+	 "      pobox dead), 69 Target refused the token or the client code, or no\n"
+	 "      token could be had (nothing was dead-lettered),\n"
 	 "      75 timed out or interrupted with work left (a summary is printed),\n"
-	 "      78 configuration error (client, token_file)\n"},
+	 "      78 configuration error (client, base_url, the credentials)\n"},
 	{"run", cmd_run, "the delivery service loop",
 	 "usage: pobox run [--once]\n"
 	 "\n"
 	 "Delivers continuously: cuts a batch when flush_rows profiles are pending or\n"
 	 "the oldest pending update has waited flush_max_delay, sends, tracks and\n"
 	 "retries, and prunes delivered history after `retention`.  One line per\n"
-	 "event on stderr.  SIGTERM or SIGINT stops it after the current call; a\n"
-	 "batch left in flight is resumed by the next run.  Only one run may deliver\n"
-	 "from an outbox at a time.\n"
+	 "event on stderr.  While the outbox is marked damaged it pauses (see pobox\n"
+	 "doctor).  SIGTERM or SIGINT stops it within a second or two, ending calls\n"
+	 "in flight unanswered: their batches stay sending and the next run sends\n"
+	 "them again.  SIGHUP re-reads the configuration and lifts a pause for the\n"
+	 "credentials or client code.  Only one run may deliver from an outbox at a\n"
+	 "time.\n"
 	 "\n"
 	 "  --once   one pass, then exit\n"},
 	{"plan", cmd_plan, "show what the next flush would send, by which lane, at what quota cost",
@@ -118,6 +132,18 @@ const struct command cli_commands[] = {
 	 "\n"
 	 "Shows every recorded field of a batch.  --payload prints the batch file\n"
 	 "exactly as it is (or was) sent, after checking its stored checksum.\n"},
+	{"auth", cmd_auth, "obtain the profile API token as delivery would; show its source and expiry",
+	 "usage: pobox auth [--json]\n"
+	 "\n"
+	 "Gets the profile API token the way `run` and `flush` do -- from token_file,\n"
+	 "by running token_command, or from Adobe IMS and Target's Admin API (using\n"
+	 "the token cache beside the outbox when it holds a fresh one) -- and shows\n"
+	 "where it came from, when it expires and when it will be refreshed.  The\n"
+	 "token itself is never shown.  Use it to check new credentials before the\n"
+	 "first delivery.\n"
+	 "exit: 0 a token is in hand (or no credentials are configured), 69 it could\n"
+	 "      not be obtained (the message names the step that failed), 78\n"
+	 "      configuration error\n"},
 	{"quota", cmd_quota, "the single-call budget: last 24 hours per hour, remaining, reserve",
 	 "usage: pobox quota [--json]\n"
 	 "\n"
@@ -161,7 +187,9 @@ const struct command cli_commands[] = {
 	 "left by a process that is gone, every unfinished batch's stored bytes match\n"
 	 "their checksum.  Each problem is reported with how to fix it; --repair\n"
 	 "fixes those that are safe (nothing accepted is lost; at worst an update is\n"
-	 "sent again).  A damaged outbox is never deleted or recreated.\n"
+	 "sent again), but nothing while SQLite reports damage.  A damaged outbox is\n"
+	 "never deleted or recreated; it is marked, and writes are refused, until\n"
+	 "SQLite's integrity check passes here again (doctor then removes the mark).\n"
 	 "exit: 0 healthy (or everything repaired), 65 problems remain, 74 cannot be read\n"},
 	{"fleet", cmd_fleet, "a fleet sharing one account: set up the coordinator, list its hosts",
 	 "usage: pobox fleet init [--grant ROLE] [--update]\n"
@@ -238,26 +266,44 @@ int cli_exit_code(int rc)
 	return EXIT_SOFTWARE;
 }
 
-struct pobox *cli_open(struct cli *cli, int must_exist, int *exit_code)
+struct pobox *cli_open(struct cli *cli, int mode, int *exit_code)
 {
 	struct pobox_options o;
 	struct pobox *pb = NULL;
 	char err[POBOX_ERRLEN];
+	struct pobox_open_ctl ctl = {
+		.reader = mode == CLI_READER,
+		.doctor = mode == CLI_DOCTOR,
+		.tolerate_damage = mode == CLI_RUN,
+		.check_max_bytes = cli->cfg.check_on_open_bytes,
+	};
 	pobox_config_options(&cli->cfg, &o);
-	o.read_only = must_exist;
+	o.read_only = mode == CLI_EXISTING || mode == CLI_READER || mode == CLI_DOCTOR;
 	if (!cli->cfg.db) {
 		cli_error("no outbox given: pass --db PATH, set db in %s, or set POBOX_DB",
 		          cli->config_path ? cli->config_path : POBOX_DEFAULT_CONFIG);
 		*exit_code = EXIT_CONFIG;
 		return NULL;
 	}
-	int rc = pobox_open(&pb, cli->cfg.db, &o, err, sizeof err);
+	int rc = pobox_open_ctl(&pb, cli->cfg.db, &o, &ctl, err, sizeof err);
 	if (rc != 0) {
 		cli_error("%s", err);
 		*exit_code = cli_exit_code(rc);
 		return NULL;
 	}
 	return pb;
+}
+
+int cli_check_output(const struct cli *cli, const char *path, const char *what, const char *input,
+                     int input_fd)
+{
+	const char *inputs[] = {input, cli->config_path, cli->cfg.token_file};
+	char err[POBOX_ERRLEN];
+	if (pobox_outpath_check(path, what, cli->cfg.db, inputs,
+	                        sizeof inputs / sizeof inputs[0], input_fd, err, sizeof err) == 0)
+		return EXIT_OK;
+	cli_error("%s (nothing was written)", err);
+	return EXIT_USAGE;
 }
 
 const char *cli_num(char *buf, size_t len, int64_t n)
@@ -311,7 +357,8 @@ static void print_main_usage(FILE *fp)
 	for (const struct command *c = cli_commands; c->name; c++)
 		fprintf(fp, "  %-10s %s\n", c->name, c->summary);
 	fputs("\nexit codes follow sysexits(3): 0 ok, 64 usage, 65 bad input, 66 no input,\n"
-	      "69 unavailable, 74 I/O error, 75 temporary failure, 78 configuration error.\n",
+	      "69 unavailable, 74 I/O error or outbox damaged, 75 temporary failure,\n"
+	      "78 configuration error; and 79 import stopped part-way.\n",
 	      fp);
 }
 

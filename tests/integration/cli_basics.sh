@@ -73,12 +73,18 @@ contains import-missing-msg "$tmp/err" "cannot open"
 check import-bad-idtype 64 "$pobox" --db "$db" import "$tmp/in.csv" --id-type ecid
 check import-reject-dir 73 "$pobox" --db "$db" import "$tmp/in.csv" --reject-file "$tmp/no/such/dir.csv"
 printf 'customer,tier\n1,a\n' > "$tmp/noid.csv"
-check import-bad-header 65 "$pobox" --db "$db" import "$tmp/noid.csv"
+# a bad header stops the import before any row: 79 (stopped), not 65
+check import-bad-header 79 "$pobox" --db "$db" import "$tmp/noid.csv"
 contains import-bad-header-msg "$tmp/err" "does not name an id type"
 
 # status
 check status 0 "$pobox" --db "$db" status
 contains status-pending "$tmp/out" "pending     5"
+# the file's pages in use over the updates it holds (an exact figure)
+per=$(awk '/^outbox/ { for (i = 1; i <= NF; i++) if ($i == "B") print $(i - 1) }' "$tmp/out")
+want=$(sqlite3 "$db" "SELECT printf('%.1f', (SELECT page_count - freelist_count FROM pragma_page_count, pragma_freelist_count) * (SELECT page_size FROM pragma_page_size) / 5.0)")
+[ -n "$per" ] && [ "$per" = "$want" ] && passes=$((passes + 1)) ||
+	{ echo "FAIL status-bytes-per-update: '$per', want '$want'"; fails=$((fails + 1)); }
 check status-json 0 "$pobox" --db "$db" status --json
 [ "$(sqlite3 :memory: "SELECT json_extract('$(cat "$tmp/out")', '\$.updates.pending')")" = 5 ] &&
 	passes=$((passes + 1)) || { echo "FAIL status-json: pending is not 5"; fails=$((fails + 1)); }
@@ -115,6 +121,11 @@ check conf-missing 78 "$pobox" -c "$tmp/none.conf" status
 POBOX_SYNCHRONOUS=sometimes check env-bad 78 "$pobox" --db "$db" status
 contains env-bad-msg "$tmp/err" "environment POBOX_SYNCHRONOUS"
 POBOX_DB=$db check env-db 0 "$pobox" status
+# a line too long for inih's buffer is refused, not cut (here the cut-off
+# tail "#x" would have been read as a comment line: a silently short value)
+printf 'db = %s\nclient = %0190d#x\n' "$db" 0 > "$tmp/long.conf"
+check conf-long-line 78 "$pobox" -c "$tmp/long.conf" status
+contains conf-long-line-msg "$tmp/err" "long.conf:2: line longer than 199 bytes"
 
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]

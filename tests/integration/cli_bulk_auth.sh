@@ -17,7 +17,7 @@ std_data "$seed" --tp 100 --pc 20 --updates 600 --files 3
 sim_start --seed "$seed" --preload "$PRELOAD" --token "$tok"
 write_conf "max_batch_rows = 50"
 enqueue_imports "$T/auth/gen"
-total=$(q "SELECT count(*) FROM updates")
+total=$(q "SELECT count(*) FROM v_updates")
 
 start=$(date +%s)
 flush_wait "no token" 69 60
@@ -64,4 +64,7 @@ pb status >"$T/status.out" 2>&1
 pb status --json >>"$T/status.out" 2>&1
 if grep -qF "$tok" "$T/flush.out" "$T/flush.err" "$T/status.out"; then fail "the token never appears in pobox's output"
 else pass "the token never appears in pobox's output"; fi
+leaked=
+for f in "$DB" "$DB-wal" "$DB-shm"; do [ -e "$f" ] && grep -aqF "$tok" "$f" && leaked="$leaked $f"; done
+check_eq "the token is not stored in the outbox or its WAL" "" "$leaked"
 finish

@@ -28,7 +28,7 @@ put_logged pcId "1700000000001-007919.01_00" a0="pc newest a+b=c&d"
 put_logged thirdPartyId "id with space" a7="sp ace"
 
 n_enq=$(grep -c . "$LOG")
-check_eq "outbox holds every enqueued update" "$n_enq" "$(q 'SELECT count(*) FROM updates')"
+check_eq "outbox holds every enqueued update" "$n_enq" "$(q 'SELECT count(*) FROM v_updates')"
 
 v2_before=$(sim_counter calls.batch_update_v2.ok)
 flush_wait clean 0 120

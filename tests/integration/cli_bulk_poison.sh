@@ -24,7 +24,7 @@ put_logged thirdPartyId poison-1 a0="$big" a1="small value of the poison profile
 put_logged thirdPartyId tp-1 a0="after the poison"
 put_logged thirdPartyId tp-2 a3="after, too"
 
-flush_wait poison 0 120
+flush_wait poison 65 120   # the poison rows end dead: 65
 check_store "poison: every other profile delivered" --preload "$PRELOAD" --exclude thirdPartyId:poison-1
 check_eq "poison: only the poison profile's updates are dead" "poison-1" \
 	"$(q "SELECT group_concat(DISTINCT profile_id) FROM v_updates WHERE state = 'dead'")"

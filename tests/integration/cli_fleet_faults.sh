@@ -58,7 +58,7 @@ schedule
 wait "$LOAD_PID"; load_rc=$?
 check_eq "producers kept putting through every fault (fleet_load exit 0)" 0 "$load_rc"
 check_eq "... every update accepted" "$(awk '{ s += $3 } END { print s }' "$T/load.out")" \
-	"$(for h in "${HOSTS[@]}"; do hq "$h" "SELECT count(*) FROM updates"; done | awk '{ s += $1 } END { print s }')"
+	"$(for h in "${HOSTS[@]}"; do hq "$h" "SELECT count(*) FROM v_updates"; done | awk '{ s += $1 } END { print s }')"
 
 all_delivered() {
 	local h

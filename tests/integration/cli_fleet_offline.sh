@@ -67,7 +67,7 @@ check_eq "fleet status with the coordinator down: exit 69, at once" 69 "$rc"
 pg_launch || finish
 wait "$LOAD_PID"; check_eq "producers kept putting while the coordinator was down" 0 $?
 check_eq "... every update accepted" "$(awk '{ s += $3 } END { print s }' "$T/load.out")" \
-	"$(for h in "${HOSTS[@]}"; do hq "$h" "SELECT count(*) FROM updates"; done | awk '{ s += $1 } END { print s }')"
+	"$(for h in "${HOSTS[@]}"; do hq "$h" "SELECT count(*) FROM v_updates"; done | awk '{ s += $1 } END { print s }')"
 back() { [ "$(calls_between single "$T_UP" 9999999999999)" -ge 100 ]; }
 wait_for "single calls resume on leases" 30 back
 all_delivered() {

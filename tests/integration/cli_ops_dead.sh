@@ -16,20 +16,20 @@ write_conf "max_attempts = 2" "backoff_base = 10ms" "backoff_cap = 50ms"
 put_logged thirdPartyId p1 a=old1 b=b1
 put_logged thirdPartyId p2 a=x2
 put_logged thirdPartyId p6 a=v1
-flush_wait "A1 (HTTP 500)" 0 30
+flush_wait "A1 (HTTP 500)" 65 30
 put_logged thirdPartyId p6 a=v2          # a second dead value of p6.a
-flush_wait "A2 (HTTP 500)" 0 30
-A=$(list "SELECT seq FROM updates WHERE state = 'dead' ORDER BY seq")
+flush_wait "A2 (HTTP 500)" 65 30
+A=$(list "SELECT seq FROM v_updates WHERE state = 'dead' ORDER BY seq")
 check_eq "A: all 5 updates are dead" 5 "$(state_count dead)"
 # pretend A died 3 days ago
-q "UPDATE updates SET dead_at_ms = dead_at_ms - 3 * 86400000 WHERE state = 'dead'" >/dev/null
+q "UPDATE fates SET dead_at_ms = dead_at_ms - 3 * 86400000 WHERE state = 'dead'" >/dev/null
 
 # ---- B: HTTP 502 -----------------------------------------------------------
 sim_faults 'error_codes=502'
 put_logged thirdPartyId p4 a=x4
 put_logged thirdPartyId p5 a=x5
-flush_wait "B (HTTP 502)" 0 30
-Bs=$(list "SELECT seq FROM updates WHERE state = 'dead' AND seq NOT IN ($A) ORDER BY seq")
+flush_wait "B (HTTP 502)" 65 30
+Bs=$(list "SELECT seq FROM v_updates WHERE state = 'dead' AND seq NOT IN ($A) ORDER BY seq")
 check_eq "B: 2 more dead" 2 "$(echo "$Bs" | tr , '\n' | grep -c .)"
 
 # ---- C: over the per-profile cap (dead at cut, nothing sent) ----------------
@@ -37,11 +37,11 @@ big=()
 for i in $(seq 1 300); do big+=("k$i=$(printf 'v%.0s' $(seq 1 256))"); done
 pb put thirdPartyId:big "${big[@]}" >/dev/null 2>"$T/put.err" || fail "put big profile" "$(cat "$T/put.err")"
 pbr 0 "C: flush (cut only)" flush
-C=$(list "SELECT seq FROM updates WHERE state = 'dead' AND seq NOT IN ($A,$Bs) ORDER BY seq")
+C=$(list "SELECT seq FROM v_updates WHERE state = 'dead' AND seq NOT IN ($A,$Bs) ORDER BY seq")
 check_eq "C: the 300 updates of the big profile are dead" 300 "$(echo "$C" | tr , '\n' | grep -c .)"
 sim_faults 'error_rate=0'
 
-ALLDEAD=$(list "SELECT seq FROM updates WHERE state = 'dead' ORDER BY seq")
+ALLDEAD=$(list "SELECT seq FROM v_updates WHERE state = 'dead' ORDER BY seq")
 # seqs of a `pobox dead` text listing / JSON listing
 text_seqs() { awk 'NR > 1 && $1 ~ /^[0-9]+$/ && !/ dead updates/ { print $1 }' "$T/r.out" | paste -sd, -; }
 json_seqs() { python3 -c 'import json,sys; print(",".join(str(r["seq"]) for r in json.load(open(sys.argv[1]))))' "$T/r.out"; }
@@ -65,7 +65,7 @@ for r in rows:
     for k in ("seq", "reason", "last_http_status", "attempts", "age_s", "profile_id", "attr", "value"):
         if k not in r:
             bad.append(f"{r.get('seq')}: no {k}")
-    le, st, at, dead_at = db.execute("SELECT last_error, last_http_status, attempts, dead_at_ms FROM updates WHERE seq = ?", (r["seq"],)).fetchone()
+    le, st, at, dead_at = db.execute("SELECT last_error, last_http_status, attempts, dead_at_ms FROM fates WHERE seq = ?", (r["seq"],)).fetchone()
     if r["reason"] != le or not le:
         bad.append(f"{r['seq']}: reason {r['reason']!r} vs {le!r}")
     if r["last_http_status"] != st:
@@ -133,10 +133,10 @@ check_eq "requeue --id: p2.a=x2 pending again" pending \
 	"$(q "SELECT state FROM v_updates WHERE profile_id = 'p2' AND attr = 'a' AND value = 'x2' ORDER BY seq DESC LIMIT 1")"
 check_eq "requeue --id: p1.b=b1 pending again" pending \
 	"$(q "SELECT state FROM v_updates WHERE profile_id = 'p1' AND attr = 'b' AND value = 'b1' ORDER BY seq DESC LIMIT 1")"
-check_eq "requeue --id: the selected rows are no longer dead" "" "$(list "SELECT seq FROM updates WHERE seq IN ($S1,$S2) AND state = 'dead'")"
+check_eq "requeue --id: the selected rows are no longer dead" "" "$(list "SELECT seq FROM v_updates WHERE seq IN ($S1,$S2) AND state = 'dead'")"
 check_eq "requeue --id: every other dead update is still dead" \
 	"$(echo "$ALLDEAD" | tr , '\n' | grep -vx -e "$S1" -e "$S2" | paste -sd, -)" \
-	"$(list "SELECT seq FROM updates WHERE state = 'dead' ORDER BY seq")"
+	"$(list "SELECT seq FROM v_updates WHERE state = 'dead' ORDER BY seq")"
 
 # ---- coalescing: a newer pending value wins -------------------------------------------
 OLD1=$(seq_of thirdPartyId p1 a old1)
@@ -154,7 +154,7 @@ check_eq "p1.a=new1 delivered" delivered "$(vstate "$NEW1")"
 pbr 0 "requeue --id OLD1 (newer delivered value exists)" requeue --id "$OLD1"
 out_has "requeue: the replaced value is counted as superseded" "0 requeued as pending, 1 superseded"
 check_eq "requeue: p1.a=old1 superseded, not pending" superseded "$(vstate "$OLD1")"
-check_eq "requeue: p1.a=old1 superseded by new1" "$NEW1" "$(q "SELECT superseded_by FROM updates WHERE seq = $OLD1")"
+check_eq "requeue: p1.a=old1 superseded by new1" "$NEW1" "$(q "SELECT superseded_by FROM v_updates WHERE seq = $OLD1")"
 check_eq "requeue: no pending copy of old1" 0 "$(q "SELECT count(*) FROM v_updates WHERE value = 'old1' AND state = 'pending'")"
 # a newer *pending* value: p6.a has two dead values (v1 older, v2 newer);
 # put v3 pending, then requeue both: neither is sent
@@ -164,8 +164,8 @@ pbr 0 "requeue --reason 'HTTP 500' (p6 values replaced by a pending one)" requeu
 check_eq "requeue: p6.a v1 and v2 superseded by the pending v3" "superseded $V3,superseded $V3" \
 	"$(q "SELECT state || ' ' || superseded_by FROM v_updates WHERE profile_id = 'p6' AND value IN ('v1','v2') ORDER BY seq" | paste -sd, -)"
 check_eq "requeue: p6.a v3 still the only pending value" "v3" "$(q "SELECT group_concat(value) FROM v_updates WHERE profile_id = 'p6' AND state = 'pending'")"
-check_eq "requeue --reason 'HTTP 500': nothing of A left dead" 0 "$(q "SELECT count(*) FROM updates WHERE state = 'dead' AND seq IN ($A)")"
-check_eq "requeue --reason 'HTTP 500': B and C still dead" "$Bs,$C" "$(list "SELECT seq FROM updates WHERE state = 'dead' ORDER BY seq")"
+check_eq "requeue --reason 'HTTP 500': nothing of A left dead" 0 "$(q "SELECT count(*) FROM v_updates WHERE state = 'dead' AND seq IN ($A)")"
+check_eq "requeue --reason 'HTTP 500': B and C still dead" "$Bs,$C" "$(list "SELECT seq FROM v_updates WHERE state = 'dead' ORDER BY seq")"
 
 pbr 0 "requeue --id X4 (newer value delivered)" requeue --id "$X4"
 check_eq "requeue: p4.a=x4 superseded by the delivered x4new" "superseded $X4NEW" "$(q "SELECT state || ' ' || superseded_by FROM v_updates WHERE seq = $X4")"
@@ -180,7 +180,7 @@ check_eq "requeue --all: nothing dead" 0 "$(state_count dead)"
 check_eq "requeue --all: p5's old row is not dead" superseded "$(vstate "$X5")"
 
 SENT_BEFORE=$(curl -s "$B/_sim/counters" | python3 -c 'import json,sys; c=json.load(sys.stdin); print(c["rows_received"])')
-flush_wait "deliver requeued" 0 30
+flush_wait "deliver requeued" 65 30   # the big profile dies again at the cut
 check_eq "after flush: p1.a = new1 (the newer value)" new1 "$(sim_get thirdPartyId p1 a)"
 check_eq "after flush: p1.b = b1 (requeued)" b1 "$(sim_get thirdPartyId p1 b)"
 check_eq "after flush: p2.a = x2 (requeued)" x2 "$(sim_get thirdPartyId p2 a)"
@@ -192,6 +192,6 @@ check_eq "after flush: the big profile is dead again (per-profile cap)" 300 \
 	"$(q "SELECT count(*) FROM v_dead WHERE profile_id = 'big' AND reason LIKE '%per-profile cap%'")"
 check_eq "after flush: nothing pending or batched" 0 "$(q "SELECT count(*) FROM v_updates WHERE state IN ('pending','batched')")"
 check_eq "after flush: x4 and old1 were never sent again (no pending copy ever)" 0 \
-	"$(q "SELECT count(*) FROM updates WHERE value IN ('x4','old1') AND state = 'live'")"
+	"$(q "SELECT count(*) FROM v_updates WHERE value IN ('x4','old1') AND state NOT IN ('superseded', 'dead')")"
 check_store "store equals the newest enqueued values" --exclude thirdPartyId:big
 finish

@@ -10,7 +10,7 @@ write_conf
 { echo "thirdPartyId,a,b"; for i in $(seq 1 2000); do echo "c$i,v$i,w$i"; done; } >"$T/in.csv"
 pbr 0 "import" import "$T/in.csv"
 q "PRAGMA wal_checkpoint(TRUNCATE)" >/dev/null
-PG=$(q "SELECT rootpage FROM sqlite_master WHERE name = 'updates_by_state'")
+PG=$(q "SELECT rootpage FROM sqlite_master WHERE name = 'writes_by_profile'")
 PS=$(q "PRAGMA page_size")
 dd if=/dev/zero of="$DB" bs="$PS" seek=$((PG - 1)) count=1 conv=notrunc status=none
 cp "$DB" "$T/orig"

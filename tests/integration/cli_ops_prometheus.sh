@@ -103,7 +103,7 @@ flush_wait "4 bulk profiles" 0 30
 sim_faults 'error_rate=1&error_codes=500'
 put_logged thirdPartyId x1 a=1
 put_logged thirdPartyId x2 a=1
-flush_wait "2 dead" 0 30
+flush_wait "2 dead" 65 30
 sim_faults 'error_rate=0'
 put_logged thirdPartyId pend a=1
 sleep 1.2

@@ -20,11 +20,11 @@ flush_wait "gen 2" 0 30
 # dead letters: HTTP 500 (x1..x4) and HTTP 502 (y1, y2)
 sim_faults 'error_rate=1&error_codes=500'
 for i in 1 2 3 4; do put_logged thirdPartyId "x$i" a="dead$i"; done
-flush_wait "dead 500" 0 30
+flush_wait "dead 500" 65 30
 sim_faults 'error_codes=502'
 put_logged thirdPartyId y1 a=deady1
 put_logged thirdPartyId y2 a=deady2
-flush_wait "dead 502" 0 30
+flush_wait "dead 502" 65 30
 sim_faults 'error_rate=0'
 # pending (not flushed): one new profile, one with delivered history
 put_logged thirdPartyId d1 b=pending-b
@@ -32,7 +32,7 @@ put_logged thirdPartyId n1 a=pending-n
 
 check_eq "setup: 6 dead" 6 "$(state_count dead)"
 check_eq "setup: 2 pending" 2 "$(state_count pending)"
-DEAD=$(list "SELECT seq FROM updates WHERE state = 'dead' ORDER BY seq")
+DEAD=$(list "SELECT seq FROM v_updates WHERE state = 'dead' ORDER BY seq")
 X1=$(seq_of thirdPartyId x1 a dead1)
 X2=$(seq_of thirdPartyId x2 a dead2)
 
@@ -49,7 +49,7 @@ pbr 64 "purge --delivered without --yes, stdin not a terminal" purge --delivered
 pbr 0 "purge --delivered --dry-run" purge --delivered --dry-run
 pbr 64 "purge --dead --id abc --yes" purge --dead --id abc --yes
 check_eq "purge dry runs and refusals change nothing" "$H0" "$(dump_hash)"
-check_eq "nothing deleted: still 6 dead" "$DEAD" "$(list "SELECT seq FROM updates WHERE state = 'dead' ORDER BY seq")"
+check_eq "nothing deleted: still 6 dead" "$DEAD" "$(list "SELECT seq FROM v_updates WHERE state = 'dead' ORDER BY seq")"
 
 # on a terminal, answering no deletes nothing (python's pty as the terminal)
 python3 - "$POBOX" "$CONF" "$X1" >"$T/pty.out" 2>&1 <<'EOF'
@@ -83,11 +83,11 @@ else fail "purge on a terminal asks, and 'n' deletes nothing" "$(cat "$T/pty.out
 check_eq "after answering no: outbox unchanged" "$H0" "$(dump_hash)"
 
 # ---- purge --dead --id: exactly those ------------------------------------------------
-q "SELECT seq, state, value FROM updates WHERE seq NOT IN ($X1, $X2) ORDER BY seq" >"$T/others.before"
+q "SELECT seq, state, value FROM v_updates WHERE seq NOT IN ($X1, $X2) ORDER BY seq" >"$T/others.before"
 pbr 0 "purge --dead --id X1,X2 --yes" purge --dead --id "$X1,$X2" --yes
 out_has "purge --id: reports 2 deleted" "2 dead updates deleted"
-check_eq "purge --id: X1, X2 are gone" 0 "$(q "SELECT count(*) FROM updates WHERE seq IN ($X1, $X2)")"
-q "SELECT seq, state, value FROM updates WHERE seq NOT IN ($X1, $X2) ORDER BY seq" >"$T/others.after"
+check_eq "purge --id: X1, X2 are gone" 0 "$(q "SELECT count(*) FROM v_updates WHERE seq IN ($X1, $X2)")"
+q "SELECT seq, state, value FROM v_updates WHERE seq NOT IN ($X1, $X2) ORDER BY seq" >"$T/others.after"
 if cmp -s "$T/others.before" "$T/others.after"; then pass "purge --id: every other update untouched"; else
 	fail "purge --id: every other update untouched" "$(diff "$T/others.before" "$T/others.after" | head)"; fi
 

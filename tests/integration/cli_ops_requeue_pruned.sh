@@ -10,7 +10,7 @@
 sim_start --error-rate 1 --error-codes 500
 write_conf "max_attempts = 2" "backoff_base = 10ms" "backoff_cap = 50ms"
 put_logged thirdPartyId p1 a=old
-flush_wait "old value dies" 0 30
+flush_wait "old value dies" 65 30
 OLD=$(seq_of thirdPartyId p1 a old)
 check_eq "old is dead" dead "$(vstate "$OLD")"
 sim_faults 'error_rate=0'

@@ -15,7 +15,7 @@ put_logged thirdPartyId d2 a=1
 flush_wait "delivered" 0 30
 sim_faults 'error_rate=1&error_codes=500'
 put_logged thirdPartyId x1 a=dead1
-flush_wait "dead" 0 30
+flush_wait "dead" 65 30
 sim_faults 'error_rate=0'
 D1=$(seq_of thirdPartyId d1 a 1)
 X1=$(seq_of thirdPartyId x1 a dead1)
@@ -25,7 +25,7 @@ pbr 64 "requeue (no selection)" requeue
 pbr 64 "requeue --dry-run (no selection)" requeue --dry-run
 pbr 64 "purge --dead --yes (no selection)" purge --dead --yes
 pbr 64 "purge --delivered --id D1 --yes" purge --delivered --id "$D1" --yes
-check_eq "purge --delivered --id: d1's delivered row still there" 1 "$(q "SELECT count(*) FROM updates WHERE seq = $D1")"
+check_eq "purge --delivered --id: d1's delivered row still there" 1 "$(q "SELECT count(*) FROM v_updates WHERE seq = $D1")"
 pbr 64 "purge --delivered --reason x --yes" purge --delivered --reason x --yes
 pbr 64 "purge --dead --delivered --id X1 --yes" purge --dead --delivered --id "$X1" --yes
 check_eq "usage errors change nothing" "$H0" "$(dump_hash)"

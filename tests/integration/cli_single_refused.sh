@@ -14,11 +14,13 @@ for i in $(seq 1 10); do put_ok refused pcId "pc$i" "a=R$i" --urgent; done
 run_bg "$T/run.err"
 sleep 3
 stop_run refused
-check_ge "single calls were tried" 1 "$(grep -c single_calls "$T/run.err")"
+check_eq "the single lane says once that Target is unreachable" 1 "$(grep -c 'network_down lane=single' "$T/run.err")"
 check_eq "3 s of connection refused dead-letters nothing" 0 "$(state_count dead)"
 check_eq "connection refused counts no attempt" 0 "$(q "SELECT max(attempts) FROM v_updates")"
 check_eq "connection refused charges no unit (ledger used)" 0 "$(ledger_used)"
 check_eq "status: used_24h 0" 0 "$(quota_json used_24h)"
 check_ledger_clean refused
-check_ge "the single lane's retries are logged (retry_scheduled)" 1 "$(grep -c retry_scheduled "$T/run.err")"
+check_eq "and does not log every retry (no retry_scheduled)" 0 "$(grep -c retry_scheduled "$T/run.err")"
+check_eq "the urgent updates wait in their single-lane batch" "10 single ready" \
+	"$(q "SELECT profiles || ' ' || lane || ' ' || state FROM v_batches")"
 finish

@@ -135,6 +135,8 @@ EOF
 	local i
 	for i in $(seq 1 100); do [ -s "$T/proxy.port" ] && break; sleep 0.05; done
 	PROXY_URL=http://127.0.0.1:$(cat "$T/proxy.port")
+	# status URLs must name the origin pobox is configured with (the proxy)
+	sim_faults "status_base=$PROXY_URL"
 }
 
 # check_ledger_clean NAME: no reservation left over.

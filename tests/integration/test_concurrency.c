@@ -162,8 +162,8 @@ static void test_concurrent_producers(void **state)
 	assert_true(WIFSIGNALED(st));
 
 	/* every update exactly once */
-	assert_int_equal(tu_query_int(db, "SELECT count(*) FROM updates"), 4 * PER_PRODUCER);
-	assert_int_equal(tu_query_int(db, "SELECT count(DISTINCT value) FROM updates"), 4 * PER_PRODUCER);
+	assert_int_equal(tu_query_int(db, "SELECT count(*) FROM v_updates"), 4 * PER_PRODUCER);
+	assert_int_equal(tu_query_int(db, "SELECT count(DISTINCT value) FROM v_updates"), 4 * PER_PRODUCER);
 	static const char *const tags[] = {"imp1", "imp2", "api1", "api2"};
 	for (int k = 0; k < 4; k++) {
 		char sql[512];
@@ -216,7 +216,7 @@ static void test_concurrent_first_open(void **state)
 			if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
 				fail_msg("round %d: process %d failed to open or put", r, k);
 		}
-		assert_int_equal(tu_query_int(path, "SELECT count(*) FROM updates"), PROCS);
+		assert_int_equal(tu_query_int(path, "SELECT count(*) FROM v_updates"), PROCS);
 		free(path);
 	}
 }

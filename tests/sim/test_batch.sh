@@ -32,6 +32,21 @@ req --data-binary $'batch=thirdPartyId,a\nalice,1\n' "http://localhost:$PORT/m2/
 check_match "called on localhost: status URL names 127.0.0.1" \
   "<batchStatus>http://127.0.0.1:$PORT/m2/demo/profile/batchStatus\\?batchId=demo-" "$BODY"
 
+# --- --status-base: the status URL names another host entirely (run-time too)
+req -X POST --data 'status_base=http://127.0.0.2:9' "$B/_sim/faults"
+check_match "status_base shown in the plan" '"status_base":"http://127.0.0.2:9"' "$BODY"
+req --data-binary $'batch=thirdPartyId,a\nalice,1\n' "$B/m2/demo/profile/batchUpdate"
+check_match "status_base: the status URL names it" \
+  "<batchStatus>http://127.0.0.2:9/m2/demo/profile/batchStatus\\?batchId=demo-[0-9]{13}-[0-9]+</batchStatus>" "$BODY"
+req -X POST --data 'status_base=ftp://x' "$B/_sim/faults"
+check "status_base: not http(s) is refused" 400 "$STATUS"
+req -X POST --data 'status_base=http://a/b' "$B/_sim/faults"
+check "status_base: a path is refused" 400 "$STATUS"
+req -X POST --data 'status_base=' "$B/_sim/faults"
+req --data-binary $'batch=thirdPartyId,a\nalice,1\n' "$B/m2/demo/profile/batchUpdate"
+check_match "status_base emptied: the other loopback name again" \
+  "<batchStatus>http://localhost:$PORT/m2/demo/profile/batchStatus" "$BODY"
+
 # --- v1: existing profiles only; missing ones counted as not found
 batch /m2/demo/profile/batchUpdate $'batch=thirdPartyId,tier\nbob,bronze\nnobody,gold\ndave,\n'
 URL=$(status_url)

@@ -47,7 +47,7 @@ check "visit without id: message" '{"error":"need thirdPartyId=ID or pcId=ID"}' 
 
 req "$B/_sim/faults"
 check "GET /_sim/faults: current plan" \
-  '{"process_delay_ms":0,"stuck_rate":0,"status_keep":10,"status_ttl_s":86400,"shuffle_window_ms":0,"override":true,"max_batch_bytes":50000000,"max_batch_rows":500000,"bulk_per_minute":50,"single_budget":1000000,"max_get_bytes":8192,"max_post_bytes":61440,"notfound_silent":false,"error_rate":0,"error_codes":[500,502,503,504],"rate_429":0,"retry_after_s":1,"latency_ms":0,"latency_jitter_ms":0,"drop_rate":0,"reset_rate":0,"malformed_rate":0,"token":"","outage_start_s":0,"outage_len_s":0,"outage_drop":false}' "$BODY"
+  '{"process_delay_ms":0,"stuck_rate":0,"status_keep":10,"status_ttl_s":86400,"shuffle_window_ms":0,"override":true,"max_batch_bytes":50000000,"max_batch_rows":500000,"bulk_per_minute":50,"single_budget":1000000,"max_get_bytes":8192,"max_post_bytes":61440,"notfound_silent":false,"error_rate":0,"error_codes":[500,502,503,504],"rate_429":0,"retry_after_s":1,"latency_ms":0,"latency_jitter_ms":0,"drop_rate":0,"reset_rate":0,"malformed_rate":0,"token":"","outage_start_s":0,"outage_len_s":0,"outage_drop":false,"require_auth":false,"ims_client_id":"","ims_client_secret":"","ims_scopes":"","tenant":"demo","ims_token_lifetime_s":86399,"profile_token_lifetime_s":86400,"ims_fail":0,"admin_fail":0,"status_base":""}' "$BODY"
 req -X POST --data 'error_rate=0.25&error-codes=503&process_delay_ms=5000' "$B/_sim/faults"
 check "POST /_sim/faults answers the new plan" "0.25 [503] 5000" \
   "$(jget "$BODY" error_rate) $(jget "$BODY" error_codes) $(jget "$BODY" process_delay_ms)"

@@ -1,9 +1,14 @@
 /*
  * test_enqueue_sql.c - the sqlite3 producer path.  One corpus of updates goes
- * through the C API and through `INSERT INTO enqueue` (as an operator would
- * type it); both must accept, skip or refuse the same ones and store the same
- * rows.  Also: the trigger's messages are readable, and its reserved-name
- * table equals validate.c's.
+ * through the C API, through `pobox import` (a one-row CSV) and through
+ * `INSERT INTO enqueue` (as an operator would type it); all three must
+ * accept, skip or refuse the same ones and store the same rows.  Also: the
+ * trigger's messages are readable, and its reserved-name table equals
+ * validate.c's.
+ *
+ * Strings with NUL bytes cannot reach pobox_put (a C string ends at the
+ * first NUL), so for those the C verdict is the validators' given the full
+ * length; import and SQL see every byte.
  *
  * Not covered by the trigger, by design: UTF-8 well-formedness (SQL cannot
  * see it); that case is tested on the C side only.
@@ -14,6 +19,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "csvio.h"
+#include "import.h"
 #include "outbox.h"
 #include "testutil.h"
 #include "validate.h"
@@ -44,6 +51,14 @@ struct verdict {
 	char row[1024];    /* the stored row when rc == 0 */
 };
 
+/* A corpus string with its length: NUL bytes inside are part of it. */
+struct str {
+	const char *s;
+	size_t len;
+};
+#define S(lit) ((struct str){(lit), sizeof(lit) - 1})
+static struct str str_of(const char *s) { return (struct str){s, strlen(s)}; }
+
 static sqlite3 *db;
 static struct pobox *pb;
 static char *dir, *path;
@@ -64,7 +79,7 @@ static int64_t count_updates(void)
 {
 	sqlite3_stmt *s;
 	int64_t n = -1;
-	sqlite3_prepare_v2(db, "SELECT count(*) FROM updates", -1, &s, NULL);
+	sqlite3_prepare_v2(db, "SELECT count(*) FROM v_updates", -1, &s, NULL);
 	if (sqlite3_step(s) == SQLITE_ROW)
 		n = sqlite3_column_int64(s, 0);
 	sqlite3_finalize(s);
@@ -87,7 +102,7 @@ static struct verdict via_c(const char *type, const char *id, const char *attr, 
 	return v;
 }
 
-static struct verdict via_sql(const char *type, const char *id, const char *attr, const char *value,
+static struct verdict via_sql(struct str type, struct str id, struct str attr, struct str value,
                               char *msg, size_t msglen)
 {
 	struct verdict v = {0};
@@ -95,10 +110,10 @@ static struct verdict via_sql(const char *type, const char *id, const char *attr
 	int64_t before = count_updates();
 	assert_int_equal(sqlite3_prepare_v2(db, "INSERT INTO enqueue (id_type, profile_id, attr, value) "
 	                                        "VALUES (?1, ?2, ?3, ?4)", -1, &s, NULL), SQLITE_OK);
-	sqlite3_bind_text(s, 1, type, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 3, attr, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 4, value, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 1, type.s, (int)type.len, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, id.s, (int)id.len, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, attr.s, (int)attr.len, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, value.s, (int)value.len, SQLITE_STATIC);
 	int rc = sqlite3_step(s);
 	snprintf(msg, msglen, "%s", sqlite3_errmsg(db));
 	sqlite3_finalize(s);
@@ -113,21 +128,121 @@ static struct verdict via_sql(const char *type, const char *id, const char *attr
 	return v;
 }
 
+/* The validators' verdict given every byte (what pobox_put decides for the
+ * part of a string before its first NUL). */
+static struct verdict via_validate(struct str type, struct str id, struct str attr,
+                                   struct str value)
+{
+	struct verdict v = {0};
+	enum pobox_id_type t;
+	char err[256];
+	if (memchr(type.s, '\0', type.len) || pobox_id_type_parse(type.s, &t, err, sizeof err) != 0 ||
+	    pobox_validate_profile_id(t, id.s, id.len, err, sizeof err) != 0 ||
+	    pobox_validate_attr(attr.s, attr.len, NULL, NULL, err, sizeof err) != 0) {
+		v.rc = POBOX_EINVALID;
+		return v;
+	}
+	v.rc = pobox_validate_value(value.s, value.len, POBOX_DEFAULT_MAX_VALUE_CHARS, err, sizeof err);
+	return v;
+}
+
+/* A one-row CSV, `TYPE,ATTR` then `ID,VALUE`, through pobox_import. */
+static struct verdict via_import(struct str type, struct str id, struct str attr, struct str value)
+{
+	struct verdict v = {0};
+	char *csv = NULL;
+	size_t len = 0;
+	FILE *w = open_memstream(&csv, &len);
+	const char *h[2] = {type.s, attr.s}, *r[2] = {id.s, value.s};
+	size_t hl[2] = {type.len, attr.len}, rl[2] = {id.len, value.len};
+	assert_non_null(w);
+	assert_int_equal(pobox_csv_write_row(w, 2, h, hl), 0);
+	assert_int_equal(pobox_csv_write_row(w, 2, r, rl), 0);
+	assert_int_equal(fclose(w), 0);
+	FILE *in = fmemopen(csv, len, "rb");
+	assert_non_null(in);
+	struct pobox_import_opts o = {.source = "import"};
+	struct pobox_import_summary sum;
+	int rc = pobox_import(pb, in, "corpus.csv", &o, &sum);
+	fclose(in);
+	free(csv);
+	if (rc != 0 || sum.rejected) {
+		v.rc = POBOX_EINVALID;
+	} else if (sum.updates == 0) {
+		assert_int_equal(sum.empty, 1);
+		v.rc = POBOX_SKIPPED;
+	} else {
+		last_row(v.row, sizeof v.row);
+	}
+	return v;
+}
+
 static int checked;
 
-static void compare(const char *type, const char *id, const char *attr, const char *value)
+static void show(const char *name, struct str x)
+{
+	fprintf(stderr, " %s='", name);
+	for (size_t i = 0; i < x.len && i < 24; i++)
+		fprintf(stderr, x.s[i] >= 0x20 ? "%c" : "\\x%02x", (unsigned char)x.s[i]);
+	fprintf(stderr, "'");
+}
+
+static void compare_str(struct str type, struct str id, struct str attr, struct str value)
 {
 	char msg[512];
-	struct verdict c = via_c(type, id, attr, value);
+	int has_nul = memchr(type.s, '\0', type.len) || memchr(id.s, '\0', id.len) ||
+	              memchr(attr.s, '\0', attr.len) || memchr(value.s, '\0', value.len);
+	struct verdict c = has_nul ? via_validate(type, id, attr, value)
+	                           : via_c(type.s, id.s, attr.s, value.s);
+	struct verdict i = via_import(type, id, attr, value);
 	struct verdict q = via_sql(type, id, attr, value, msg, sizeof msg);
-	if (c.rc != q.rc || strcmp(c.row, q.row) != 0) {
-		fprintf(stderr, "mismatch for type='%s' id='%s' attr='%s' value='%.20s': C %d '%s', "
-		        "SQL %d '%s' (%s)\n", type, id, attr, value, c.rc, c.row, q.rc, q.row, msg);
+	if (c.rc != q.rc || strcmp(c.row, q.row) != 0 || i.rc != q.rc || strcmp(i.row, q.row) != 0) {
+		fprintf(stderr, "mismatch for");
+		show("type", type), show("id", id), show("attr", attr), show("value", value);
+		fprintf(stderr, ": C %d '%s', import %d '%s', SQL %d '%s' (%s)\n", c.rc, c.row, i.rc,
+		        i.row, q.rc, q.row, msg);
 		fail();
 	}
 	if (q.rc == POBOX_EINVALID)
 		assert_non_null(strstr(msg, "enqueue: "));
+	if (has_nul) /* NUL is refused on every path, whatever else is wrong */
+		assert_int_equal(q.rc, POBOX_EINVALID);
 	checked++;
+}
+
+static void compare(const char *type, const char *id, const char *attr, const char *value)
+{
+	compare_str(str_of(type), str_of(id), str_of(attr), str_of(value));
+}
+
+/* NUL bytes in every field, alone and together with other faults; an empty
+ * value must not hide a NUL elsewhere (the trigger would skip the row). */
+static void test_nul_bytes(void **state)
+{
+	static const struct {
+		struct str type, id, attr, value;
+	} cases[] = {
+		{S("thirdPartyId"), S("crm\0x"), S("tier"), S("gold")},
+		{S("thirdPartyId"), S("\0"), S("tier"), S("gold")},
+		{S("pcId"), S("crm-1\0"), S("tier"), S("gold")},
+		{S("thirdPartyId"), S("a+b\0"), S("tier"), S("gold")},
+		{S("thirdPartyId"), S("crm-1"), S("a\0b"), S("gold")},
+		{S("thirdPartyId"), S("crm-1"), S("profile.a\0"), S("gold")},
+		{S("thirdPartyId"), S("crm-1"), S("\0"), S("gold")},
+		{S("thirdPartyId"), S("crm-1"), S("tier"), S("v\0x")},
+		{S("thirdPartyId"), S("crm-1"), S("tier"), S("\0")},
+		{S("thirdPartyId"), S("crm-1"), S("tier"), S("gold\0")},
+		{S("pcId"), S("p-1"), S("tier"), S("\xe2\x82\xac\0\xe2\x82\xac")},
+		{S("thirdPartyId"), S("crm\0x"), S("tier"), S("")},
+		{S("thirdPartyId"), S("crm-1"), S("a\0b"), S("")},
+		{S("thirdPartyId\0x"), S("crm-1"), S("tier"), S("gold")},
+		{S("pcId\0"), S("crm-1"), S("tier"), S("")},
+	};
+	(void)state;
+	int64_t before = count_updates();
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		compare_str(cases[i].type, cases[i].id, cases[i].attr, cases[i].value);
+	assert_int_equal(count_updates(), before);
 }
 
 static void test_same_verdicts(void **state)
@@ -169,8 +284,8 @@ static void test_same_verdicts(void **state)
 		}
 	}
 	assert_true(checked > 150);
-	/* both paths stored: C rows and SQL rows are twins */
-	assert_int_equal(count_updates() % 2, 0);
+	/* all paths stored: C, import and SQL rows are triplets */
+	assert_int_equal(count_updates() % 3, 0);
 }
 
 static void test_reserved_tables_equal(void **state)
@@ -209,11 +324,11 @@ static void test_messages_and_defaults(void **state)
 	                                   "VALUES ('pcId', '1', 'a', 'b', 2)", msg, sizeof msg), 0);
 	assert_non_null(strstr(msg, "urgent"));
 	/* several rows in one statement: all or nothing */
-	int64_t before = tu_query_int(path, "SELECT count(*) FROM updates");
+	int64_t before = tu_query_int(path, "SELECT count(*) FROM v_updates");
 	assert_int_not_equal(tu_exec(path, "INSERT INTO enqueue(id_type, profile_id, attr, value) VALUES "
 	                                   "('pcId','m1','a','1'), ('pcId','m2','bad name','2')",
 	                             msg, sizeof msg), 0);
-	assert_int_equal(tu_query_int(path, "SELECT count(*) FROM updates"), before);
+	assert_int_equal(tu_query_int(path, "SELECT count(*) FROM v_updates"), before);
 	/* the configured value limit applies to sqlite3 producers too */
 	assert_int_equal(tu_exec(path, "UPDATE settings SET value = 3 WHERE key = 'max_value_chars'",
 	                         msg, sizeof msg), 0);
@@ -254,6 +369,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_same_verdicts),
+		cmocka_unit_test(test_nul_bytes),
 		cmocka_unit_test(test_reserved_tables_equal),
 		cmocka_unit_test(test_messages_and_defaults),
 	};

@@ -602,6 +602,63 @@ static void test_post_exact_bytes(void **state)
 	srv_stop(s);
 }
 
+/* Per-request header lines (the Admin API's Authorization, X-Api-Key and
+ * Accept) and replacing the bearer token between requests. */
+static void test_headers_and_bearer(void **state)
+{
+	(void)state;
+	struct srv *s = srv_start(M_ECHO, NULL, 0);
+	struct pobox_http *h = client(NULL, 0, NULL);
+	struct pobox_http_resp resp;
+	char u[128], err[256] = "";
+	const char *lines[] = {"Authorization: Bearer ims-1", "X-Api-Key: cid",
+	                       "Accept: application/vnd.adobe.target.v1+json", NULL};
+	url(u, sizeof u, s, "/acme/target/authentication/token");
+	struct pobox_http_req req = {.method = POBOX_HTTP_GET, .url = u, .headers = lines};
+	assert_int_equal(pobox_http_request(h, &req, &resp, err, sizeof err), 0);
+	pobox_http_resp_free(&resp);
+	assert_non_null(strstr(s->last_req, "\r\nAuthorization: Bearer ims-1\r\n"));
+	assert_non_null(strstr(s->last_req, "\r\nX-Api-Key: cid\r\n"));
+	assert_non_null(strstr(s->last_req, "\r\nAccept: application/vnd.adobe.target.v1+json\r\n"));
+	assert_null(ci_find(s->last_req, "\r\nAccept: */*"));
+	/* a POST with them: the lines, then its content type */
+	req.method = POBOX_HTTP_POST;
+	req.content_type = "application/vnd.adobe.target.v1+json";
+	assert_int_equal(pobox_http_request(h, &req, &resp, err, sizeof err), 0);
+	pobox_http_resp_free(&resp);
+	assert_non_null(strstr(s->last_req, "\r\nX-Api-Key: cid\r\n"));
+	assert_non_null(strstr(s->last_req, "\r\nContent-Type: application/vnd.adobe.target.v1+json\r\n"));
+	/* the next request without them has none of them */
+	req = (struct pobox_http_req){.method = POBOX_HTTP_GET, .url = u};
+	assert_int_equal(pobox_http_request(h, &req, &resp, err, sizeof err), 0);
+	pobox_http_resp_free(&resp);
+	assert_null(ci_find(s->last_req, "Authorization:"));
+	assert_null(ci_find(s->last_req, "X-Api-Key:"));
+	/* a bearer set later, replaced, removed */
+	assert_int_equal(pobox_http_set_bearer(h, "tok-1", err, sizeof err), 0);
+	assert_int_equal(pobox_http_request(h, &req, &resp, err, sizeof err), 0);
+	pobox_http_resp_free(&resp);
+	assert_non_null(strstr(s->last_req, "\r\nAuthorization: Bearer tok-1\r\n"));
+	assert_int_equal(pobox_http_set_bearer(h, "tok-2", err, sizeof err), 0);
+	req.method = POBOX_HTTP_POST;
+	assert_int_equal(pobox_http_request(h, &req, &resp, err, sizeof err), 0);
+	pobox_http_resp_free(&resp);
+	assert_non_null(strstr(s->last_req, "\r\nAuthorization: Bearer tok-2\r\n"));
+	assert_null(strstr(s->last_req, "tok-1"));
+	/* a token with a line break is refused; the old one stays */
+	assert_int_equal(pobox_http_set_bearer(h, "x\r\nX-Evil: 1", err, sizeof err), POBOX_ECONFIG);
+	assert_int_equal(pobox_http_request(h, &req, &resp, err, sizeof err), 0);
+	pobox_http_resp_free(&resp);
+	assert_non_null(strstr(s->last_req, "\r\nAuthorization: Bearer tok-2\r\n"));
+	assert_null(strstr(s->last_req, "Evil"));
+	assert_int_equal(pobox_http_set_bearer(h, NULL, err, sizeof err), 0);
+	assert_int_equal(pobox_http_request(h, &req, &resp, err, sizeof err), 0);
+	pobox_http_resp_free(&resp);
+	assert_null(ci_find(s->last_req, "Authorization:"));
+	pobox_http_free(h);
+	srv_stop(s);
+}
+
 static void test_config(void **state)
 {
 	(void)state;
@@ -814,6 +871,46 @@ static void test_multi_shapes(void **state)
 	srv_stop(s);
 }
 
+/* A new bearer on a multi handle reaches requests of a shape an easy
+ * handle was already set up for; not while requests are queued. */
+static void test_multi_set_bearer(void **state)
+{
+	(void)state;
+	struct srv *s = srv_start(M_ECHO, NULL, 0);
+	struct pobox_http_multi *m = NULL;
+	struct pobox_http_config cfg;
+	struct done_log d;
+	char u[128], err[256] = "";
+	pobox_http_config_init(&cfg);
+	cfg.bearer_token = "old-token";
+	assert_int_equal(pobox_http_multi_new(&m, &cfg, 2, on_done, &d, err, sizeof err), 0);
+	url(u, sizeof u, s, "/g");
+	/* GET, then (new token) GET again -- the same shape, so the easy
+	 * handle would be reused as it was set up -- then a POST */
+	for (int round = 0; round < 3; round++) {
+		struct pobox_http_req req = {.method = round == 2 ? POBOX_HTTP_POST : POBOX_HTTP_GET,
+		                             .url = u, .body = "a=1", .body_len = round == 2 ? 3 : 0};
+		memset(&d, 0, sizeof d);
+		d.kept = (char *)1;
+		assert_int_equal(pobox_http_multi_add(m, &req, (void *)0, err, sizeof err), 0);
+		if (round == 2)
+			assert_int_equal(pobox_http_multi_set_bearer(m, "x", err, sizeof err), POBOX_EBUSY);
+		assert_int_equal(pobox_http_multi_run(m, 10000, err, sizeof err), 0);
+		assert_int_equal(d.n, 1);
+		assert_non_null(strstr(s->last_req, round == 0 ? "\r\nAuthorization: Bearer old-token\r\n"
+		                                                : "\r\nAuthorization: Bearer new-token\r\n"));
+		if (round == 0)
+			assert_int_equal(pobox_http_multi_set_bearer(m, "new-token", err, sizeof err), 0);
+	}
+	assert_null(strstr(s->last_req, "old-token"));
+	/* extra header lines are for the sequential client */
+	const char *lines[] = {"X-Api-Key: k", NULL};
+	struct pobox_http_req req = {.method = POBOX_HTTP_GET, .url = u, .headers = lines};
+	assert_int_equal(pobox_http_multi_add(m, &req, (void *)0, err, sizeof err), POBOX_EINVALID);
+	pobox_http_multi_free(m);
+	srv_stop(s);
+}
+
 static void test_multi_concurrency_one(void **state)
 {
 	(void)state;
@@ -958,6 +1055,87 @@ static void test_multi_alloc_failures(void **state)
 	srv_stop(s);
 }
 
+/* The abort hook: "stop" once the monotonic clock passes at_ms. */
+struct abort_at {
+	int64_t at_ms;
+	int calls;
+};
+
+static int64_t mono_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int abort_after(void *ctx)
+{
+	struct abort_at *a = ctx;
+	a->calls++;
+	return mono_now_ms() >= a->at_ms;
+}
+
+/* A server that takes 8 s to answer; the hook says stop after 300 ms:
+ * both clients end the transfer within a second or two, as aborted, and
+ * a request asked while the hook says stop is not even started. */
+static void test_abort(void **state)
+{
+	(void)state;
+	struct srv *s = srv_start(M_SLEEP,
+	                          "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+	                          8000);
+	struct pobox_http_config cfg;
+	struct pobox_http *h = NULL;
+	struct pobox_http_multi *m = NULL;
+	struct abort_at a = {mono_now_ms() + 300, 0};
+	struct done_log d;
+	char u[128], err[256] = "";
+	url(u, sizeof u, s, "/slow");
+	pobox_http_config_init(&cfg);
+	cfg.timeout_ms = 30000;
+	cfg.abort_fn = abort_after;
+	cfg.abort_ctx = &a;
+	assert_int_equal(pobox_http_new(&h, &cfg, err, sizeof err), 0);
+	struct pobox_http_req req = {.url = u};
+	struct pobox_http_resp resp;
+	int64_t t0 = mono_now_ms();
+	assert_int_equal(pobox_http_request(h, &req, &resp, err, sizeof err), POBOX_ETRANSIENT);
+	int64_t took = mono_now_ms() - t0;
+	assert_int_equal(resp.fail, POBOX_HTTP_FAIL_ABORTED);
+	assert_int_equal(resp.status, 0);
+	assert_true(took >= 250 && took < 2500);
+	assert_true(a.calls > 0);
+	pobox_http_resp_free(&resp);
+	/* the hook says stop already: nothing goes out */
+	int before = s->requests;
+	assert_int_equal(pobox_http_request(h, &req, &resp, err, sizeof err), POBOX_ETRANSIENT);
+	assert_int_equal(resp.fail, POBOX_HTTP_FAIL_ABORTED);
+	pobox_http_resp_free(&resp);
+	sleep_ms(100);
+	assert_int_equal(s->requests, before);
+	pobox_http_free(h);
+
+	/* the multi client: both transfers in flight end, reported aborted */
+	memset(&d, 0, sizeof d);
+	d.kept = (char *)1;
+	a.at_ms = mono_now_ms() + 300;
+	assert_int_equal(pobox_http_multi_new(&m, &cfg, 4, on_done, &d, err, sizeof err), 0);
+	for (intptr_t i = 0; i < 2; i++)
+		assert_int_equal(pobox_http_multi_add(m, &req, (void *)i, err, sizeof err), 0);
+	t0 = mono_now_ms();
+	while (pobox_http_multi_pending(m) && mono_now_ms() - t0 < 10000)
+		assert_int_equal(pobox_http_multi_run(m, 50, err, sizeof err), 0);
+	took = mono_now_ms() - t0;
+	assert_true(took >= 250 && took < 2500);
+	assert_int_equal(d.n, 2);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(d.rc[i], POBOX_ETRANSIENT);
+		assert_int_equal(d.fail[i], POBOX_HTTP_FAIL_ABORTED);
+	}
+	pobox_http_multi_free(m);
+	srv_stop(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -970,12 +1148,15 @@ int main(void)
 		cmocka_unit_test(test_connect_refused),
 		cmocka_unit_test(test_timeout),
 		cmocka_unit_test(test_post_exact_bytes),
+		cmocka_unit_test(test_headers_and_bearer),
 		cmocka_unit_test(test_config),
 		cmocka_unit_test(test_multi),
 		cmocka_unit_test(test_multi_shapes),
+		cmocka_unit_test(test_multi_set_bearer),
 		cmocka_unit_test(test_multi_concurrency_one),
 		cmocka_unit_test(test_multi_gate),
 		cmocka_unit_test(test_multi_alloc_failures),
+		cmocka_unit_test(test_abort),
 	};
 	return cmocka_run_group_tests(tests, setup_global, NULL);
 }

@@ -128,6 +128,52 @@ static void test_rejects_with_line_numbers(void **state)
 	free(s);
 }
 
+/* A file with CR line ends (old Mac exports): rows as usual, and the line
+ * numbers are the file's lines, not all "1" (fuzz_import found this). */
+static void test_cr_line_ends(void **state)
+{
+	struct fx *f = *state;
+	struct pobox_import_opts o = {0};
+	struct pobox_import_summary sum;
+	char *rej = NULL;
+	static const char csv[] = "thirdPartyId,tier\r"   /* 1 */
+	                          "ok1,gold\r"            /* 2 */
+	                          "bad/1,gold\r"          /* 3 */
+	                          "\"ok2\",\"a\rb\"\r"     /* 4-5: a quoted CR */
+	                          "bad+2,x\r";            /* 6 */
+	assert_int_equal(run(f, csv, sizeof csv - 1, &o, &sum, &rej), 0);
+	assert_int_equal(sum.rows, 4);
+	assert_int_equal(sum.rejected, 2);
+	assert_int_equal(sum.updates, 1 + 1);
+	assert_non_null(strstr(rej, "\n\"3\",\"thirdPartyId 'bad/1'"));
+	assert_non_null(strstr(rej, "\n\"6\",\"thirdPartyId 'bad+2'"));
+	free(rej);
+	char *s = stored(f);
+	assert_string_equal(s, "thirdPartyId|ok1|tier|gold;thirdPartyId|ok2|tier|a\rb");
+	free(s);
+
+	/* CR and LF line ends mixed in one file: each row its own line. */
+	static const char mixed[] = "thirdPartyId,a\rx,1\rd,1,2\n1234/5,2\ry,3\r";
+	assert_int_equal(run(f, mixed, sizeof mixed - 1, &o, &sum, &rej), 0);
+	assert_non_null(strstr(rej, "\n\"3\",\"row has 3 fields"));
+	assert_non_null(strstr(rej, "\n\"4\",\"thirdPartyId '1234/5'"));
+	free(rej);
+
+	/* A CRLF cut by the reader's 64 KiB block is one line end, not two:
+	 * the header (16 bytes), then a row whose CR is the block's last byte. */
+	size_t len = 65536 + 9;
+	char *big = malloc(len);
+	memcpy(big, "thirdPartyId,a\r\nx,", 18);
+	memset(big + 18, 'v', 65536 - 18 - 1);
+	memcpy(big + 65535, "\r\nbad/1,2\n", 10);
+	assert_int_equal(run(f, big, len, &o, &sum, &rej), 0);
+	assert_int_equal(sum.rejected, 2);
+	assert_non_null(strstr(rej, "\n\"2\",\"column 2 (a): value"));
+	assert_non_null(strstr(rej, "\n\"3\",\"thirdPartyId 'bad/1'"));
+	free(rej);
+	free(big);
+}
+
 static void test_id_column_and_type(void **state)
 {
 	struct fx *f = *state;
@@ -205,7 +251,7 @@ static void test_header_errors(void **state)
 			fail_msg("case %zu: rc %d, message '%s', wanted '%s'", i, rc, pobox_errmsg(f->pb),
 			         cases[i].want);
 	}
-	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM updates"), 0);
+	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM v_updates"), 0);
 }
 
 static void test_long_field_stops_with_line(void **state)
@@ -221,8 +267,39 @@ static void test_long_field_stops_with_line(void **state)
 	csv[len] = '\0';
 	assert_int_equal(run(f, csv, (size_t)len, &o, &sum, NULL), POBOX_EINVALID);
 	assert_non_null(strstr(pobox_errmsg(f->pb), "t.csv:3: a field is longer than"));
-	/* rows before the stop are kept */
-	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM updates"), 1);
+	assert_non_null(strstr(pobox_errmsg(f->pb), "a quote opened on line 3"));
+	/* rows before the stop are kept, and the summary says where it stopped */
+	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM v_updates"), 1);
+	assert_int_equal(sum.rows, 1);
+	assert_int_equal(sum.updates, 1);
+	assert_int_equal(sum.stopped_line, 3);
+	free(csv);
+}
+
+/* max_outbox_bytes is looked at inside a transaction: a limit of 300 KiB
+ * is not overshot by a whole 10,000-row transaction (~2 MB); the summary
+ * counts what is in and names the first line that is not. */
+static void test_size_limit_inside_a_transaction(void **state)
+{
+	struct fx *f = *state;
+	struct pobox_import_opts o = {0};
+	struct pobox_import_summary sum;
+	char *csv = malloc(4 << 20), *p = csv;
+	p += sprintf(p, "thirdPartyId,a,b\n");
+	for (int i = 0; i < 30000; i++)
+		p += sprintf(p, "s%d,value-%d-abcdefghij,other-%d\n", i, i, i);
+	f->pb->opts.max_outbox_bytes = 300 << 10;
+	f->pb->opts.min_free_bytes = 0;
+	assert_int_equal(run(f, csv, (size_t)(p - csv), &o, &sum, NULL), POBOX_EFULL);
+	int64_t used = tu_query_int(f->db, "SELECT (page_count - freelist_count) * page_size FROM "
+	                                    "pragma_page_count, pragma_freelist_count, pragma_page_size");
+	assert_true(used >= 300 << 10);
+	assert_true(used <= (300 << 10) + (256 << 10));
+	int64_t rows = tu_query_int(f->db, "SELECT count(DISTINCT profile) FROM writes");
+	assert_true(rows > 0 && rows < 30000);
+	assert_int_equal(sum.rows, rows);
+	assert_int_equal(sum.updates, 2 * rows);
+	assert_int_equal(sum.stopped_line, rows + 2);
 	free(csv);
 }
 
@@ -241,7 +318,7 @@ static void test_value_limit_and_commit_batches(void **state)
 	assert_int_equal(sum.rows, 1002);
 	assert_int_equal(sum.updates, 1001);
 	assert_int_equal(sum.rejected, 1);
-	assert_int_equal(tu_query_int(f->db, "SELECT count(DISTINCT profile) FROM updates"), 1001);
+	assert_int_equal(tu_query_int(f->db, "SELECT count(DISTINCT profile) FROM writes"), 1001);
 	free(csv);
 }
 
@@ -251,10 +328,12 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_dialect),
 		T(test_rejects_with_line_numbers),
+		T(test_cr_line_ends),
 		T(test_id_column_and_type),
 		T(test_batch_file_form),
 		T(test_header_errors),
 		T(test_long_field_stops_with_line),
+		T(test_size_limit_inside_a_transaction),
 		T(test_value_limit_and_commit_batches),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct fx {
 	char *dir, *db;
@@ -60,7 +61,7 @@ static void test_put_and_read_back(void **state)
 	assert_string_equal(row, "thirdPartyId|crm-1|tier|gold|1|pos-7|pending|2026-09-21T14:13:20.123Z;"
 	                         "pcId|123-456.01_00|points|12|0|-|pending|2026-09-21T14:13:20.128Z");
 	free(row);
-	assert_int_equal(tu_query_int(f->db, "SELECT enqueued_at_ms FROM updates WHERE seq = 2"), now);
+	assert_int_equal(tu_query_int(f->db, "SELECT enqueued_at_ms FROM writes WHERE seq = 2"), now);
 }
 
 static void test_empty_value_skipped(void **state)
@@ -70,7 +71,7 @@ static void test_empty_value_skipped(void **state)
 	assert_int_equal(pobox_put(f->pb, &u), POBOX_SKIPPED);
 	u.value = NULL;
 	assert_int_equal(pobox_put(f->pb, &u), POBOX_SKIPPED);
-	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM updates"), 0);
+	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM v_updates"), 0);
 	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM profiles"), 0);
 }
 
@@ -85,7 +86,7 @@ static void test_invalid_put_stores_nothing(void **state)
 	assert_int_equal(pobox_put(f->pb, &u), POBOX_EINVALID);
 	assert_non_null(strstr(pobox_errmsg(f->pb), "attribute name"));
 	assert_int_equal(pobox_put(f->pb, NULL), POBOX_EINVALID);
-	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM updates"), 0);
+	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM v_updates"), 0);
 }
 
 static void test_transactions(void **state)
@@ -105,9 +106,9 @@ static void test_transactions(void **state)
 	/* a bad put inside the transaction fails alone; the transaction goes on */
 	u.profile_id = "bad/id";
 	assert_int_equal(pobox_put(f->pb, &u), POBOX_EINVALID);
-	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM updates"), 0); /* not yet */
+	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM v_updates"), 0); /* not yet */
 	assert_int_equal(pobox_commit(f->pb), 0);
-	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM updates"), 100);
+	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM v_updates"), 100);
 
 	/* rollback: nothing, including new interned keys and sources */
 	assert_int_equal(pobox_begin(f->pb), 0);
@@ -116,7 +117,7 @@ static void test_transactions(void **state)
 	u.source = "newsource";
 	assert_int_equal(pobox_put(f->pb, &u), 0);
 	assert_int_equal(pobox_rollback(f->pb), 0);
-	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM updates"), 100);
+	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM v_updates"), 100);
 	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM attributes WHERE name='newattr'"), 0);
 	/* the caches were dropped with the rollback: the same names work again */
 	assert_int_equal(pobox_put(f->pb, &u), 0);
@@ -177,9 +178,41 @@ static void test_allocation_failures(void **state)
 	}
 	assert_true(failures > 0);
 	/* the outbox still works and holds only whole updates */
-	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM updates u JOIN profiles p "
+	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM v_cells u JOIN profiles p "
 	                                     "ON p.id = u.profile"),
-	                 tu_query_int(f->db, "SELECT count(*) FROM updates"));
+	                 tu_query_int(f->db, "SELECT count(*) FROM v_updates"));
+	assert_int_equal(tu_query_int(f->db, "SELECT pending FROM tallies"),
+	                 tu_query_int(f->db, "SELECT count(*) FROM v_updates"));
+}
+
+/* Another process records damage while this producer has the outbox open:
+ * its next put is refused (POBOX_ECORRUPT, saying so), inside a transaction
+ * too, and a write that bypasses pobox_begin (an autocommit statement) is
+ * turned back at commit.  A new open is refused; once the mark is gone,
+ * puts work again. */
+static void test_damage_mark_refuses_writes(void **state)
+{
+	struct fx *f = *state;
+	struct pobox_update u = {POBOX_ID_THIRDPARTY, "crm-1", "tier", "gold", 0, NULL};
+	struct pobox *other = NULL;
+	char err[512], mark[4200];
+	assert_int_equal(pobox_put(f->pb, &u), 0);
+	snprintf(mark, sizeof mark, "%s-corrupt", f->db);
+	tu_write_file(mark, "2026-01-01T00:00:00Z pid 1: test\n", 33);
+	u.value = "silver";
+	assert_int_equal(pobox_put(f->pb, &u), POBOX_ECORRUPT);
+	assert_non_null(strstr(pobox_errmsg(f->pb), "is damaged (2026-01-01T00:00:00Z pid 1: test)"));
+	assert_non_null(strstr(pobox_errmsg(f->pb), "pobox doctor"));
+	assert_int_equal(pobox_begin(f->pb), POBOX_ECORRUPT);
+	assert_int_equal(pobox_store_exec(f->pb->st, "UPDATE settings SET value = 7 WHERE key = 'x'"),
+	                 POBOX_ECORRUPT);
+	assert_int_equal(pobox_open(&other, f->db, NULL, err, sizeof err), POBOX_ECORRUPT);
+	assert_null(other);
+	assert_non_null(strstr(err, "is damaged"));
+	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM v_updates"), 1);
+	assert_int_equal(unlink(mark), 0);
+	assert_int_equal(pobox_put(f->pb, &u), 0);
+	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM v_updates"), 2);
 }
 
 int main(void)
@@ -191,6 +224,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_options_checked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_allocation_failures, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_damage_mark_refuses_writes, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -711,6 +711,17 @@ static void test_error_text(void **state)
 	pobox_response_error_text(small, sizeof small, big, sizeof big);
 	assert_int_equal(strlen(small), 7);
 	assert_string_equal(small + 4, "...");
+
+	/* A small buffer cuts on a UTF-8 boundary too (fuzz_response found
+	 * "\xc3..." here: the cut for the "..." came after the boundary check). */
+	memset(big, 0, sizeof big);
+	for (int i = 0; i + 1 < 400; i += 2)
+		big[i] = (char)0xc3, big[i + 1] = (char)0xa9;
+	pobox_response_error_text(small, sizeof small, big, 400);
+	assert_string_equal(small, "\xc3\xa9...");
+	char nine[9];
+	pobox_response_error_text(nine, sizeof nine, big, 400);
+	assert_string_equal(nine, "\xc3\xa9\xc3\xa9...");
 }
 
 /* Every allocation point fails cleanly with POBOX_ENOMEM, leak-free (ASan

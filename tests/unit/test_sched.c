@@ -15,6 +15,7 @@
 #include "sched.h"
 #include "store.h"
 #include "testutil.h"
+#include "payload.h"
 #include "zpayload.h"
 
 #include <stdio.h>
@@ -62,20 +63,34 @@ static struct pobox_cut_summary cut(struct fx *f)
 	return s;
 }
 
-/* The exact bytes batch id would send; checks the stored checksum. */
+struct text {
+	char *s;
+	size_t len;
+};
+
+static int collect(void *ctx, const char *data, size_t n)
+{
+	struct text *t = ctx;
+	t->s = realloc(t->s, t->len + n + 1);
+	assert_non_null(t->s);
+	memcpy(t->s + t->len, data, n);
+	t->len += n;
+	t->s[t->len] = '\0';
+	return 0;
+}
+
+/* The exact bytes batch id would send; checks the stored length and
+ * checksum. */
 static char *payload(struct fx *f, int64_t id)
 {
 	struct pobox_batch b;
-	char *body = NULL;
-	size_t len = 0;
-	assert_int_equal(pobox_store_batch_get(f->pb->st, id, 1, &b), 0);
-	assert_int_equal(pobox_zpayload_inflate(b.payload, b.payload_len, (size_t)b.bytes, &body, &len), 0);
-	assert_int_equal((int64_t)len, b.bytes);
-	assert_int_equal(pobox_crc32(0, body, len), b.payload_crc32);
+	struct text t = {strdup(""), 0};
+	assert_int_equal(pobox_store_batch_get(f->pb->st, id, &b), 0);
+	assert_int_equal(pobox_payload_check(f->pb->st, &b, collect, &t), 0);
+	assert_int_equal((int64_t)t.len, b.bytes);
+	assert_int_equal(pobox_crc32(0, t.s, t.len), b.payload_crc32);
 	pobox_batch_free(&b);
-	char *copy = strdup(body);
-	pobox_free(body);
-	return copy;
+	return t.s;
 }
 
 static void deliver(struct fx *f, int64_t batch, int v2)
@@ -107,7 +122,7 @@ static void test_coalesce_and_encode(void **state)
 	free(p);
 	/* older values point at the winner */
 	char *sup = tu_query_text(f->db, "SELECT group_concat(seq || '->' || superseded_by) FROM "
-	                                 "(SELECT * FROM updates WHERE state = 'superseded' ORDER BY seq)");
+	                                 "(SELECT * FROM v_updates WHERE state = 'superseded' ORDER BY seq)");
 	assert_string_equal(sup, "1->6,3->6");
 	free(sup);
 	/* derived states: batched for the winners, superseded for the rest */
@@ -142,6 +157,48 @@ static void test_fence(void **state)
 	assert_string_equal(p, "batch=thirdPartyId,a\np,3\n");
 	free(p);
 	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM v_updates WHERE profile_id = 'p' AND state = 'delivered' AND value = '1'"), 1);
+}
+
+/* The single lane offline (single_hold): profiles that would go single
+ * stay pending, uncut, even between two bulk profiles of one run (whose
+ * fence covers a range of profile ids), and go single once it is back. */
+static void test_single_hold(void **state)
+{
+	struct fx *f = *state;
+	put(f, POBOX_ID_THIRDPARTY, "tp-1", "a", "1"); /* never delivered: bulk v2 */
+	put(f, POBOX_ID_PCID, "pc-1", "a", "2");       /* pcId: single */
+	put(f, POBOX_ID_THIRDPARTY, "tp-2", "a", "3");
+	put(f, POBOX_ID_PCID, "pc-2", "a", "4");
+	put(f, POBOX_ID_PCID, "pc-2", "a", "5");
+	f->o.single_enabled = 1;
+	f->o.single_left_urgent = f->o.single_left_normal = 100;
+	f->o.single_max_pending = 100;
+	f->o.pending_estimate = 4;
+	f->o.max_get_bytes = 8192;
+	f->o.max_post_bytes = 61440;
+	f->o.single_url_base = 60;
+	f->o.single_hold = 1;
+	struct pobox_cut_summary s = cut(f);
+	assert_int_equal(s.single_held, 2);
+	assert_int_equal(s.single_profiles, 0);
+	assert_int_equal(s.batches, 1);
+	assert_int_equal(s.profiles, 2);
+	char *p = payload(f, 1);
+	assert_string_equal(p, "batch=thirdPartyId,a\ntp-1,1\ntp-2,3\n");
+	free(p);
+	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM v_updates WHERE id_type = 'pcId' AND state = 'pending'"), 2);
+	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM batches WHERE lane = 'single'"), 0);
+	/* held again by another cut: still nothing new */
+	s = cut(f);
+	assert_int_equal(s.single_held, 2);
+	assert_int_equal(s.batches, 0);
+	/* back online: both go single, pc-2 with its newest value only */
+	f->o.single_hold = 0;
+	s = cut(f);
+	assert_int_equal(s.single_held, 0);
+	assert_int_equal(s.single_profiles, 2);
+	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM v_updates WHERE state = 'pending'"), 0);
+	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM v_updates WHERE profile_id = 'pc-2' AND state = 'batched' AND value = '5'"), 1);
 }
 
 static void test_density_bound(void **state)
@@ -239,12 +296,13 @@ static void test_carry_forward(void **state)
 	/* carried values come from profile_state after housekeeping pruned the rows */
 	deliver(f, 4, 1);
 	f->o.carry_window_ms = 24 * 3600000LL;
-	int64_t pruned = 0;
+	int64_t pruned = 0, cursor = 0;
 	assert_int_equal(pobox_begin(f->pb), 0);
-	assert_int_equal(pobox_store_prune(f->pb->st, f->now + 1, 1000, &pruned), 0);
+	assert_int_equal(pobox_store_prune(f->pb->st, f->now + 1, 1000, &cursor, &pruned), 0);
+	assert_int_equal(cursor, 0);
 	assert_int_equal(pobox_commit(f->pb), 0);
 	assert_true(pruned >= 5);
-	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM updates WHERE profile = 1"), 0);
+	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM writes WHERE profile = 1"), 0);
 	put(f, POBOX_ID_THIRDPARTY, "p", "f", "6");
 	s = cut(f);
 	p = payload(f, 5);
@@ -333,7 +391,7 @@ static void test_rebuild_split(void **state)
 	p = payload(f, c);
 	assert_string_equal(p, "batch=thirdPartyId,a,b\ns2,v\ns3,,v\n");
 	free(p);
-	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM profiles WHERE batch = 1"), 0);
+	assert_int_equal(tu_query_int(f->db, "SELECT count(*) FROM v_in_batch WHERE batch = 1"), 0);
 }
 
 static int import_text(struct fx *f, const char *csv, int changed_only,
@@ -375,6 +433,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_coalesce_and_encode),
 		T(test_fence),
+		T(test_single_hold),
 		T(test_density_bound),
 		T(test_row_and_byte_limits),
 		T(test_carry_forward),

@@ -57,7 +57,7 @@ static void test_fresh_and_reopen(void **state)
 	assert_int_equal(busy, 30000);
 	/* the tables are STRICT */
 	assert_int_equal(tu_query_int(db, "SELECT count(*) FROM pragma_table_list WHERE "
-	                                  "name IN ('updates','profiles','attributes') AND strict"),
+	                                  "name IN ('writes','profiles','attributes') AND strict"),
 	                 3);
 	struct pobox_update u = {POBOX_ID_THIRDPARTY, "p1", "a", "1", 0, "t"};
 	assert_int_equal(pobox_put(pb, &u), 0);
@@ -69,7 +69,7 @@ static void test_fresh_and_reopen(void **state)
 	assert_int_equal(pobox_store_schema_version(pb->st, &v), 0);
 	assert_int_equal(v, pobox_store_known_version());
 	pobox_close(pb);
-	assert_int_equal(tu_query_int(db, "SELECT count(*) FROM updates"), 1);
+	assert_int_equal(tu_query_int(db, "SELECT count(*) FROM v_updates"), 1);
 	assert_int_equal(tu_query_int(db, "PRAGMA user_version"), pobox_store_known_version());
 
 	tu_rm_rf(dir);

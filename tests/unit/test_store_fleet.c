@@ -1,12 +1,12 @@
 /*
- * test_store_fleet.c - the outbox's fleet tables (store_fleet.c): the
+ * test_store_fleet.c - the outbox's fleet tables (src/store/fleet.c): the
  * fleet state round-trips; units a dead process left taken count as used
  * at their grant's charge bucket; what is held counts only open grants of
  * this boot before their deadline; a grant's use and the window's history
  * add up per bucket.  Checked with the test's own queries.
  */
 #include "outbox.h"
-#include "store_fleet.h"
+#include "store.h"
 #include "testutil.h"
 
 #include <setjmp.h>

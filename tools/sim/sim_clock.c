@@ -41,6 +41,11 @@ int64_t sim_clock_elapsed_ms(void)
 	return (int64_t)(real_ms * clock_scale) + atomic_load(&offset_ms);
 }
 
+int64_t sim_clock_real_elapsed_ms(void)
+{
+	return (mono_ns() - start_mono_ns) / 1000000;
+}
+
 int64_t sim_clock_now_ms(void)
 {
 	return start_wall_ms + sim_clock_elapsed_ms();

@@ -20,6 +20,9 @@ void sim_clock_init(double scale);
 int64_t sim_clock_now_ms(void);
 /* Simulated milliseconds since start. */
 int64_t sim_clock_elapsed_ms(void);
+/* Real (not simulated) milliseconds since start, for rates a client sets
+ * in real time. */
+int64_t sim_clock_real_elapsed_ms(void);
 double sim_clock_scale(void);
 /* Jump simulated time forward (never backwards). */
 void sim_clock_advance_ms(int64_t ms);

@@ -107,6 +107,26 @@ static const struct opt opts[] = {
 	  "outage length in simulated s; 0 = no outage (default 0)" },
 	{ "outage-drop", T_BOOL, OFF(outage_drop), 1, 0, 1,
 	  "during an outage close connections instead of answering 503" },
+	{ "require-auth", T_BOOL, OFF(require_auth), 1, 0, 1,
+	  "profile endpoints need a bearer token (the Admin API's) even without --token" },
+	{ "ims-client-id", T_STR, OFF(ims_client_id), 1, 0, 0,
+	  "client_id the IMS token endpoint accepts (also the Admin API's X-Api-Key)" },
+	{ "ims-client-secret", T_STR, OFF(ims_client_secret), 1, 0, 0,
+	  "client_secret the IMS token endpoint accepts" },
+	{ "ims-scopes", T_STR, OFF(ims_scopes), 1, 0, 0,
+	  "comma list of scopes a client may request; empty = any (default empty)" },
+	{ "tenant", T_STR, OFF(tenant), 1, 0, 0,
+	  "the Admin API's {tenant} path segment (default demo)" },
+	{ "ims-token-lifetime-s", T_INT, OFF(ims_token_lifetime_s), 1, 1, BIG,
+	  "expires_in of IMS access tokens, simulated s (default 86399)" },
+	{ "profile-token-lifetime-s", T_INT, OFF(profile_token_lifetime_s), 1, 1, BIG,
+	  "expiresIn of profile_api tokens the Admin API creates, simulated s (default 86400)" },
+	{ "ims-fail", T_INT, OFF(ims_fail), 1, 0, 599,
+	  "0, or an HTTP status (400-599) every IMS token call answers (default 0)" },
+	{ "admin-fail", T_INT, OFF(admin_fail), 1, 0, 599,
+	  "0, or an HTTP status (400-599) every Admin API token call answers (default 0)" },
+	{ "status-base", T_STR, OFF(status_base), 1, 0, 0,
+	  "batchStatus URLs name this http(s)://host[:port] instead of the other loopback name" },
 };
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -132,6 +152,35 @@ void sim_config_defaults(struct sim_config *c)
 	c->error_codes[3] = 504;
 	c->n_error_codes = 4;
 	c->retry_after_s = 1;
+	strcpy(c->tenant, "demo");
+	c->ims_token_lifetime_s = 86399;
+	c->profile_token_lifetime_s = 86400;
+}
+
+/* Capacity of a T_STR field. */
+static size_t str_cap(size_t off)
+{
+	if (off == OFF(token))
+		return sizeof(((struct sim_config *)0)->token);
+	if (off == OFF(ims_client_id))
+		return sizeof(((struct sim_config *)0)->ims_client_id);
+	if (off == OFF(ims_client_secret))
+		return sizeof(((struct sim_config *)0)->ims_client_secret);
+	if (off == OFF(ims_scopes))
+		return sizeof(((struct sim_config *)0)->ims_scopes);
+	if (off == OFF(tenant))
+		return sizeof(((struct sim_config *)0)->tenant);
+	if (off == OFF(status_base))
+		return sizeof(((struct sim_config *)0)->status_base);
+	if (off == OFF(call_log))
+		return sizeof(((struct sim_config *)0)->call_log);
+	return sizeof(((struct sim_config *)0)->preload);
+}
+
+/* Secrets are shown only as set / not set. */
+static int str_secret(size_t off)
+{
+	return off == OFF(token) || off == OFF(ims_client_secret);
 }
 
 static void set_err(char *err, size_t len, const char *fmt, ...)
@@ -177,6 +226,20 @@ static int parse_bool(const char *v, int *out)
 		return 0;
 	}
 	return -1;
+}
+
+/* A status base is empty, or http(s):// and a host[:port] of plain
+ * characters (it goes into XML and a URL unescaped). */
+static int bad_base(const char *v)
+{
+	size_t n = strncmp(v, "http://", 7) == 0 ? 7 : strncmp(v, "https://", 8) == 0 ? 8 : 0;
+
+	if (!*v)
+		return 0;
+	if (!n || !v[n])
+		return 1;
+	return v[n + strspn(v + n, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	                           "0123456789.-:[]")] != '\0';
 }
 
 static int add_client(struct sim_config *c, const char *v, char *err, size_t err_len)
@@ -266,6 +329,11 @@ static int set_opt(struct sim_config *c, const struct opt *o, const char *v, con
 			        o->min, o->max);
 			goto out;
 		}
+		if ((o->off == OFF(ims_fail) || o->off == OFF(admin_fail)) && x != 0 && x < 400) {
+			set_err(err, err_len, "%s: '%s' is not 0 or an HTTP error status (400-599)",
+			        flag, v);
+			goto out;
+		}
 		if (o->off == OFF(port) || o->off == OFF(threads))
 			*(int *)(void *)field = (int)x;
 		else
@@ -302,11 +370,15 @@ static int set_opt(struct sim_config *c, const struct opt *o, const char *v, con
 		}
 		break;
 	case T_STR: {
-		size_t cap = o->off == OFF(token) ? sizeof(c->token)
-		             : o->off == OFF(call_log) ? sizeof(c->call_log) : sizeof(c->preload);
+		size_t cap = str_cap(o->off);
 
 		if (strlen(v) >= cap) {
 			set_err(err, err_len, "%s: value too long (max %zu bytes)", flag, cap - 1);
+			goto out;
+		}
+		if (o->off == OFF(status_base) && bad_base(v)) {
+			set_err(err, err_len, "%s: '%s' is not http://HOST[:PORT] or https://HOST[:PORT]",
+			        flag, v);
 			goto out;
 		}
 		strcpy(field, v);
@@ -535,8 +607,11 @@ int sim_config_json(const struct sim_config *c, struct sim_buf *out)
 		case T_BOOL:
 			sim_buf_adds(out, *(const int *)(const void *)field ? "true" : "false");
 			break;
-		case T_STR:  /* only the token is a run-time string: never show it */
-			sim_buf_adds(out, c->token[0] ? "\"(set)\"" : "\"\"");
+		case T_STR: /* never show a secret; the status base is checked (bad_base) */
+			if (str_secret(o->off))
+				sim_buf_adds(out, *field ? "\"(set)\"" : "\"\"");
+			else
+				sim_buf_add_json(out, field, strlen(field));
 			break;
 		case T_CODES:
 			sim_buf_addc(out, '[');

@@ -64,6 +64,20 @@ struct sim_config {
 	int64_t outage_start_s;
 	int64_t outage_len_s;
 	int outage_drop;
+	/* credentials (sim_auth) */
+	int require_auth;              /* profile endpoints need a token even without --token */
+	char ims_client_id[256];
+	char ims_client_secret[256];
+	char ims_scopes[1024];         /* scopes a client may ask for; empty: any */
+	char tenant[64];               /* the Admin API's {tenant} */
+	int64_t ims_token_lifetime_s;      /* simulated */
+	int64_t profile_token_lifetime_s;  /* simulated */
+	int64_t ims_fail;              /* 0, or the status every IMS call answers */
+	int64_t admin_fail;            /* 0, or the status every Admin API call answers */
+	/* batchStatus URLs name this scheme://host[:port] instead of the other
+	 * loopback name ("" = off): a Target, or an impostor, that sends the
+	 * client elsewhere */
+	char status_base[256];
 	/* when this plan was published, simulated ms since start: the outage
 	 * window is relative to it */
 	int64_t published_ms;

@@ -11,7 +11,7 @@ static _Atomic unsigned long stats[SIM_ST_COUNT];
 
 static const char *const ep_names[SIM_EP_COUNT] = {
 	"batch_update_v1", "batch_update_v2", "batch_status", "single_update",
-	"profile_fetch", "control", "unknown",
+	"profile_fetch", "control", "unknown", "ims_token", "admin_token",
 };
 
 static const char *const out_names[SIM_OUT_COUNT] = {
@@ -25,6 +25,8 @@ static const char *const st_names[SIM_ST_COUNT] = {
 	"rows_failed", "rows_lost_to_override", "attributes_lost_to_override",
 	"rows_lost_stuck", "batches_accepted", "batches_processed", "batches_stuck",
 	"single_updates_applied", "single_updates_dropped_silently", "visits",
+	"ims_tokens_issued", "profile_tokens_created", "profile_tokens_retrieved",
+	"expired_token_refusals", "values_set",
 };
 
 void sim_counters_call(enum sim_endpoint ep, enum sim_outcome out)

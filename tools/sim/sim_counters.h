@@ -18,6 +18,8 @@ enum sim_endpoint {
 	SIM_EP_FETCH,
 	SIM_EP_CONTROL,
 	SIM_EP_UNKNOWN,
+	SIM_EP_IMS_TOKEN,        /* POST /ims/token/v3 */
+	SIM_EP_ADMIN_TOKEN,      /* /{tenant}/target/authentication/token */
 	SIM_EP_COUNT
 };
 
@@ -53,6 +55,11 @@ enum sim_stat {
 	SIM_ST_SINGLE_APPLIED,
 	SIM_ST_SINGLE_DROPPED_SILENT,
 	SIM_ST_VISITS,
+	SIM_ST_IMS_TOKENS_ISSUED,
+	SIM_ST_PROFILE_TOKENS_CREATED,   /* Admin API POST */
+	SIM_ST_PROFILE_TOKENS_RETRIEVED, /* Admin API GET that found one */
+	SIM_ST_EXPIRED_TOKEN_REFUSALS,   /* 401s for an expired profile token */
+	SIM_ST_VALUES_SET,               /* POST /_sim/set: values changed behind the client */
 	SIM_ST_COUNT
 };
 

@@ -34,6 +34,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include "sim_auth.h"
 #include "sim_batch_parse.h"
 #include "sim_batches.h"
 #include "sim_buf.h"
@@ -42,6 +43,7 @@
 #include "sim_counters.h"
 #include "sim_delay.h"
 #include "sim_faults.h"
+#include "sim_fetchlog.h"
 #include "sim_limits.h"
 #include "sim_preload.h"
 #include "sim_rng.h"
@@ -62,6 +64,8 @@ enum route {
 	R_SINGLE,
 	R_FETCH,
 	R_CONTROL,
+	R_IMS,          /* POST /ims/token/v3 */
+	R_ADMIN_TOKEN,  /* /{tenant}/target/authentication/token */
 };
 
 /* Why begin() already knows the answer (checked in this order). */
@@ -72,6 +76,7 @@ enum verdict {
 	V_FAULT_ERROR,
 	V_FAULT_429,
 	V_UNAUTHORIZED,
+	V_EXPIRED,      /* an Admin API profile token past its expiry: 401 */
 	V_FORBIDDEN,
 	V_BAD_METHOD,
 	V_BAD_CLIENT,
@@ -85,12 +90,14 @@ struct req {
 	const char *query;       /* after '?', or "" */
 	size_t query_len;
 	int is_post;
+	int is_get;
 	enum route route;
 	enum sim_endpoint ep;
 	enum sim_outcome outcome;
 	enum verdict verdict;
 	int version;             /* batch API version */
-	char client[64];
+	char client[64];         /* client code; the tenant for R_ADMIN_TOKEN */
+	int64_t arrival_real_ms, arrival_sim_ms;
 	char path_id[1024];      /* fetch: decoded id from the path */
 	size_t path_id_len;
 	enum sim_id_type path_id_type;
@@ -268,6 +275,7 @@ static void route(struct req *r, const char *method)
 	size_t n = r->path_len;
 
 	r->is_post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
+	r->is_get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
 	r->route = R_UNKNOWN;
 	r->ep = SIM_EP_UNKNOWN;
 	if (n >= 6 && memcmp(p, "/_sim/", 6) == 0) {
@@ -304,6 +312,23 @@ static void route(struct req *r, const char *method)
 #undef REST_IS
 		return;
 	}
+	if (n == 13 && memcmp(p, "/ims/token/v3", 13) == 0) {
+		r->route = R_IMS;
+		r->ep = SIM_EP_IMS_TOKEN;
+		return;
+	}
+	{
+		static const char tail[] = "/target/authentication/token";
+		size_t tl = sizeof(tail) - 1;
+
+		if (n > tl + 1 && p[0] == '/' && memcmp(p + n - tl, tail, tl) == 0 &&
+		    !memchr(p + 1, '/', n - tl - 1)) {
+			take_client(r, p + 1, n - tl - 1);
+			r->route = R_ADMIN_TOKEN;
+			r->ep = SIM_EP_ADMIN_TOKEN;
+			return;
+		}
+	}
 	if (n > 18 && memcmp(p, "/rest/v1/profiles/", 18) == 0) {
 		const char *id = p + 18;
 		size_t id_len = n - 18;
@@ -322,12 +347,14 @@ static void route(struct req *r, const char *method)
 	}
 }
 
-/* 0: authorised (or auth off), else V_UNAUTHORIZED / V_FORBIDDEN. */
+/* V_GO: authorised (or auth off), else V_UNAUTHORIZED / V_EXPIRED /
+ * V_FORBIDDEN.  Auth is on with --token or --require-auth; the static
+ * token and the Admin API's current profile token are accepted. */
 static enum verdict check_auth(struct req *r, struct MHD_Connection *c)
 {
 	const char *h;
 
-	if (!r->cfg->token[0])
+	if (!r->cfg->token[0] && !r->cfg->require_auth)
 		return V_GO;
 	h = header(c, MHD_HTTP_HEADER_AUTHORIZATION);
 	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
@@ -335,7 +362,16 @@ static enum verdict check_auth(struct req *r, struct MHD_Connection *c)
 	h += 7;
 	while (*h == ' ')
 		h++;
-	return strcmp(h, r->cfg->token) == 0 ? V_GO : V_FORBIDDEN;
+	if (r->cfg->token[0] && strcmp(h, r->cfg->token) == 0)
+		return V_GO;
+	switch (sim_auth_profile_check(h, strlen(h), sim_clock_now_ms())) {
+	case SIM_TOKEN_VALID:
+		return V_GO;
+	case SIM_TOKEN_EXPIRED:
+		return V_EXPIRED;
+	default:
+		return V_FORBIDDEN;
+	}
 }
 
 static void begin(struct req *r, struct MHD_Connection *c, const char *method)
@@ -345,6 +381,8 @@ static void begin(struct req *r, struct MHD_Connection *c, const char *method)
 	route(r, method);
 	r->cfg = sim_config_current();
 	r->verdict = V_GO;
+	r->arrival_real_ms = sim_clock_real_elapsed_ms();
+	r->arrival_sim_ms = sim_clock_now_ms();
 	if (r->route == R_CONTROL) {
 		sim_buf_init(&r->body, MAX_CONTROL_BODY);
 		r->control = r->uri + 6;
@@ -363,6 +401,16 @@ static void begin(struct req *r, struct MHD_Connection *c, const char *method)
 		r->verdict = V_FAULT_429;
 	if (r->verdict != V_GO || r->route == R_UNKNOWN)
 		return;
+	if (r->route == R_IMS) {
+		sim_buf_init(&r->body, MAX_CONTROL_BODY);
+		return;
+	}
+	if (r->route == R_ADMIN_TOKEN) {
+		/* Bulk, Admin and Reporting calls share the per-minute limit. */
+		if (!sim_window_take(&bulk_window, sim_clock_now_ms(), &r->next_ms))
+			r->verdict = V_RATE_LIMITED;
+		return;
+	}
 	r->verdict = check_auth(r, c);
 	if (r->verdict != V_GO)
 		return;
@@ -421,7 +469,7 @@ static void intake(struct req *r, const char *data, size_t n)
 		return;  /* the answer is already decided: discard */
 	if (r->parse) {
 		sim_batch_parse_feed(r->parse, data, n);
-	} else if (r->route == R_CONTROL || (r->route == R_SINGLE && r->is_post)) {
+	} else if (r->route == R_CONTROL || r->route == R_IMS || (r->route == R_SINGLE && r->is_post)) {
 		if (!r->body_overflow && sim_buf_add(&r->body, data, n))
 			r->body_overflow = 1;
 	}
@@ -431,7 +479,7 @@ static void intake(struct req *r, const char *data, size_t n)
 
 static void finish_batch_update(struct req *r, struct MHD_Connection *c)
 {
-	char id[160], elem[512];
+	char id[160], elem[1024];
 	const char *host = header(c, MHD_HTTP_HEADER_HOST);
 	const char *other;
 
@@ -453,9 +501,14 @@ static void finish_batch_update(struct req *r, struct MHD_Connection *c)
 	/* The status URL names another host than the one called, like
 	 * Target's mboxedgeNN nodes: a client must follow it, not rebuild. */
 	other = host && strncasecmp(host, "localhost", 9) == 0 ? "127.0.0.1" : "localhost";
-	snprintf(elem, sizeof(elem),
-	         "<batchStatus>http://%s:%d/m2/%s/profile/batchStatus?batchId=%s</batchStatus>",
-	         other, listen_port, r->client, id);
+	if (r->cfg->status_base[0]) /* --status-base: somewhere else entirely */
+		snprintf(elem, sizeof(elem),
+		         "<batchStatus>%s/m2/%s/profile/batchStatus?batchId=%s</batchStatus>",
+		         r->cfg->status_base, r->client, id);
+	else
+		snprintf(elem, sizeof(elem),
+		         "<batchStatus>http://%s:%d/m2/%s/profile/batchStatus?batchId=%s</batchStatus>",
+		         other, listen_port, r->client, id);
 	answer_xml(r, MHD_HTTP_OK, 1, elem, "Batch submitted for processing", SIM_OUT_OK);
 }
 
@@ -695,6 +748,36 @@ out:
 	sim_params_free(&q);
 }
 
+/* The IMS and Admin API token endpoints: sim_auth decides, we send. */
+static void finish_auth(struct req *r, struct MHD_Connection *c)
+{
+	struct sim_auth_answer a;
+
+	if (r->route == R_IMS && r->body_overflow) {
+		answer_json_text(r, MHD_HTTP_CONTENT_TOO_LARGE,
+		                 "{\"error\":\"invalid_request\",\"error_description\":\"body too large\"}",
+		                 SIM_OUT_REFUSED);
+		return;
+	}
+	if (r->route == R_IMS) {
+		sim_auth_ims_request(r->cfg, r->is_post, r->query, r->query_len,
+		                     r->body.data ? r->body.data : "", r->body.len, &a);
+	} else {
+		struct sim_admin_headers h = {
+			header(c, MHD_HTTP_HEADER_AUTHORIZATION),
+			header(c, "X-Api-Key"),
+			header(c, MHD_HTTP_HEADER_ACCEPT),
+		};
+		int m = r->is_post ? 1 : r->is_get ? 0 : -1;
+
+		sim_auth_admin_request(r->cfg, m, r->client, strlen(r->client), r->query,
+		                       r->query_len, &h, &a);
+	}
+	answer(r, a.status, a.ctype, &a.body, a.outcome);
+	if (a.www_auth && r->resp)
+		MHD_add_response_header(r->resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, a.www_auth);
+}
+
 /* ---- control endpoints ---------------------------------------------- */
 
 static void apply_limits(const struct sim_config *c)
@@ -766,11 +849,123 @@ out:
 	sim_params_free(&q);
 }
 
+/* POST /_sim/set?thirdPartyId=ID&profile.a=v...: another writer (a page,
+ * another tool) changes values behind the client's back.  Like a page
+ * visit it merges a pending v2 overlay and creates a missing profile; the
+ * values are committed with modifiedAt = now.  No budget, no faults. */
+static void control_set(struct req *r)
+{
+	struct sim_params q;
+	const struct sim_param *tp, *pc, *id;
+	struct sim_kv *kv = NULL;
+	struct sim_apply_result res;
+	enum sim_id_type type;
+	int64_t now = sim_clock_now_ms();
+	size_t n = 0;
+
+	if (sim_params_parse(&q, r->query, r->query_len, MAX_PARAMS)) {
+		answer_json_error(r, 500, "out of memory");
+		return;
+	}
+	tp = sim_params_get(&q, "thirdPartyId");
+	pc = sim_params_get(&q, "pcId");
+	id = tp && tp->value_len ? tp : pc;
+	type = id == tp ? SIM_ID_THIRDPARTY : SIM_ID_PCID;
+	if (!id || !id->value_len) {
+		answer_json_error(r, MHD_HTTP_BAD_REQUEST,
+		                  "need thirdPartyId=ID or pcId=ID and profile.NAME=VALUE");
+		goto out;
+	}
+	kv = calloc(q.count ? q.count : 1, sizeof(*kv));
+	if (!kv) {
+		answer_json_error(r, 500, "out of memory");
+		goto out;
+	}
+	collect_profile_params(&q, kv, &n, q.count);
+	if (!n) {
+		answer_json_error(r, MHD_HTTP_BAD_REQUEST, "need at least one profile.NAME=VALUE");
+		goto out;
+	}
+	if (sim_store_visit(type, id->value, id->value_len, now) ||
+	    sim_store_apply(type, id->value, id->value_len, kv, n, SIM_APPLY_SINGLE, 0, 0, now,
+	                    &res)) {
+		answer_json_error(r, 500, "out of memory");
+		goto out;
+	}
+	sim_counters_add(SIM_ST_VALUES_SET, n);
+	{
+		struct sim_buf b;
+
+		sim_buf_init(&b, 0);
+		sim_buf_printf(&b, "{\"ok\":true,\"set\":%zu}", n);
+		answer(r, MHD_HTTP_OK, CT_JSON, &b, SIM_OUT_OK);
+	}
+out:
+	free(kv);
+	sim_params_free(&q);
+}
+
+/* GET /_sim/auth: the tokens; POST /_sim/auth?expire=profile|revoke|ims. */
+static void control_auth(struct req *r)
+{
+	struct sim_params q;
+	const struct sim_param *ex;
+	struct sim_buf b;
+
+	if (sim_params_parse(&q, r->query, r->query_len, MAX_PARAMS)) {
+		answer_json_error(r, 500, "out of memory");
+		return;
+	}
+	ex = sim_params_get(&q, "expire");
+	if (r->is_post && (!ex || sim_auth_control(ex->value, ex->value_len))) {
+		answer_json_error(r, MHD_HTTP_BAD_REQUEST, "need expire=profile, expire=revoke or expire=ims");
+		goto out;
+	}
+	sim_buf_init(&b, 0);
+	sim_auth_json(&b);
+	answer(r, MHD_HTTP_OK, CT_JSON, &b, SIM_OUT_OK);
+out:
+	sim_params_free(&q);
+}
+
+/* GET /_sim/fetches[?window_ms=1000][&list=0] */
+static void control_fetches(struct req *r)
+{
+	struct sim_params q;
+	const struct sim_param *w, *l;
+	struct sim_buf b;
+	int64_t window = 1000;
+
+	if (sim_params_parse(&q, r->query, r->query_len, MAX_PARAMS)) {
+		answer_json_error(r, 500, "out of memory");
+		return;
+	}
+	w = sim_params_get(&q, "window_ms");
+	l = sim_params_get(&q, "list");
+	if (w) {
+		char *end;
+		long long x = strtoll(w->value, &end, 10);
+
+		if (end == w->value || *end || x < 1 || x > 86400000) {
+			answer_json_error(r, MHD_HTTP_BAD_REQUEST, "window_ms must be 1..86400000");
+			goto out;
+		}
+		window = x;
+	}
+	sim_buf_init(&b, 0);
+	sim_fetchlog_json(&b, window, !(l && l->value_len == 1 && l->value[0] == '0'));
+	answer(r, MHD_HTTP_OK, CT_JSON, &b, SIM_OUT_OK);
+out:
+	sim_params_free(&q);
+}
+
 static int reset_all(char *err, size_t err_len)
 {
 	sim_batches_reset();
 	sim_store_reset();
 	sim_counters_reset();
+	sim_auth_reset();
+	sim_fetchlog_reset();
 	sim_window_reset(&bulk_window);
 	sim_window_reset(&single_window);
 	sim_rng_seed(startup_cfg.seed);
@@ -858,6 +1053,12 @@ static void finish_control(struct req *r)
 		control_clock(r);
 	} else if (IS("visit") && r->is_post) {
 		control_visit(r);
+	} else if (IS("set") && r->is_post) {
+		control_set(r);
+	} else if (IS("auth")) {
+		control_auth(r);
+	} else if (IS("fetches") && !r->is_post) {
+		control_fetches(r);
 	} else if (IS("reset") && r->is_post) {
 		if (reset_all(err, sizeof(err)))
 			answer_json_error(r, 500, err);
@@ -915,6 +1116,14 @@ static void finish(struct req *r, struct MHD_Connection *c)
 		if (r->resp)
 			MHD_add_response_header(r->resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
 		return;
+	case V_EXPIRED:
+		sim_counters_add(SIM_ST_EXPIRED_TOKEN_REFUSALS, 1);
+		answer_xml(r, MHD_HTTP_UNAUTHORIZED, 0, NULL, "Unauthorized: the token has expired",
+		           SIM_OUT_UNAUTHORIZED);
+		if (r->resp)
+			MHD_add_response_header(r->resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+			                        "Bearer error=\"invalid_token\"");
+		return;
 	case V_FORBIDDEN:
 		answer_xml(r, MHD_HTTP_FORBIDDEN, 0, NULL, "Forbidden: invalid token",
 		           SIM_OUT_FORBIDDEN);
@@ -937,7 +1146,14 @@ static void finish(struct req *r, struct MHD_Connection *c)
 		snprintf(msg, sizeof(msg),
 		         "Too many requests: the bulk profile APIs accept %lld calls per minute",
 		         (long long)r->cfg->bulk_per_minute);
-		answer_xml(r, MHD_HTTP_SERVICE_UNAVAILABLE, 0, NULL, msg, SIM_OUT_RATE_LIMITED);
+		if (r->route == R_ADMIN_TOKEN) {
+			struct sim_auth_answer a;
+
+			sim_auth_admin_error(&a, MHD_HTTP_SERVICE_UNAVAILABLE, "TooManyRequests", msg);
+			answer(r, a.status, a.ctype, &a.body, SIM_OUT_RATE_LIMITED);
+		} else {
+			answer_xml(r, MHD_HTTP_SERVICE_UNAVAILABLE, 0, NULL, msg, SIM_OUT_RATE_LIMITED);
+		}
 		add_retry_after(r, wait);
 		return;
 	}
@@ -957,6 +1173,10 @@ static void finish(struct req *r, struct MHD_Connection *c)
 		break;
 	case R_CONTROL:
 		finish_control(r);
+		break;
+	case R_IMS:
+	case R_ADMIN_TOKEN:
+		finish_auth(r, c);
 		break;
 	default:
 		answer_xml(r, MHD_HTTP_NOT_FOUND, 0, NULL, "no such endpoint", SIM_OUT_REFUSED);
@@ -1103,6 +1323,9 @@ static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
 	if (!r)
 		return;
 	sim_counters_call(r->ep, r->outcome);
+	if (r->route == R_FETCH)
+		sim_fetchlog_add(r->arrival_real_ms, r->arrival_sim_ms, r->path_id_type, r->path_id,
+		                 r->path_id_len, r->drop ? 0 : r->status);
 	if (r->resp)
 		MHD_destroy_response(r->resp);
 	if (r->parse) {
