@@ -1224,10 +1224,12 @@ int pobox_single_step(struct pobox_singler *s, struct pobox_step *out)
 }
 
 /* What a group's reservation did: units granted (urgent of them), and
- * calls sent back to pending to wait for the fleet's next lease. */
+ * calls sent back to pending to wait for the fleet's next lease; or, for a
+ * probe, that it waits in its batch until later_ms (0: it does not). */
 struct grant {
 	int64_t granted, urgent, waiting;
 	int waiting_urgent;
+	int64_t later_ms;
 };
 
 /* One call's unit from the budget (and, with a fleet, from a lease), or
@@ -1261,8 +1263,13 @@ static int reserve_call(struct pobox_singler *s, struct group *g, struct call *c
 
 /* Reserves the units of g's calls, inside the caller's transaction: what
  * the budget (with a fleet: the leases held) covers is reserved in the
- * quota ledger, the rest goes bulk or waits (reserve_call). */
-static int reserve_group(struct pobox_singler *s, struct group *g, int64_t now, struct grant *gr)
+ * quota ledger, the rest goes bulk or waits (reserve_call).  probe: g is
+ * the batch an offline lane keeps as its probe (outage.h); when the fleet
+ * holds nothing for it yet a lease is on its way, it keeps all its
+ * profiles and waits (gr->later_ms): sent back to pending they would be
+ * held there, uncut, with no batch left to find Target again. */
+static int reserve_group(struct pobox_singler *s, struct group *g, int64_t now, int probe,
+                         struct grant *gr)
 {
 	struct pobox *pb = s->pb;
 	struct pobox_quota q;
@@ -1274,6 +1281,13 @@ static int reserve_group(struct pobox_singler *s, struct group *g, int64_t now, 
 		pobox_fleet_limits(s->o.fleet, &fl);
 		q.left_urgent = fl.left_urgent;
 		q.left_normal = fl.left_normal;
+		if (probe && fl.left_urgent <= 0 && fl.wait_ms >= 0) {
+			gr->later_ms = now + fl.wait_ms;
+			gr->waiting = (int64_t)g->ncalls;
+			for (size_t i = 0; i < g->ncalls; i++)
+				gr->waiting_urgent |= g->calls[i].urgent;
+			return 0;
+		}
 	}
 	for (size_t i = 0; i < g->ncalls && rc == 0; i++)
 		rc = reserve_call(s, g, &g->calls[i], &q, &fl, now, gr);
@@ -1380,11 +1394,14 @@ static int prepare(struct pobox_singler *s, struct group *g, struct pobox_step *
 	struct grant gr = {0};
 	if ((rc = pobox_begin(pb)) != 0)
 		return rc;
-	rc = reserve_group(s, g, now, &gr);
+	rc = reserve_group(s, g, now, strcmp(out->pause_class, "offline") == 0, &gr);
 	if (rc == 0) {
 		struct pobox_batch b;
 		if ((rc = pobox_store_batch_get(pb->st, id, &b)) == 0) {
-			b.state = POBOX_B_SENDING;
+			if (gr.later_ms) /* a probe waiting for a lease: ready again then */
+				b.next_at_ms = gr.later_ms;
+			else
+				b.state = POBOX_B_SENDING;
 			rc = pobox_store_batch_save(pb->st, &b);
 			pobox_batch_free(&b);
 		}
@@ -1392,5 +1409,10 @@ static int prepare(struct pobox_singler *s, struct group *g, struct pobox_step *
 	rc = end_tx(s, rc);
 	if (s->o.fleet && gr.waiting)
 		pobox_fleet_short(s->o.fleet, gr.waiting, gr.waiting_urgent);
+	if (rc == 0 && gr.later_ms) { /* nothing of it is sent now */
+		group_clear(g);
+		*did = 0;
+		out->next_due_ms = gr.later_ms;
+	}
 	return rc;
 }
