@@ -9,6 +9,7 @@
  */
 #include "cells.h"
 #include "alloc.h"
+#include "urlenc.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -147,24 +148,13 @@ int pobox_cells_read_begin(struct pobox_cells_reader *r, const char *text, size_
 	return 0;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static int read_u4(struct pobox_cells_reader *r, unsigned *out)
 {
 	if (r->end - r->p < 4)
 		return -1;
 	unsigned v = 0;
 	for (int i = 0; i < 4; i++) {
-		int h = hexval(r->p[i]);
+		int h = pobox_hexval((unsigned char)r->p[i]);
 		if (h < 0)
 			return -1;
 		v = v * 16 + (unsigned)h;

@@ -91,24 +91,12 @@ static int store_failed(struct import *im, int rc)
 	return rc;
 }
 
-static int header(struct import *im, const struct pobox_csv_row *row)
+/* The header's names, decoded (a batch= file's are %-escaped). */
+static int header_names(struct import *im, const struct pobox_csv_row *row)
 {
-	struct pobox *pb = im->pb;
-	char *err = pb->err;
-	const size_t errlen = sizeof pb->err;
-	int rc;
+	char *err = im->pb->err;
+	const size_t errlen = sizeof im->pb->err;
 
-	im->ncols = row->nfields;
-	im->cols = pobox_calloc(im->ncols, sizeof *im->cols);
-	im->orig_header = pobox_calloc(im->ncols, sizeof *im->orig_header);
-	im->orig_header_lens = pobox_calloc(im->ncols, sizeof *im->orig_header_lens);
-	im->cell = pobox_calloc(im->ncols, sizeof *im->cell);
-	im->cell_len = pobox_calloc(im->ncols, sizeof *im->cell_len);
-	im->same = pobox_calloc(im->ncols, 1);
-	if (!im->same || !im->cols || !im->orig_header || !im->orig_header_lens || !im->cell || !im->cell_len)
-		return pobox_errf(err, errlen, POBOX_ENOMEM, "%s: out of memory", im->name);
-
-	/* Decode names first: the id column may be named by --id-column. */
 	for (size_t i = 0; i < im->ncols; i++) {
 		char *s = row->fields[i];
 		size_t len = row->lens[i];
@@ -145,6 +133,14 @@ static int header(struct import *im, const struct pobox_csv_row *row)
 			                  "fix the header (nothing was imported)",
 			                  im->name, (long long)row->line, i + 1, (size_t)(nul - name));
 	}
+	return 0;
+}
+
+/* Which column holds the ids (--id-column, or the first) and their type. */
+static int header_id_column(struct import *im, const struct pobox_csv_row *row)
+{
+	char *err = im->pb->err;
+	const size_t errlen = sizeof im->pb->err;
 
 	im->id_col = 0;
 	if (im->o->id_column) {
@@ -168,11 +164,17 @@ static int header(struct import *im, const struct pobox_csv_row *row)
 		                  im->name, (long long)row->line, im->id_col + 1,
 		                  im->cols[im->id_col].name, im->reason);
 	}
+	return 0;
+}
 
-	if ((rc = pobox_begin(pb)) != 0)
-		return rc;
-	if (im->o->source && (rc = pobox_store_source(pb->st, im->o->source, &im->source)) != 0)
-		return store_failed(im, rc);
+/* Validates and interns each attribute column (no name twice). */
+static int header_attrs(struct import *im, const struct pobox_csv_row *row)
+{
+	struct pobox *pb = im->pb;
+	char *err = pb->err;
+	const size_t errlen = sizeof pb->err;
+	int rc;
+
 	for (size_t i = 0; i < im->ncols; i++) {
 		struct column *c = &im->cols[i];
 		if (i == im->id_col)
@@ -200,41 +202,75 @@ static int header(struct import *im, const struct pobox_csv_row *row)
 		return pobox_errf(err, errlen, POBOX_EINVALID,
 		                  "%s:%lld: the header names no attribute columns, only the id column",
 		                  im->name, (long long)row->line);
-	{
-		int64_t *attrs = pobox_malloc(im->ncols * sizeof *attrs);
-		if (!attrs)
-			return pobox_errf(err, errlen, POBOX_ENOMEM, "%s: out of memory", im->name);
-		im->width = 0;
-		for (size_t i = 0; i < im->ncols; i++)
-			if (i != im->id_col)
-				attrs[im->width++] = im->cols[i].id;
-		rc = pobox_store_shape_id(pb->st, attrs, im->width, &im->shape);
-		pobox_free(attrs);
-		if (rc)
-			return rc;
-	}
-	if (im->o->reject) {
-		/* The reject file is a CSV an operator can fix and import again:
-		 * line,reason,<the original columns>. */
-		size_t n = im->ncols + 2;
-		const char **f = pobox_malloc(n * sizeof *f);
-		size_t *l = pobox_malloc(n * sizeof *l);
-		if (f && l) {
-			f[0] = "line", l[0] = 4;
-			f[1] = "reason", l[1] = 6;
-			for (size_t i = 0; i < im->ncols; i++) {
-				f[i + 2] = im->orig_header[i];
-				l[i + 2] = im->orig_header_lens[i];
-			}
-			rc = pobox_csv_write_row(im->o->reject, n, f, l);
-		} else {
-			rc = POBOX_ENOMEM;
+	return 0;
+}
+
+/* The shape every record of this file is written with: its attribute ids. */
+static int header_shape(struct import *im)
+{
+	int64_t *attrs = pobox_malloc(im->ncols * sizeof *attrs);
+	if (!attrs)
+		return pobox_errf(im->pb->err, sizeof im->pb->err, POBOX_ENOMEM, "%s: out of memory",
+		                  im->name);
+	im->width = 0;
+	for (size_t i = 0; i < im->ncols; i++)
+		if (i != im->id_col)
+			attrs[im->width++] = im->cols[i].id;
+	int rc = pobox_store_shape_id(im->pb->st, attrs, im->width, &im->shape);
+	pobox_free(attrs);
+	return rc;
+}
+
+/* The reject file is a CSV an operator can fix and import again:
+ * line,reason,<the original columns>. */
+static int header_reject(struct import *im)
+{
+	size_t n = im->ncols + 2;
+	const char **f = pobox_malloc(n * sizeof *f);
+	size_t *l = pobox_malloc(n * sizeof *l);
+	int rc = POBOX_ENOMEM;
+	if (f && l) {
+		f[0] = "line", l[0] = 4;
+		f[1] = "reason", l[1] = 6;
+		for (size_t i = 0; i < im->ncols; i++) {
+			f[i + 2] = im->orig_header[i];
+			l[i + 2] = im->orig_header_lens[i];
 		}
-		pobox_free(f);
-		pobox_free(l);
-		if (rc)
-			return pobox_errf(err, errlen, rc, "%s: cannot write the reject file", im->name);
+		rc = pobox_csv_write_row(im->o->reject, n, f, l);
 	}
+	pobox_free(f);
+	pobox_free(l);
+	if (rc)
+		return pobox_errf(im->pb->err, sizeof im->pb->err, rc,
+		                  "%s: cannot write the reject file", im->name);
+	return 0;
+}
+
+static int header(struct import *im, const struct pobox_csv_row *row)
+{
+	struct pobox *pb = im->pb;
+	int rc;
+
+	im->ncols = row->nfields;
+	im->cols = pobox_calloc(im->ncols, sizeof *im->cols);
+	im->orig_header = pobox_calloc(im->ncols, sizeof *im->orig_header);
+	im->orig_header_lens = pobox_calloc(im->ncols, sizeof *im->orig_header_lens);
+	im->cell = pobox_calloc(im->ncols, sizeof *im->cell);
+	im->cell_len = pobox_calloc(im->ncols, sizeof *im->cell_len);
+	im->same = pobox_calloc(im->ncols, 1);
+	if (!im->same || !im->cols || !im->orig_header || !im->orig_header_lens || !im->cell || !im->cell_len)
+		return pobox_errf(pb->err, sizeof pb->err, POBOX_ENOMEM, "%s: out of memory", im->name);
+	/* names first: the id column may be named by --id-column */
+	if ((rc = header_names(im, row)) != 0 || (rc = header_id_column(im, row)) != 0)
+		return rc;
+	if ((rc = pobox_begin(pb)) != 0)
+		return rc;
+	if (im->o->source && (rc = pobox_store_source(pb->st, im->o->source, &im->source)) != 0)
+		return store_failed(im, rc);
+	if ((rc = header_attrs(im, row)) != 0 || (rc = header_shape(im)) != 0)
+		return rc;
+	if (im->o->reject && (rc = header_reject(im)) != 0)
+		return rc;
 	im->header_done = 1;
 	return 0;
 }

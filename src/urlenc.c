@@ -52,7 +52,7 @@ size_t pobox_urlencode(char *out, const char *s, size_t len)
 	return o;
 }
 
-static int hexval(unsigned char c)
+int pobox_hexval(unsigned char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -70,8 +70,8 @@ size_t pobox_urldecode(char *out, const char *s, size_t len)
 		unsigned char c = (unsigned char)s[i];
 		if (c == '%') {
 			int hi, lo;
-			if (i + 2 >= len || (hi = hexval((unsigned char)s[i + 1])) < 0 ||
-			    (lo = hexval((unsigned char)s[i + 2])) < 0)
+			if (i + 2 >= len || (hi = pobox_hexval((unsigned char)s[i + 1])) < 0 ||
+			    (lo = pobox_hexval((unsigned char)s[i + 2])) < 0)
 				return (size_t)-1;
 			out[o++] = (char)(hi << 4 | lo);
 			i += 2;

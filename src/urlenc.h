@@ -21,4 +21,7 @@ size_t pobox_urlencode(char *out, const char *s, size_t len);
  * a malformed escape ('%' not followed by two hex digits). */
 size_t pobox_urldecode(char *out, const char *s, size_t len);
 
+/* The value of hex digit c (0-9, a-f, A-F), or -1. */
+int pobox_hexval(unsigned char c);
+
 #endif

@@ -51,6 +51,39 @@ static void on_reject(void *ctx, int64_t line, const char *reason)
 	}
 }
 
+/* The summary line (what was committed, where it stopped) and how to resume. */
+static void summarize(const struct ui *ui, const struct pobox_import_opts *o,
+                      const struct pobox_import_summary *sum, int rc, const char *path,
+                      const char *reject_path, int from_stdin)
+{
+	char n1[32], n2[32], n3[32], n4[32];
+
+	if (ui->shown > SHOW_REJECTS)
+		fprintf(stderr, "pobox: %s: %lld more rejected rows not shown\n", ui->name,
+		        (long long)(ui->shown - SHOW_REJECTS));
+	printf("import %s: %s rows read, %s updates enqueued, %s empty cells skipped, %s rows "
+	       "rejected",
+	       ui->name, cli_num(n1, sizeof n1, sum->rows), cli_num(n2, sizeof n2, sum->updates),
+	       cli_num(n3, sizeof n3, sum->empty), cli_num(n4, sizeof n4, sum->rejected));
+	if (o->changed_only)
+		printf(", %s unchanged values skipped", cli_num(n1, sizeof n1, sum->unchanged));
+	if (sum->rejected && reject_path)
+		printf(" (written to %s)", reject_path);
+	else if (sum->rejected)
+		printf(" (pass --reject-file PATH to keep them)");
+	if (rc != 0 && sum->stopped_line)
+		printf("; stopped at line %s: the rows before it are in the outbox, none from it on",
+		       cli_num(n1, sizeof n1, sum->stopped_line));
+	else if (rc != 0)
+		printf("; nothing imported");
+	putchar('\n');
+	if (rc != 0 && sum->stopped_line > 2 && !from_stdin)
+		fprintf(stderr, "pobox: import: to go on from line %lld once the cause is fixed: "
+		        "(head -n 1 %s; tail -n +%lld %s) | pobox import - (importing the whole file "
+		        "again is harmless too)\n",
+		        (long long)sum->stopped_line, path, (long long)sum->stopped_line, path);
+}
+
 int cmd_import(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -65,7 +98,7 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 	struct pobox_import_opts o = {0};
 	struct pobox_import_summary sum = {0};
 	const char *reject_path = NULL, *path;
-	char source[512], err[256], n1[32], n2[32], n3[32], n4[32];
+	char source[512], err[256];
 	struct ui ui = {0};
 	FILE *in = NULL, *rej = NULL;
 	struct pobox *pb = NULL;
@@ -137,30 +170,7 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 		 * its own code, so no script mistakes it for "some rows rejected" */
 		code = sum.stopped_line ? EXIT_IMPORT_STOPPED : cli_exit_code(rc);
 	}
-	if (ui.shown > SHOW_REJECTS)
-		fprintf(stderr, "pobox: %s: %lld more rejected rows not shown\n", ui.name,
-		        (long long)(ui.shown - SHOW_REJECTS));
-	printf("import %s: %s rows read, %s updates enqueued, %s empty cells skipped, %s rows "
-	       "rejected",
-	       ui.name, cli_num(n1, sizeof n1, sum.rows), cli_num(n2, sizeof n2, sum.updates),
-	       cli_num(n3, sizeof n3, sum.empty), cli_num(n4, sizeof n4, sum.rejected));
-	if (o.changed_only)
-		printf(", %s unchanged values skipped", cli_num(n1, sizeof n1, sum.unchanged));
-	if (sum.rejected && reject_path)
-		printf(" (written to %s)", reject_path);
-	else if (sum.rejected)
-		printf(" (pass --reject-file PATH to keep them)");
-	if (rc != 0 && sum.stopped_line)
-		printf("; stopped at line %s: the rows before it are in the outbox, none from it on",
-		       cli_num(n1, sizeof n1, sum.stopped_line));
-	else if (rc != 0)
-		printf("; nothing imported");
-	putchar('\n');
-	if (rc != 0 && sum.stopped_line > 2 && in != stdin)
-		fprintf(stderr, "pobox: import: to go on from line %lld once the cause is fixed: "
-		        "(head -n 1 %s; tail -n +%lld %s) | pobox import - (importing the whole file "
-		        "again is harmless too)\n",
-		        (long long)sum.stopped_line, path, (long long)sum.stopped_line, path);
+	summarize(&ui, &o, &sum, rc, path, reject_path, in == stdin);
 	if (rc == 0 && sum.rejected)
 		code = EXIT_DATAERR;
 out:
