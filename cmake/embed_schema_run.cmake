@@ -1,7 +1,10 @@
 # Run as a script (cmake -P): writes OUT, a C file holding every migration in
 # SCHEMA_DIR as { version, name, sql }, in version order.  Migration numbers
 # must be 1, 2, 3, ... without gaps: a gap is a build error, not a surprise at
-# run time.
+# run time.  ARRAY names the array (default pobox_migrations).
+if(NOT ARRAY)
+  set(ARRAY pobox_migrations)
+endif()
 file(GLOB sql_files "${SCHEMA_DIR}/[0-9][0-9][0-9][0-9]_*.sql")
 list(SORT sql_files)
 set(body "")
@@ -22,5 +25,5 @@ foreach(f IN LISTS sql_files)
   list(APPEND entries "{${num}, \"${name}\", m${num}}")
 endforeach()
 list(JOIN entries ",\n    " joined)
-file(WRITE "${OUT}.tmp" "/* Generated from the schema directory by cmake/embed_schema_run.cmake. Do not edit. */\n#include \"migrations.h\"\n${body}\nconst struct pobox_migration pobox_migrations[] = {\n    ${joined},\n    {0, 0, 0}\n};\n")
+file(WRITE "${OUT}.tmp" "/* Generated from the schema directory by cmake/embed_schema_run.cmake. Do not edit. */\n#include \"migrations.h\"\n${body}\nconst struct pobox_migration ${ARRAY}[] = {\n    ${joined},\n    {0, 0, 0}\n};\n")
 file(RENAME "${OUT}.tmp" "${OUT}")

@@ -88,6 +88,20 @@ static const struct key keys[] = {
 	{"max_get_bytes", K_INT64, OFF(max_get_bytes), 256, 8192, "longest single-call URL sent as GET"},
 	{"max_post_bytes", K_INT64, OFF(max_post_bytes), 256, 61440, "largest single call sent as POST; larger profiles go bulk"},
 	{"recovery_ramp", K_DURATION, OFF(recovery_ramp_ms), 0, 3600000, "after an outage, ramp single calls in flight up over this long"},
+	{"fleet_url", K_STRING, OFF(fleet_url), 0, 0, "the fleet coordinator: a PostgreSQL connection string or URI (no password in it)"},
+	{"fleet_account", K_STRING, OFF(fleet_account), 0, 0, "which account's budgets this host draws from"},
+	{"fleet_host", K_STRING, OFF(fleet_host), 0, 0, "this host's name in the fleet (default: the host name)"},
+	{"fleet_password_file", K_STRING, OFF(fleet_password_file), 0, 0, "file holding the coordinator password (else libpq's passfile)"},
+	{"fleet_margin", K_SHARE, OFF(fleet_margin), 0, 0, "share of single_budget the fleet never uses"},
+	{"fleet_reserve_share", K_SHARE, OFF(fleet_reserve_share), 0, 0, "share of the budget held as standing reserves for hosts cut off from the coordinator"},
+	{"fleet_size", K_INT64, OFF(fleet_size), 0, 1000000, "hosts the reserve is spread over (0: the hosts seen in the window)"},
+	{"fleet_lease", K_DURATION, OFF(fleet_lease_ms), 100, 3600000, "life of a lease of single calls"},
+	{"fleet_reserve_life", K_DURATION, OFF(fleet_reserve_life_ms), 100, INT64_C(86400000), "life of a standing reserve (renewed at half of it)"},
+	{"fleet_permit_life", K_DURATION, OFF(fleet_permit_life_ms), 100, 600000, "life of a bulk call's permit"},
+	{"fleet_window", K_DURATION, OFF(fleet_window_ms), 1440, INT64_C(86400000) * 7, "the single budget's rolling window (Target: 24h)"},
+	{"fleet_bulk_window", K_DURATION, OFF(fleet_bulk_window_ms), 60, 3600000, "the bulk limit's rolling window (Target: 1m)"},
+	{"fleet_timeout", K_DURATION, OFF(fleet_timeout_ms), 100, 120000, "longest wait for the coordinator (connect, each round trip)"},
+	{"fleet_offline_bulk_per_minute", K_INT64, OFF(fleet_offline_bulk_per_minute), 0, 10000, "bulk calls per minute a host cut off from the coordinator may make (not reserved; 0: none)"},
 	{"max_outbox_size", K_SIZE, OFF(max_outbox_bytes), 0, INT64_MAX, "refuse new updates past this outbox size (0: no limit)"},
 	{"min_free_disk", K_SIZE, OFF(min_free_disk_bytes), 0, INT64_MAX, "refuse new updates when the disk has less free space"},
 	{"check_on_open", K_SIZE, OFF(check_on_open_bytes), 0, INT64_MAX, "writers run SQLite's quick check at open on an outbox up to this size (0: never)"},
@@ -141,6 +155,14 @@ void pobox_config_init(struct pobox_config *c)
 	c->max_get_bytes = 8192;
 	c->max_post_bytes = 61440;
 	c->recovery_ramp_ms = 60000;
+	c->fleet_margin = 0.005;
+	c->fleet_reserve_share = 0.05;
+	c->fleet_lease_ms = 120000;
+	c->fleet_reserve_life_ms = 3600000;
+	c->fleet_permit_life_ms = 10000;
+	c->fleet_window_ms = 86400000;
+	c->fleet_bulk_window_ms = 60000;
+	c->fleet_timeout_ms = 5000;
 	c->max_outbox_bytes = 0;
 	c->min_free_disk_bytes = INT64_C(100) << 20;
 	c->check_on_open_bytes = INT64_C(8) << 20;

@@ -72,6 +72,18 @@ struct pobox_config {
 	int64_t single_group;
 	int64_t max_get_bytes, max_post_bytes;
 	int64_t recovery_ramp_ms;
+	/* a fleet sharing one account (fleet.h); fleet_url NULL: this host alone */
+	char *fleet_url;             /* libpq connection string or URI, no password */
+	char *fleet_account;
+	char *fleet_host;            /* default: the host name */
+	char *fleet_password_file;
+	double fleet_margin;         /* share of single_budget never granted */
+	double fleet_reserve_share;  /* share of the budget held as standing reserves */
+	int64_t fleet_size;          /* hosts the reserve is spread over; 0: those seen */
+	int64_t fleet_lease_ms, fleet_reserve_life_ms, fleet_permit_life_ms;
+	int64_t fleet_window_ms, fleet_bulk_window_ms;
+	int64_t fleet_timeout_ms;
+	int64_t fleet_offline_bulk_per_minute;
 	/* bounded disk */
 	int64_t max_outbox_bytes;    /* 0: no limit */
 	int64_t min_free_disk_bytes;

@@ -16,6 +16,7 @@
 #include "classify.h"
 #include "credentials.h"
 #include "error.h"
+#include "fleet.h"
 #include "http.h"
 #include "log.h"
 #include "origin.h"
@@ -245,6 +246,8 @@ static void call_req(struct pobox_deliverer *d, enum pobox_call what,
 	sync_token(d, err, sizeof err);
 	int rc = pobox_http_request(d->http, req, &x->resp, err, sizeof err);
 	x->request_rc = rc;
+	if (d->o.fleet) /* the permit reserve_call took: when its call was seen */
+		pobox_fleet_bulk_done(d->o.fleet, rc == 0 && x->resp.fail == POBOX_HTTP_FAIL_NONE);
 	if (x->resp.fail == POBOX_HTTP_FAIL_NONE && rc == 0) {
 		const char *b = x->resp.body ? x->resp.body : "";
 		if (x->resp.status >= 200 && x->resp.status < 300) {
@@ -524,11 +527,21 @@ static int requeue_stuck(struct pobox_deliverer *d, struct pobox_batch *b)
 static int reserve_call(struct pobox_deliverer *d, struct pobox_batch *b, struct pobox_step *st)
 {
 	struct pobox *pb = d->pb;
-	int64_t retry_at = 0;
+	int64_t retry_at = 0, limit = d->o.calls_per_minute;
 	int rc;
-	if ((rc = pobox_begin(pb)) != 0)
+	/* a fleet's bulk limit is the account's: first the fleet's permit */
+	if (d->o.fleet && pobox_fleet_bulk_take(d->o.fleet, now_ms(d), &limit, &retry_at) != 0) {
+		st->next_due_ms = retry_at;
+		return 1;
+	}
+	if ((rc = pobox_begin(pb)) != 0) {
+		if (d->o.fleet)
+			pobox_fleet_bulk_untake(d->o.fleet);
 		return rc;
-	rc = pobox_store_bulk_call(pb->st, now_ms(d), d->o.calls_per_minute, &retry_at);
+	}
+	rc = pobox_store_bulk_call(pb->st, now_ms(d), limit, &retry_at);
+	if (rc && d->o.fleet)
+		pobox_fleet_bulk_untake(d->o.fleet);
 	if (rc == POBOX_EBUSY) {
 		pobox_rollback(pb);
 		st->next_due_ms = retry_at;
@@ -709,8 +722,36 @@ static void failed_rows_free(struct failed_rows *f)
 	pobox_free(f->ids);
 }
 
+/* A poll said complete but no call was free for the details (the minute's
+ * calls, or a fleet's permits, went to others): the poll is counted and its
+ * answer kept, so the next call for the batch is the details call, not
+ * another poll that would spend a call to learn the same again - with
+ * several hosts sharing a limit, over and over.  Returns 1 (the step
+ * stops; the batch stays due) or an error. */
+static int complete_later(struct pobox_deliverer *d, struct pobox_batch *b, long poll_http)
+{
+	struct pobox *pb = d->pb;
+	int rc;
+	if ((rc = pobox_begin(pb)) != 0)
+		return rc;
+	pobox_free(b->remote_status);
+	b->remote_status = pobox_strdup("complete"); /* NULL (no memory): polled again */
+	if ((rc = pobox_store_count_call(pb->st, "bulk", poll_http, 0)) == 0)
+		rc = pobox_store_batch_save(pb->st, b);
+	rc = finish_tx(pb, rc);
+	return rc ? rc : 1;
+}
+
+/* Whether Target already said the batch is complete (complete_later). */
+static int said_complete(const struct pobox_batch *b)
+{
+	return b->state == POBOX_B_SUBMITTED && b->remote_status &&
+	       strcmp(b->remote_status, "complete") == 0;
+}
+
 /* complete: fetch the details, then record delivery and failed rows in one
- * transaction. */
+ * transaction.  poll_http: the status of the poll that said complete just
+ * now (counted with the details call), 0 when complete_later counted it. */
 static int complete(struct pobox_deliverer *d, struct pobox_batch *b, struct pobox_step *st,
                     long poll_http, const char *status_url)
 {
@@ -720,8 +761,8 @@ static int complete(struct pobox_deliverer *d, struct pobox_batch *b, struct pob
 	char *url;
 	int rc;
 
-	if ((rc = reserve_call(d, NULL, st)) != 0)
-		return rc; /* 1: still submitted and due: polled when calls free up */
+	if ((rc = reserve_call(d, NULL, st)) != 0) /* 1: no call free now */
+		return rc == 1 && poll_http ? complete_later(d, b, poll_http) : rc;
 	size_t n = strlen(status_url) + 24;
 	if (!(url = pobox_malloc(n)))
 		return POBOX_ENOMEM;
@@ -737,7 +778,7 @@ static int complete(struct pobox_deliverer *d, struct pobox_batch *b, struct pob
 	if ((rc = pobox_begin(pb)) != 0)
 		goto out;
 	/* the poll that said complete, and this details call */
-	if ((rc = pobox_store_count_call(pb->st, "bulk", poll_http, 0)) != 0 ||
+	if ((poll_http && (rc = pobox_store_count_call(pb->st, "bulk", poll_http, 0)) != 0) ||
 	    (rc = pobox_store_count_call(pb->st, "bulk", x.resp.status, x.v.cls != POBOX_CLASS_OK)) != 0) {
 		rc = finish_tx(pb, rc);
 		goto out;
@@ -779,6 +820,8 @@ static int complete(struct pobox_deliverer *d, struct pobox_batch *b, struct pob
 		rc = went_offline(d, b, &x, POBOX_B_SUBMITTED);
 	} else if (x.v.cls == POBOX_CLASS_OK || x.v.cls == POBOX_CLASS_RETRY) {
 		/* the details call failed or said something else: poll again */
+		pobox_free(b->remote_status);
+		b->remote_status = NULL;
 		b->polls++;
 		b->next_at_ms = now_ms(d) + pobox_backoff_delay_ms(&d->backoff, (unsigned)(b->polls % 8),
 		                                                   x.v.retry_after_ms);
@@ -829,6 +872,11 @@ static int poll_status(struct pobox_deliverer *d, struct pobox_batch *b, struct 
 	/* the URL Target gave, exactly, when it is within the origin family */
 	if ((rc = pobox_origin_status_url(d->base_url, b->status_url, &url, why, sizeof why)) != 0)
 		return rc == POBOX_EINVALID ? refuse_status(d, b, why) : rc;
+	if (said_complete(b)) { /* only the details call is left */
+		rc = complete(d, b, st, 0, url);
+		pobox_free(url);
+		return rc;
+	}
 	if ((rc = reserve_call(d, NULL, st)) != 0) {
 		pobox_free(url);
 		return rc;

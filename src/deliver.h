@@ -50,6 +50,7 @@ struct pobox_deliver_opts {
 	int64_t connect_timeout_ms, request_timeout_ms;
 	int verify_tls;
 	uint64_t seed;
+	struct pobox_fleet *fleet;   /* fleet_url: bulk calls need the fleet's permit (fleet.h) */
 	/* Optional (http.h): nonzero ends calls in flight and starts no more; a
 	 * call ended so is recorded as never answered, like a crash (a batch
 	 * stays sending, to be re-sent; a poll is asked again).  Borrowed. */

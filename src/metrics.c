@@ -137,6 +137,29 @@ int pobox_metrics_write(struct pobox *pb, const struct pobox_quota_opts *qo, FIL
 	head(out, "pobox_quota_urgent_reserve_calls", "gauge", "Part of the budget kept for urgent updates.");
 	fprintf(out, "pobox_quota_urgent_reserve_calls %lld\n", (long long)q.reserve);
 
+	if (qo->fleet) {
+		const struct pobox_quota_fleet *f = &q.fleet;
+		head(out, "pobox_fleet_reachable", "gauge", "1 when the fleet coordinator answered the last attempt.");
+		fprintf(out, "pobox_fleet_reachable %d\n", f->reachable);
+		head(out, "pobox_fleet_budget_calls", "gauge", "The fleet account's single-call budget per window, margin not taken off.");
+		fprintf(out, "pobox_fleet_budget_calls %lld\n", (long long)f->account_budget);
+		head(out, "pobox_fleet_margin_calls", "gauge", "The part of the account's budget the fleet never uses.");
+		fprintf(out, "pobox_fleet_margin_calls %lld\n", (long long)f->margin);
+		head(out, "pobox_fleet_used_calls", "gauge", "Single calls the whole fleet had used in the window, at the last answer.");
+		fprintf(out, "pobox_fleet_used_calls %lld\n", (long long)f->fleet_used);
+		head(out, "pobox_fleet_hosts", "gauge", "Hosts the coordinator has seen in the window.");
+		fprintf(out, "pobox_fleet_hosts %lld\n", (long long)f->hosts);
+		head(out, "pobox_fleet_lease_left_calls", "gauge", "Single calls this host holds in open leases.");
+		fprintf(out, "pobox_fleet_lease_left_calls %lld\n", (long long)f->lease_left);
+		head(out, "pobox_fleet_reserve_left_calls", "gauge", "Single calls left in this host's standing reserve.");
+		fprintf(out, "pobox_fleet_reserve_left_calls %lld\n", (long long)f->reserve_left);
+		head(out, "pobox_fleet_learning", "gauge", "1 while the coordinator re-learns after losing data.");
+		fprintf(out, "pobox_fleet_learning %d\n", f->learning);
+		head(out, "pobox_fleet_last_contact_timestamp_seconds", "gauge", "Unix time of the coordinator's last answer (0: never).");
+		fprintf(out, "pobox_fleet_last_contact_timestamp_seconds %.3f\n", (double)f->last_contact_ms / 1000.0);
+		head(out, "pobox_fleet_round_trips_total", "counter", "Round trips to the coordinator that got an answer.");
+		fprintf(out, "pobox_fleet_round_trips_total %lld\n", (long long)f->requests);
+	}
 	last = s.last_delivery_ms;
 	head(out, "pobox_last_delivery_timestamp_seconds", "gauge",
 	     "Unix time of the last confirmed delivery (0: never).");

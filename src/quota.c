@@ -3,6 +3,7 @@
  * ledger's SQL is the store's (store/quota.c).
  */
 #include "quota.h"
+#include "fleet.h"
 #include "outbox.h"
 #include "store.h"
 
@@ -151,11 +152,72 @@ static int rate_row(void *ctx, int64_t minute, int64_t used, int64_t urgent)
 	return 0;
 }
 
+static int64_t at_least0(int64_t v) { return v > 0 ? v : 0; }
+
+/* The fleet's part of the budget, as the outbox last heard it. */
+static int fleet_read(struct pobox *pb, const struct pobox_quota_opts *o, struct pobox_quota *q)
+{
+	struct pobox_quota_fleet *f = &q->fleet;
+	struct pobox_fleet_row r;
+	struct pobox_fleet_held h;
+	int64_t mono = pobox_fleet_mono_ms();
+	int found, rc;
+	if ((rc = pobox_store_fleet_get(pb->st, &r, &found)) != 0 ||
+	    (rc = pobox_store_fleet_held(pb->st, mono, pobox_fleet_boot_id(), &h)) != 0)
+		return rc;
+	f->known = found && r.budget >= 0;
+	f->reachable = found && r.reachable;
+	f->learning = r.learning;
+	f->account_budget = f->known ? r.budget : o->single_budget;
+	f->margin = f->known ? r.margin : 0;
+	f->window_ms = r.window_ms;
+	f->fleet_used = r.spent;
+	f->fleet_free = r.free;
+	f->hosts = r.hosts;
+	f->lease_left = h.lease_left;
+	f->leases = h.leases;
+	f->reserve_left = h.reserve_left;
+	f->reserve_granted = h.reserve_granted;
+	f->lease_expires_in_ms = h.lease_expires_mono_ms >= 0 ? h.lease_expires_mono_ms - mono : -1;
+	f->reserve_expires_in_ms = h.reserve_expires_mono_ms >= 0 ? h.reserve_expires_mono_ms - mono : -1;
+	f->last_contact_ms = r.last_contact_ms;
+	f->last_attempt_ms = r.last_attempt_ms;
+	f->requests = r.requests;
+	f->grant_rate = r.grant_rate;
+	snprintf(f->account, sizeof f->account, "%s", r.account);
+	snprintf(f->host, sizeof f->host, "%s", r.host);
+	snprintf(f->last_error, sizeof f->last_error, "%s", r.last_error);
+
+	double share = f->known ? r.urgent_share : o->urgent_reserve;
+	q->budget = f->account_budget - f->margin;
+	q->reserve = (int64_t)((double)q->budget * share);
+	if (f->reachable) {
+		int64_t soon = r.soon; /* the next leases are likely to cover this much more */
+		q->remaining = h.lease_left + at_least0(r.free) + soon;
+		q->left_urgent = q->remaining;
+		q->left_normal = h.lease_left + at_least0(r.free - q->reserve) + soon;
+	} else {
+		int64_t keep = (int64_t)((double)h.reserve_granted * share);
+		q->remaining = h.lease_left + h.reserve_left;
+		q->left_urgent = q->remaining;
+		q->left_normal = h.lease_left + at_least0(h.reserve_left - keep);
+	}
+	return 0;
+}
+
 int pobox_quota_read(struct pobox *pb, const struct pobox_quota_opts *o, int64_t now_ms,
                      struct pobox_quota *q)
 {
 	int rc;
 	memset(q, 0, sizeof *q);
+	if (o->fleet) {
+		/* this host's own calls still come from its ledger */
+		if ((rc = pobox_store_quota_sum(pb->st, now_ms, &q->used, &q->urgent_used, &q->reserved)) != 0 ||
+		    (rc = fleet_read(pb, o, q)) != 0)
+			return rc;
+		q->exhausted_at_ms = q->frees_at_ms = -1;
+		return 0;
+	}
 	double share = o->fleet_share > 0 && o->fleet_share <= 1 ? o->fleet_share : 1;
 	q->budget = (int64_t)((double)o->single_budget * share);
 	q->reserve = (int64_t)((double)q->budget * o->urgent_reserve);

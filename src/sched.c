@@ -437,10 +437,15 @@ static int route_single(struct cut *c, const struct pobox_prow *p, size_t own)
 	for (size_t i = 0; i < p->n && !urgent; i++)
 		urgent = p->urgent[i] && p->seq[i] > p->done_seq;
 	if (urgent) {
-		if (c->single_assigned >= o->single_left_urgent)
+		if (c->single_assigned >= o->single_left_urgent) {
+			c->sum->single_refused++;
+			c->sum->single_refused_urgent++;
 			return 1;
-	} else if (c->single_assigned >= o->single_left_normal ||
-	           o->pending_estimate > o->single_max_pending) {
+		}
+	} else if (o->pending_estimate > o->single_max_pending) {
+		return 1;
+	} else if (c->single_assigned >= o->single_left_normal) {
+		c->sum->single_refused++; /* the budget, not the profile, sent it bulk */
 		return 1;
 	}
 	int64_t q = pobox_single_query_len(p->id_type, p->profile_id, p->profile_id_len, NULL, NULL,
@@ -693,6 +698,8 @@ int pobox_sched_cut(struct pobox *pb, const struct pobox_sched_opts *o,
 		sum->dead_profiles += s.dead_profiles;
 		sum->single_profiles += s.single_profiles;
 		sum->single_urgent += s.single_urgent;
+		sum->single_refused += s.single_refused;
+		sum->single_refused_urgent += s.single_refused_urgent;
 		sum->single_held += s.single_held;
 	}
 	return rc;

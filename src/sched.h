@@ -64,6 +64,7 @@ void pobox_sched_opts_init(struct pobox_sched_opts *o);
 struct pobox_cut_summary {
 	int64_t batches, profiles, updates, superseded, carried, bytes, dead_profiles;
 	int64_t single_profiles, single_urgent;  /* routed to the single lane */
+	int64_t single_refused, single_refused_urgent; /* could have, but the budget was short */
 	int64_t single_held;                      /* left pending: the lane is offline */
 };
 

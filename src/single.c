@@ -25,6 +25,7 @@
 #include "classify.h"
 #include "credentials.h"
 #include "error.h"
+#include "fleet.h"
 #include "http.h"
 #include "log.h"
 #include "outage.h"
@@ -48,6 +49,9 @@ struct call {
 	int64_t cells;           /* its updates in the batch */
 	int urgent;
 	int64_t minute;          /* quota minute it was reserved in */
+	int64_t lease;           /* fleet: the lease its unit came from, 0: none */
+	int64_t start_by;        /* fleet: it must not start after this (monotonic ms) */
+	int64_t answered;        /* monotonic ms its answer arrived, -1: none */
 	char *url;               /* full URL (GET) or path only (POST) */
 	char *body;              /* POST form body, NULL for GET */
 	size_t body_len;
@@ -170,6 +174,7 @@ static struct pobox_verdict judge(struct sender *w, struct call *c, int rc,
 	 * the precise category, which is what classification needs */
 	*fail = resp->fail != POBOX_HTTP_FAIL_NONE ? resp->fail
 	        : rc != 0 ? POBOX_HTTP_FAIL_OTHER : POBOX_HTTP_FAIL_NONE;
+	c->answered = *fail == POBOX_HTTP_FAIL_NONE ? pobox_fleet_mono_ms() : -1;
 	/* a refused or unresolved connection never reached Target */
 	c->reached = !(*fail == POBOX_HTTP_FAIL_CONNECT || *fail == POBOX_HTTP_FAIL_RESOLVE);
 	c->aborted = *fail == POBOX_HTTP_FAIL_ABORTED;
@@ -570,6 +575,26 @@ static int on_profile(void *ctx, const struct pobox_prow *p)
 
 /* ---- settling ---------------------------------------------------------- */
 
+/* Ends a transaction of the lane: the fleet ledger's part is written in
+ * it and learns whether it committed. */
+static int end_tx(struct pobox_singler *s, int rc)
+{
+	struct pobox *pb = s->pb;
+	if (rc == 0 && s->o.fleet)
+		rc = pobox_fleet_write(s->o.fleet, pb);
+	if (rc == 0)
+		rc = pobox_commit(pb);
+	if (rc) {
+		char keep[POBOX_ERRLEN];
+		memcpy(keep, pb->err, sizeof keep);
+		pobox_rollback(pb);
+		memcpy(pb->err, keep, sizeof keep);
+	}
+	if (s->o.fleet)
+		pobox_fleet_done(s->o.fleet, rc == 0);
+	return rc;
+}
+
 /* What one settle sums up and writes once: quota per minute, call counts
  * per HTTP status, delivered profiles 32 at a time, and the retries for
  * its one log line.  Per call, only the profile's own outcome is a
@@ -735,6 +760,8 @@ static int settle_call(struct pobox_singler *s, struct group *g, struct settle_s
 		return rc;
 	if ((rc = sum_quota(s, m, c, used)) != 0)
 		return rc;
+	if (c->lease) /* staged; written with the settle (end_tx) */
+		pobox_fleet_settle(s->o.fleet, c->lease, used, c->answered);
 	if ((c->st == C_QUEUED && keep) || (c->st == C_DONE && (c->aborted || !c->reached)))
 		g->held++; /* the unit goes back; the profile waits in the batch */
 	else if (c->st == C_QUEUED) /* never sent: the lane stopped */
@@ -857,13 +884,7 @@ static int settle(struct pobox_singler *s, struct group *g, const size_t *idx, s
 		rc = pobox_outage_lift(pb);
 	if (rc == 0 && final)
 		rc = end_group(s, g, &ss, now);
-	if (rc == 0)
-		return pobox_commit(pb);
-	char keep[POBOX_ERRLEN];
-	memcpy(keep, pb->err, sizeof keep);
-	pobox_rollback(pb);
-	memcpy(pb->err, keep, sizeof keep);
-	return rc;
+	return end_tx(s, rc);
 }
 
 /* ---- sending ----------------------------------------------------------- */
@@ -937,8 +958,10 @@ static void *sender_main(void *arg)
 		while ((int64_t)pobox_http_multi_pending(w->multi) < depth && (g = group_to_take(s))) {
 			size_t i = g->next++;
 			struct call *c = &g->calls[i];
-			if (c->st != C_QUEUED) {
-				/* the budget did not cover it; perhaps the group's end */
+			if (c->st != C_QUEUED || (c->lease && pobox_fleet_mono_ms() >= c->start_by)) {
+				/* the budget did not cover it, or its lease ran out before
+				 * it could start (then it is settled as never sent);
+				 * perhaps the group's end */
 				if (group_answered(s, g))
 					pthread_cond_signal(&s->cv);
 				continue;
@@ -1200,6 +1223,84 @@ int pobox_single_step(struct pobox_singler *s, struct pobox_step *out)
 	return 0;
 }
 
+/* What a group's reservation did: units granted (urgent of them), and
+ * calls sent back to pending to wait for the fleet's next lease; or, for a
+ * probe, that it waits in its batch until later_ms (0: it does not). */
+struct grant {
+	int64_t granted, urgent, waiting;
+	int waiting_urgent;
+	int64_t later_ms;
+};
+
+/* One call's unit from the budget (and, with a fleet, from a lease), or
+ * where its profile goes instead: back to pending briefly when the fleet's
+ * next lease is on its way (fl->wait_ms >= 0), else bulk. */
+static int reserve_call(struct pobox_singler *s, struct group *g, struct call *c,
+                        const struct pobox_quota *q, const struct pobox_fleet_limits *fl,
+                        int64_t now, struct grant *gr)
+{
+	struct pobox_store *st = s->pb->st;
+	int killed;
+	int ok = c->urgent ? gr->granted < q->left_urgent : gr->granted < q->left_normal;
+	if (ok && s->o.fleet && pobox_fleet_take(s->o.fleet, c->urgent, &c->lease, &c->start_by) != 0)
+		ok = 0;
+	if (ok) {
+		c->minute = now / 60000;
+		gr->granted++;
+		gr->urgent += c->urgent;
+		return 0;
+	}
+	c->st = C_SETTLED;
+	if (fl->wait_ms >= 0) {
+		gr->waiting++;
+		gr->waiting_urgent |= c->urgent;
+		return pobox_store_profile_release(st, g->batch, c->profile, c->cells, 0, 0,
+		                                   now + fl->wait_ms, NULL, 0, &killed);
+	}
+	return pobox_store_profile_release(st, g->batch, c->profile, c->cells, 1, 0, 0,
+	                                   "single-call budget spent; sent by bulk", 0, &killed);
+}
+
+/* Reserves the units of g's calls, inside the caller's transaction: what
+ * the budget (with a fleet: the leases held) covers is reserved in the
+ * quota ledger, the rest goes bulk or waits (reserve_call).  probe: g is
+ * the batch an offline lane keeps as its probe (outage.h); when the fleet
+ * holds nothing for it yet a lease is on its way, it keeps all its
+ * profiles and waits (gr->later_ms): sent back to pending they would be
+ * held there, uncut, with no batch left to find Target again. */
+static int reserve_group(struct pobox_singler *s, struct group *g, int64_t now, int probe,
+                         struct grant *gr)
+{
+	struct pobox *pb = s->pb;
+	struct pobox_quota q;
+	struct pobox_fleet_limits fl = {0, 0, -1};
+	int rc;
+	if ((rc = pobox_quota_reap(pb, now)) != 0 || (rc = pobox_quota_read(pb, &s->o.quota, now, &q)) != 0)
+		return rc;
+	if (s->o.fleet) { /* what the leases cover, not the outbox's view of the fleet */
+		pobox_fleet_limits(s->o.fleet, &fl);
+		q.left_urgent = fl.left_urgent;
+		q.left_normal = fl.left_normal;
+		if (probe && fl.left_urgent <= 0 && fl.wait_ms >= 0) {
+			gr->later_ms = now + fl.wait_ms;
+			gr->waiting = (int64_t)g->ncalls;
+			for (size_t i = 0; i < g->ncalls; i++)
+				gr->waiting_urgent |= g->calls[i].urgent;
+			return 0;
+		}
+	}
+	for (size_t i = 0; i < g->ncalls && rc == 0; i++)
+		rc = reserve_call(s, g, &g->calls[i], &q, &fl, now, gr);
+	int64_t bulk = (int64_t)g->ncalls - gr->granted - gr->waiting;
+	if (rc == 0 && bulk > 0)
+		pobox_log(POBOX_LOG_WARN, "budget_low",
+		          "lane=single routed_to_bulk=%lld remaining=%lld budget=%lld", (long long)bulk,
+		          (long long)q.remaining, (long long)q.budget);
+	if (rc == 0 && gr->granted)
+		rc = pobox_store_quota_reserve(pb->st, pobox_quota_owner(), now, gr->granted, gr->urgent);
+	return rc;
+}
+
 /* Readies the next due single-lane batch in g: its calls built and their
  * quota reserved (what the budget cannot cover goes bulk), the batch marked
  * sending.  *did = 0 when none is due; out says why (paused, next due). */
@@ -1290,45 +1391,28 @@ static int prepare(struct pobox_singler *s, struct group *g, struct pobox_step *
 	}
 
 	/* reserve before calling; what the budget cannot cover goes bulk */
-	struct pobox_quota q;
-	int64_t granted = 0, granted_urgent = 0;
+	struct grant gr = {0};
 	if ((rc = pobox_begin(pb)) != 0)
 		return rc;
-	if ((rc = pobox_quota_reap(pb, now)) == 0 && (rc = pobox_quota_read(pb, &s->o.quota, now, &q)) == 0) {
-		int64_t minute = now / 60000;
-		for (size_t i = 0; i < g->ncalls && rc == 0; i++) {
-			struct call *c = &g->calls[i];
-			int ok = c->urgent ? granted < q.left_urgent : granted < q.left_normal;
-			if (!ok) {
-				int killed;
-				rc = pobox_store_profile_release(pb->st, g->batch, c->profile, c->cells, 1, 0, 0,
-				                                 "single-call budget spent; sent by bulk", 0, &killed);
-				c->st = C_SETTLED;
-				continue;
-			}
-			c->minute = minute;
-			granted++;
-			granted_urgent += c->urgent;
-		}
-		if (rc == 0 && granted < (int64_t)g->ncalls)
-			pobox_log(POBOX_LOG_WARN, "budget_low",
-			          "lane=single routed_to_bulk=%lld remaining=%lld budget=%lld",
-			          (long long)((int64_t)g->ncalls - granted), (long long)q.remaining,
-			          (long long)q.budget);
-		if (rc == 0 && granted)
-			rc = pobox_store_quota_reserve(pb->st, pobox_quota_owner(), now, granted, granted_urgent);
-	}
+	rc = reserve_group(s, g, now, strcmp(out->pause_class, "offline") == 0, &gr);
 	if (rc == 0) {
 		struct pobox_batch b;
 		if ((rc = pobox_store_batch_get(pb->st, id, &b)) == 0) {
-			b.state = POBOX_B_SENDING;
+			if (gr.later_ms) /* a probe waiting for a lease: ready again then */
+				b.next_at_ms = gr.later_ms;
+			else
+				b.state = POBOX_B_SENDING;
 			rc = pobox_store_batch_save(pb->st, &b);
 			pobox_batch_free(&b);
 		}
 	}
-	if (rc == 0)
-		rc = pobox_commit(pb);
-	else
-		pobox_rollback(pb);
+	rc = end_tx(s, rc);
+	if (s->o.fleet && gr.waiting)
+		pobox_fleet_short(s->o.fleet, gr.waiting, gr.waiting_urgent);
+	if (rc == 0 && gr.later_ms) { /* nothing of it is sent now */
+		group_clear(g);
+		*did = 0;
+		out->next_due_ms = gr.later_ms;
+	}
 	return rc;
 }

@@ -41,6 +41,7 @@ struct pobox_single_opts {
 	int64_t threads;          /* sender threads (each its own connections); < 1: 1 */
 	int64_t max_get_bytes, max_post_bytes;
 	int64_t recovery_ramp_ms;
+	struct pobox_fleet *fleet;  /* fleet_url: calls draw on the fleet's leases (fleet.h) */
 };
 
 struct pobox_singler;

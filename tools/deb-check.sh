@@ -131,8 +131,8 @@ check "Package: pobox, Version: $version" test "$(field Package) $(field Version
 check "Section: net" test "$(field Section)" = net
 check "Maintainer: pobox developers <pobox@localhost>" \
 	test "$(field Maintainer)" = "pobox developers <pobox@localhost>"
-check "Depends come from dpkg-shlibdeps (libsqlite3-0, libcurl4, libc6)" \
-	sh -c 'd=$(dpkg-deb -f "$1" Depends); echo "$d"; for l in libsqlite3-0 libcurl4 libc6 adduser; do echo "$d" | grep -q "$l" || exit 1; done' _ "$deb"
+check "Depends come from dpkg-shlibdeps (libsqlite3-0, libcurl4, libpq5, libc6)" \
+	sh -c 'd=$(dpkg-deb -f "$1" Depends); echo "$d"; for l in libsqlite3-0 libcurl4 libpq5 libc6 adduser; do echo "$d" | grep -q "$l" || exit 1; done' _ "$deb"
 check "conffiles: /etc/pobox/pobox.conf, /etc/default/pobox-nightly" \
 	sh -c 'dpkg-deb --ctrl-tarfile "$1" | tar -xO ./conffiles | sort | tr "\n" " " | grep -qx "/etc/default/pobox-nightly /etc/pobox/pobox.conf "' _ "$deb"
 check "maintainer scripts postinst, prerm, postrm" \

@@ -13,6 +13,8 @@ PKGS=(
   libexpat1-dev                 # XML answers from Target
   libinih-dev                   # the INI config file
   libmicrohttpd-dev             # the Target simulator
+  libpq-dev                     # the fleet coordinator client (src/fleet.c)
+  postgresql                    # fleet tests start a real PostgreSQL server
   libcmocka-dev                 # unit tests
   wrk                           # simulator/benchmark load generator
   time                          # /usr/bin/time for peak-RSS figures

@@ -107,6 +107,22 @@ void cli_health_check(struct cli *cli, struct pobox *pb, struct cli_health *h, i
  * damaged; 0 when delivery may go on. */
 int cli_health_paused(struct pobox *pb, struct cli_health *h, int64_t now_ms);
 
+struct pobox_fleet_opts;
+/* Fills fleet options from the config (fleet_url set) for a delivery with
+ * options d; reads fleet_password_file into *password (free with
+ * cli_fleet_password_free).  Returns EXIT_OK or an exit code after
+ * printing why. */
+int cli_fleet_opts(struct cli *cli, const struct pobox_deliver_opts *d, struct pobox_fleet_opts *fo,
+                   char **password);
+/* Wipes and frees what cli_fleet_opts read.  NULL: no-op. */
+void cli_fleet_password_free(char *password);
+
+struct pobox_quota;
+/* The fleet part of `pobox quota` and `status`: lines of text, or the
+ * "fleet":{...} member (no trailing comma). */
+void cli_fleet_print(const struct pobox_quota *q, int64_t now_ms);
+void cli_fleet_json(const struct pobox_quota *q, int64_t now_ms);
+
 int cmd_put(struct cli *cli, int argc, char **argv);
 int cmd_flush(struct cli *cli, int argc, char **argv);
 int cmd_run(struct cli *cli, int argc, char **argv);
@@ -120,6 +136,7 @@ int cmd_batches(struct cli *cli, int argc, char **argv);
 int cmd_show(struct cli *cli, int argc, char **argv);
 int cmd_import(struct cli *cli, int argc, char **argv);
 int cmd_status(struct cli *cli, int argc, char **argv);
+int cmd_fleet(struct cli *cli, int argc, char **argv);
 int cmd_auth(struct cli *cli, int argc, char **argv);
 int cmd_verify(struct cli *cli, int argc, char **argv);
 

@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "credentials.h"
 #include "deliver.h"
+#include "fleet.h"
 #include "metrics.h"
 #include "quota.h"
 #include "single.h"
@@ -55,6 +56,7 @@ static void single_opts(const struct pobox_config *c, struct pobox_single_opts *
 	so->quota.single_budget = c->single_budget;
 	so->quota.fleet_share = c->fleet_share;
 	so->quota.urgent_reserve = c->urgent_reserve;
+	so->quota.fleet = c->fleet_url != NULL;
 	so->concurrency = c->single_concurrency;
 	so->threads = c->single_threads;
 	so->max_get_bytes = c->max_get_bytes;
@@ -185,7 +187,7 @@ static void print_left(struct pobox *pb, const char *prefix)
 	       cli_num(d, sizeof d, s.updates[POBOX_ST_DEAD]));
 }
 
-static int cut(struct pobox *pb, const struct pobox_sched_opts *so, int quiet)
+static int cut(struct pobox *pb, const struct pobox_sched_opts *so, int quiet, struct pobox_fleet *fleet)
 {
 	struct pobox_cut_summary sum = {0};
 	char a[32], b[32], c[32], d[32];
@@ -194,6 +196,8 @@ static int cut(struct pobox *pb, const struct pobox_sched_opts *so, int quiet)
 		cli_error("cutting batches: %s", pobox_errmsg(pb));
 		return rc;
 	}
+	if (fleet) /* demand the leases did not cover: ask the fleet for it */
+		pobox_fleet_short(fleet, sum.single_refused, sum.single_refused_urgent > 0);
 	/* quiet 0: always print; 1: only when batches were cut; 2: never (run
 	 * reports through its log) */
 	if (quiet < 2 && (sum.batches || !quiet)) {
@@ -273,6 +277,8 @@ struct loop {
 	struct pobox_deliverer *d;      /* NULL while another process delivers */
 	struct pobox_singler *sg;
 	struct pobox_single_opts so;
+	struct pobox_fleet *fleet;      /* fleet_url: the leases (fleet.h), NULL: none */
+	char *fleet_pw;                 /* fleet_password_file's contents, or NULL */
 	int64_t last_prune, prune_cursor, last_cut_seq, checked_seq, last_full, last_metrics;
 	/* the last full count of pending profiles (pobox_store_pending) */
 	int64_t due, later, next_due, oldest;
@@ -294,6 +300,35 @@ static int abort_wanted(void *ctx)
 	const struct loop *l = ctx;
 	return stop_signal ||
 	       (l->deadline_ms > 0 && pobox_clock_now_ms(&l->pb->clock) >= l->deadline_ms);
+}
+
+/* The fleet ledger, for the process that holds the delivery lock; the
+ * lanes draw on it (o->fleet, so.fleet).  EXIT_OK, or the exit code after
+ * saying why. */
+static int open_fleet(struct loop *l)
+{
+	struct pobox_fleet_opts fo;
+	char err[POBOX_ERRLEN];
+	int code = cli_fleet_opts(l->cli, l->o, &fo, &l->fleet_pw);
+	if (code != EXIT_OK)
+		return code;
+	int rc = pobox_fleet_open(&l->fleet, l->pb, &fo, err, sizeof err);
+	if (rc) {
+		cli_error("fleet: %s", err);
+		cli_fleet_password_free(l->fleet_pw);
+		l->fleet_pw = NULL;
+		return cli_exit_code(rc);
+	}
+	return EXIT_OK;
+}
+
+static void close_fleet(struct loop *l)
+{
+	pobox_fleet_close(l->fleet); /* after the lanes: nothing is taken from it any more */
+	cli_fleet_password_free(l->fleet_pw);
+	l->fleet = NULL;
+	l->fleet_pw = NULL;
+	l->o->fleet = l->so.fleet = NULL;
 }
 
 /* Takes the delivery lock and makes the deliverers.  EXIT_OK, or the exit
@@ -321,11 +356,18 @@ static int loop_open(struct loop *l)
 	single_opts(&cli->cfg, &l->so);
 	if (l->mode == RUN) /* only once the lock is ours: a refused second run starts nothing */
 		pobox_log(POBOX_LOG_INFO, "started", "outbox=%s client=%s", cli->cfg.db, l->o->client);
+	if (l->lock >= 0 && cli->cfg.fleet_url && (rc = open_fleet(l)) != EXIT_OK) {
+		close(l->lock);
+		l->lock = -1;
+		return rc;
+	}
+	l->o->fleet = l->so.fleet = l->fleet;
 	if (l->lock >= 0 && ((rc = pobox_deliverer_new(&l->d, l->pb, l->o, err, sizeof err)) != 0 ||
 	                     (rc = pobox_singler_new(&l->sg, l->pb, l->o, &l->so, err, sizeof err)) != 0)) {
 		cli_error("%s", err);
 		pobox_deliverer_free(l->d);
 		l->d = NULL;
+		close_fleet(l);
 		close(l->lock);
 		l->lock = -1;
 		return cli_exit_code(rc);
@@ -342,6 +384,7 @@ static void loop_close(struct loop *l)
 {
 	pobox_deliverer_free(l->d);
 	pobox_singler_free(l->sg);
+	close_fleet(l);
 	if (l->lock >= 0)
 		close(l->lock);
 	l->o->abort_fn = NULL;
@@ -361,9 +404,11 @@ static void reload_deliverers(struct loop *l)
 	reload(l->cli, l->o, l->cred);
 	l->o->abort_fn = abort_wanted;
 	l->o->abort_ctx = l;
+	l->o->fleet = l->fleet; /* fleet_* changes need a restart */
 	if (!l->d)
 		return;
 	single_opts(&l->cli->cfg, &l->so);
+	l->so.fleet = l->fleet;
 	if (pobox_deliverer_new(&nd, l->pb, l->o, err, sizeof err) == 0 &&
 	    pobox_singler_new(&ns, l->pb, l->o, &l->so, err, sizeof err) == 0) {
 		pobox_deliverer_free(l->d);
@@ -400,7 +445,13 @@ static int damage_pauses(const struct loop *l, int rc)
  * only this round does (run, a damaged outbox), 0 to go on. */
 static int deliver_round(struct loop *l, struct round *r, int *code)
 {
+	char err[POBOX_ERRLEN];
 	int rc;
+	if (l->fleet && pobox_fleet_refused(l->fleet, err, sizeof err)) {
+		cli_error("fleet: the coordinator refused this host: %s", err);
+		*code = EXIT_CONFIG;
+		return 1;
+	}
 	if (l->d && ((rc = pobox_deliver_step(l->d, &r->st)) != 0 ||
 	             (rc = pobox_single_step(l->sg, &r->ss)) != 0)) {
 		if (!damage_pauses(l, rc))
@@ -472,6 +523,7 @@ static int cut_wanted(const struct loop *l, const struct round *r)
 	if (l->mode != RUN)
 		return l->due > 0;
 	return l->due > 0 && (r->urgent_new || l->due >= c->flush_rows ||
+	                      (l->fleet && pobox_fleet_fresh(l->fleet)) ||
 	                      (l->oldest >= 0 && r->now - l->oldest >= c->flush_max_delay_ms) ||
 	                      (l->due <= c->single_max_pending && c->single_lane && l->oldest >= 0 &&
 	                       r->now - l->oldest >= 1000));
@@ -483,7 +535,7 @@ static int cut_round(struct loop *l, struct round *r, int *code)
 {
 	int rc;
 	routing(l->cli, l->pb, l->o, l->due);
-	if ((rc = cut(l->pb, &l->o->sched, l->mode == RUN ? 2 : 1)) != 0) {
+	if ((rc = cut(l->pb, &l->o->sched, l->mode == RUN ? 2 : 1, l->fleet)) != 0) {
 		if (damage_pauses(l, rc))
 			return -1;
 		*code = cli_exit_code(rc);
@@ -687,7 +739,7 @@ int cmd_flush(struct cli *cli, int argc, char **argv)
 		pobox_store_pending(pb->st, pobox_clock_now_ms(&pb->clock), &due, &later, &next_due, &oldest);
 		routing(cli, pb, &o, due);
 	}
-	if (cut(pb, &o.sched, 0) != 0) {
+	if (cut(pb, &o.sched, 0, NULL) != 0) {
 		code = EXIT_IOERR;
 		goto out;
 	}

@@ -42,9 +42,69 @@ static const char *hour_label(char *buf, size_t len, int64_t now_min, int i)
 	return buf;
 }
 
+void cli_fleet_print(const struct pobox_quota *q, int64_t now_ms)
+{
+	const struct pobox_quota_fleet *f = &q->fleet;
+	char a[32], b[32], c[32], d[32], e[32];
+	printf("fleet       account %s, host %s: ", f->account[0] ? f->account : "(not joined yet)",
+	       f->host[0] ? f->host : "-");
+	if (!f->known)
+		printf("the coordinator has not answered yet; single calls wait for it, bulk meanwhile\n");
+	else if (f->reachable)
+		printf("coordinator reachable at the last attempt, last answer %s ago\n",
+		       cli_duration(a, sizeof a, now_ms - f->last_contact_ms));
+	else
+		printf("coordinator UNREACHABLE (last answer %s ago: %s); spending the rest of the "
+		       "leases, then the reserve, then bulk only\n",
+		       f->last_contact_ms ? cli_duration(a, sizeof a, now_ms - f->last_contact_ms) : "never",
+		       f->last_error[0] ? f->last_error : "no answer");
+	if (f->known)
+		printf("            account budget %s per %s, margin %s; the fleet used %s in the window at "
+		       "the last answer, %s free, %lld hosts%s\n",
+		       cli_num(a, sizeof a, f->account_budget), cli_duration(b, sizeof b, f->window_ms),
+		       cli_num(c, sizeof c, f->margin), cli_num(d, sizeof d, f->fleet_used),
+		       cli_num(e, sizeof e, f->fleet_free), (long long)f->hosts,
+		       f->learning ? "; LEARNING (the ledger was restored)" : "");
+	printf("            this host holds %s in %lld lease(s)", cli_num(a, sizeof a, f->lease_left),
+	       (long long)f->leases);
+	if (f->lease_expires_in_ms >= 0)
+		printf(" (%s left)", cli_duration(b, sizeof b, f->lease_expires_in_ms));
+	printf(", reserve %s of %s", cli_num(c, sizeof c, f->reserve_left),
+	       cli_num(d, sizeof d, f->reserve_granted));
+	if (f->reserve_expires_in_ms >= 0)
+		printf(" (%s left)", cli_duration(a, sizeof a, f->reserve_expires_in_ms));
+	printf("; %lld round trips\n", (long long)f->requests);
+}
+
+void cli_fleet_json(const struct pobox_quota *q, int64_t now_ms)
+{
+	const struct pobox_quota_fleet *f = &q->fleet;
+	printf("\"fleet\":{\"account\":\"");
+	for (const char *p = f->account; *p; p++)
+		printf(*p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
+	printf("\",\"host\":\"");
+	for (const char *p = f->host; *p; p++)
+		printf(*p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
+	printf("\",\"joined\":%s,\"reachable\":%s,\"learning\":%s,\"account_budget\":%lld,"
+	       "\"margin\":%lld,\"window_s\":%lld,\"fleet_used\":%lld,\"fleet_free\":%lld,"
+	       "\"hosts\":%lld,\"lease_left\":%lld,\"leases\":%lld,\"lease_expires_in_s\":%.1f,"
+	       "\"reserve_left\":%lld,\"reserve\":%lld,\"reserve_expires_in_s\":%.1f,"
+	       "\"last_contact_age_s\":%.1f,\"round_trips\":%lld}",
+	       f->known ? "true" : "false", f->reachable ? "true" : "false", f->learning ? "true" : "false",
+	       (long long)f->account_budget, (long long)f->margin, (long long)(f->window_ms / 1000),
+	       (long long)f->fleet_used, (long long)f->fleet_free, (long long)f->hosts,
+	       (long long)f->lease_left, (long long)f->leases,
+	       f->lease_expires_in_ms >= 0 ? (double)f->lease_expires_in_ms / 1000.0 : -1.0,
+	       (long long)f->reserve_left, (long long)f->reserve_granted,
+	       f->reserve_expires_in_ms >= 0 ? (double)f->reserve_expires_in_ms / 1000.0 : -1.0,
+	       f->last_contact_ms ? (double)(now_ms - f->last_contact_ms) / 1000.0 : -1.0,
+	       (long long)f->requests);
+}
+
 int cmd_quota(struct cli *cli, int argc, char **argv)
 {
-	struct pobox_quota_opts qo = {cli->cfg.single_budget, cli->cfg.fleet_share, cli->cfg.urgent_reserve};
+	struct pobox_quota_opts qo = {cli->cfg.single_budget, cli->cfg.fleet_share, cli->cfg.urgent_reserve,
+	                              cli->cfg.fleet_url != NULL};
 	struct pobox_quota q;
 	struct hours h;
 	struct pobox *pb;
@@ -73,10 +133,15 @@ int cmd_quota(struct cli *cli, int argc, char **argv)
 	int64_t eta = q.exhausted_at_ms >= 0 ? (q.exhausted_at_ms - now) / 1000 : -1;
 	if (json) {
 		printf("{\"budget\":%lld,\"used\":%lld,\"reserved\":%lld,\"remaining\":%lld,"
-		       "\"urgent_reserve\":%lld,\"urgent_used\":%lld,\"exhaustion_eta_s\":%lld,\"hours\":[",
+		       "\"urgent_reserve\":%lld,\"urgent_used\":%lld,\"exhaustion_eta_s\":%lld,",
 		       (long long)q.budget, (long long)q.used, (long long)q.reserved,
 		       (long long)q.remaining, (long long)q.reserve, (long long)q.urgent_used,
 		       (long long)eta);
+		if (cli->cfg.fleet_url) {
+			cli_fleet_json(&q, now);
+			putchar(',');
+		}
+		printf("\"hours\":[");
 		for (int i = 0; i < 24; i++) {
 			char lbl[8];
 			printf("%s{\"ending\":\"%s\",\"used\":%lld,\"urgent\":%lld}", i ? "," : "",
@@ -100,6 +165,12 @@ int cmd_quota(struct cli *cli, int argc, char **argv)
 			if (h.urgent[i])
 				printf(" (%s urgent)", cli_num(b, sizeof b, h.urgent[i]));
 			putchar('\n');
+		}
+		if (cli->cfg.fleet_url) {
+			printf("(this host's own calls; its budget is the fleet's)\n");
+			cli_fleet_print(&q, now);
+			pobox_close(pb);
+			return EXIT_OK;
 		}
 		printf("budget      %s per rolling 24 hours", cli_num(a, sizeof a, q.budget));
 		if (cli->cfg.fleet_share < 1)

@@ -65,7 +65,7 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 	}
 	if (prom) {
 		struct pobox_quota_opts po = {cli->cfg.single_budget, cli->cfg.fleet_share,
-		                              cli->cfg.urgent_reserve};
+		                              cli->cfg.urgent_reserve, cli->cfg.fleet_url != NULL};
 		if ((rc = pobox_metrics_write(pb, &po, stdout)) != 0)
 			goto fail;
 		pobox_close(pb);
@@ -74,7 +74,8 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 	if ((rc = pobox_store_status(pb->st, &s)) != 0)
 		goto fail;
 	int64_t now = pobox_clock_now_ms(&pb->clock);
-	struct pobox_quota_opts qo = {cli->cfg.single_budget, cli->cfg.fleet_share, cli->cfg.urgent_reserve};
+	struct pobox_quota_opts qo = {cli->cfg.single_budget, cli->cfg.fleet_share, cli->cfg.urgent_reserve,
+	                              cli->cfg.fleet_url != NULL};
 	struct pobox_quota q;
 	if ((rc = pobox_quota_read(pb, &qo, now, &q)) != 0)
 		goto fail;
@@ -87,10 +88,15 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 			j[l - 1] = '\0';
 		printf("%s,\"quota\":{\"budget\":%lld,\"used_24h\":%lld,\"urgent_used_24h\":%lld,"
 		       "\"reserved\":%lld,\"remaining\":%lld,\"urgent_reserve\":%lld,"
-		       "\"exhaustion_eta_s\":%lld}}\n",
+		       "\"exhaustion_eta_s\":%lld}",
 		       j, (long long)q.budget, (long long)q.used, (long long)q.urgent_used,
 		       (long long)q.reserved, (long long)q.remaining, (long long)q.reserve,
 		       (long long)(q.exhausted_at_ms >= 0 ? (q.exhausted_at_ms - now) / 1000 : -1));
+		if (cli->cfg.fleet_url) {
+			putchar(',');
+			cli_fleet_json(&q, now);
+		}
+		printf("}\n");
 		pobox_free(j);
 	} else {
 		int64_t stored = 0;
@@ -108,6 +114,13 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 		}
 		printf("profiles    %s   attributes %s\n", cli_num(a, sizeof a, s.profiles),
 		       cli_num(b, sizeof b, s.attributes));
+		if (cli->cfg.fleet_url) {
+			printf("single calls in the last 24 h: %s by this host (%s in flight); the budget is the "
+			       "fleet's:\n", cli_num(a, sizeof a, q.used + q.reserved), cli_num(b, sizeof b, q.reserved));
+			cli_fleet_print(&q, now);
+			pobox_close(pb);
+			return EXIT_OK;
+		}
 		printf("single calls in the last 24 h: %s used", cli_num(a, sizeof a, q.used + q.reserved));
 		char c3[32];
 		printf(" of %s, %s", cli_num(b, sizeof b, q.budget), cli_num(a, sizeof a, q.remaining));

@@ -230,6 +230,26 @@ const struct command cli_commands[] = {
 	 "never deleted or recreated; it is marked, and writes are refused, until\n"
 	 "SQLite's integrity check passes here again (doctor then removes the mark).\n"
 	 "exit: 0 healthy (or everything repaired), 65 problems remain, 74 cannot be read\n"},
+	{"fleet", cmd_fleet, "a fleet sharing one account: set up the coordinator, list its hosts",
+	 "usage: pobox fleet init [--grant ROLE] [--update]\n"
+	 "       pobox fleet status [--json]\n"
+	 "\n"
+	 "With fleet_url and fleet_account set, hosts share the account's budgets\n"
+	 "through leases from a PostgreSQL coordinator (see pobox.conf(5), FLEET).\n"
+	 "\n"
+	 "init     creates or upgrades the coordinator's schema (pobox_fleet), in one\n"
+	 "         transaction; safe to run again.  Records the account with this\n"
+	 "         config's single_budget, bulk_calls_per_minute and fleet_* settings\n"
+	 "         when it has none; --update changes an existing account's to them.\n"
+	 "         --grant ROLE lets ROLE (the hosts' login) call the four functions\n"
+	 "         hosts use, and nothing else.  Run it as the role that is to own\n"
+	 "         the schema.\n"
+	 "status   the account's use in its window, its reserves, the bulk window,\n"
+	 "         and every host: its use, what it holds, when it was last heard.\n"
+	 "         --json prints one object.\n"
+	 "\n"
+	 "exit: 0 done, 69 the coordinator cannot be reached, 78 refused (rights,\n"
+	 "      a mismatched account, no schema) or a configuration error\n"},
 	{NULL, NULL, NULL, NULL},
 };
 

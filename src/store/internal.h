@@ -14,6 +14,7 @@
  *   sent.c    last delivered values, folding, pruning history
  *   batch.c   batch rows and their lifecycle, the bulk ledger, lanes
  *   quota.c   the single-call ledger and single-lane outcomes
+ *   fleet.c   a fleet's leases: this host's side of a shared budget
  *   ops.c     dead letters, doctor
  *   verify.c  what Target was sent, per profile, and the record of each
  *             verification
@@ -100,11 +101,13 @@ struct pobox_store {
 	struct name_cache shape_ids;   /* shape JSON -> id */
 	struct shape *shapes;          /* by id, decoded on use */
 	size_t nshapes;
-	/* statements, cached by the address of their SQL */
+	/* statements, cached by the address of their SQL: the store's files
+	 * define at most 158 (139 without fleet.c's 19); a full cache is an
+	 * error, so keep room */
 	struct {
 		const char *sql;
 		sqlite3_stmt *stmt;
-	} cache[160];
+	} cache[192];
 	int ncache;
 	/* valid inside a write transaction (read at BEGIN) */
 	int64_t next_seq, next_profile, keys_main, keys_new, filter_gen, cut_seq, batch_gen;

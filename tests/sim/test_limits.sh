@@ -96,4 +96,26 @@ req "$B/m2/demo/profile/update?mbox3rdPartyId=p1&profile.a=4"
 check "but the second has not" 429 "$STATUS"
 sim_stop
 
+# --- a shorter single window, and the call log: one line per call that
+# reached a limit check, with the simulated time it was counted at
+sim_start --preload pre.csv --single-budget 2 --single-window-s 60 --call-log calls.log
+for i in 1 2 3; do req "$B/m2/demo/profile/update?mbox3rdPartyId=p1&profile.a=$i"; done
+check "window 60 s: the 3rd call is over the budget" 429 "$STATUS"
+check_match "the message names the window" 'Limit of 2 profile update calls per 60 seconds reached' "$BODY"
+req "$B/m2/demo/profile/update?profile.a=1"
+check "a call without an id is refused before the budget" 400 "$STATUS"
+req "$B/m2/demo/profile/batchStatus?batchId=x"
+curl -s -X POST "$B/_sim/clock?advance_s=61" >/dev/null
+req "$B/m2/demo/profile/update?mbox3rdPartyId=p1&profile.a=4"
+check "61 simulated s later: admitted again" 200 "$STATUS"
+sim_stop
+check "call log: lanes and verdicts in order" "single admitted,single admitted,single refused,bulk admitted,single admitted," \
+  "$(cut -f2,3 calls.log | tr '\t\n' ' ,')"
+T0=$(sed -n 1p calls.log | cut -f1); T5=$(sed -n 5p calls.log | cut -f1)
+check "call log: simulated ms, the jump included" 1 "$(( T5 - T0 >= 61000 && T5 - T0 < 70000 ))"
+check "call log: every line has a millisecond time" 5 "$(grep -cE '^1[0-9]{12}'$'\t' calls.log)"
+req_bad() { "$SIM" --port 0 "$@" >bad.out 2>bad.err; echo $?; }
+check "--single-window-s 0 is refused" 64 "$(req_bad --single-window-s 0)"
+check "an unwritable --call-log is refused" 71 "$(req_bad --call-log /nonexistent/dir/x.log)"
+
 finish

@@ -48,6 +48,11 @@ static const struct opt opts[] = {
 	  "CSV of existing profiles: header thirdPartyId|pcId,attr,... (URL-encoded cells)" },
 	{ "no-ipv6", T_BOOL, OFF(no_ipv6), 0, 0, 1,
 	  "do not also listen on [::1] (default: try, ignore failure)" },
+	{ "single-window-s", T_INT, OFF(single_window_s), 0, 1, BIG,
+	  "length of the single-update budget's rolling window, simulated s (default 86400)" },
+	{ "call-log", T_STR, OFF(call_log), 0, 0, 0,
+	  "append one line per single-update and bulk call that reaches its limit check: "
+	  "simulated ms, lane, admitted|refused" },
 	{ "process-delay-ms", T_INT, OFF(process_delay_ms), 1, 0, BIG,
 	  "simulated ms before a batch is applied; status incomplete until then (default 0)" },
 	{ "stuck-rate", T_RATE, OFF(stuck_rate), 1, 0, 1,
@@ -138,6 +143,7 @@ void sim_config_defaults(struct sim_config *c)
 	c->max_batch_rows = 500000;
 	c->bulk_per_minute = 50;
 	c->single_budget = 1000000;
+	c->single_window_s = 86400;
 	c->max_get_bytes = 8192;
 	c->max_post_bytes = 60 * 1024;
 	c->error_codes[0] = 500;
@@ -166,6 +172,8 @@ static size_t str_cap(size_t off)
 		return sizeof(((struct sim_config *)0)->tenant);
 	if (off == OFF(status_base))
 		return sizeof(((struct sim_config *)0)->status_base);
+	if (off == OFF(call_log))
+		return sizeof(((struct sim_config *)0)->call_log);
 	return sizeof(((struct sim_config *)0)->preload);
 }
 

@@ -32,6 +32,8 @@ struct sim_config {
 	double clock_scale;
 	char preload[4096];
 	int no_ipv6;
+	int64_t single_window_s;   /* the single budget's rolling window, simulated s */
+	char call_log[4096];       /* one line per budget-counted call; "" = none */
 	/* batches */
 	int64_t process_delay_ms;
 	double stuck_rate;

@@ -38,6 +38,7 @@
 #include "sim_batch_parse.h"
 #include "sim_batches.h"
 #include "sim_buf.h"
+#include "sim_calllog.h"
 #include "sim_clock.h"
 #include "sim_counters.h"
 #include "sim_delay.h"
@@ -438,7 +439,11 @@ static void begin(struct req *r, struct MHD_Connection *c, const char *method)
 		return;
 	}
 	if (r->route == R_BATCH_UPDATE || r->route == R_BATCH_STATUS) {
-		if (!sim_window_take(&bulk_window, sim_clock_now_ms(), &r->next_ms)) {
+		int64_t now = sim_clock_now_ms();
+		int ok = sim_window_take(&bulk_window, now, &r->next_ms);
+
+		sim_calllog_add(now, "bulk", ok);
+		if (!ok) {
 			r->verdict = V_RATE_LIMITED;
 			return;
 		}
@@ -585,6 +590,7 @@ static void finish_single(struct req *r)
 	size_t n = 0, max;
 	char msg[256];
 	int64_t now = sim_clock_now_ms(), next_ms = 0;
+	int taken;
 	enum sim_id_type type;
 	const char *id;
 	size_t id_len;
@@ -640,13 +646,19 @@ static void finish_single(struct req *r)
 	}
 	/* Every accepted call spends one unit of the rolling 24 h budget,
 	 * whether or not the profile exists. */
-	if (!sim_window_take(&single_window, now, &next_ms)) {
-		char ts[40];
+	taken = sim_window_take(&single_window, now, &next_ms);
+	sim_calllog_add(now, "single", taken);
+	if (!taken) {
+		char ts[40], per[48];
 
 		sim_clock_iso(next_ms, ts, sizeof(ts));
+		if (startup_cfg.single_window_s == 86400)
+			snprintf(per, sizeof(per), "24 hours");
+		else
+			snprintf(per, sizeof(per), "%lld seconds", (long long)startup_cfg.single_window_s);
 		snprintf(msg, sizeof(msg),
-		         "Limit of %lld profile update calls per 24 hours reached; "
-		         "next call allowed at %s", (long long)r->cfg->single_budget, ts);
+		         "Limit of %lld profile update calls per %s reached; "
+		         "next call allowed at %s", (long long)r->cfg->single_budget, per, ts);
 		answer_xml(r, MHD_HTTP_TOO_MANY_REQUESTS, 0, pcid_elem, msg, SIM_OUT_BUDGET);
 		add_retry_after(r, sim_clock_real_wait_s(next_ms - now));
 		goto out;
@@ -1368,9 +1380,11 @@ int sim_server_start(const struct sim_config *startup, int *port_out, char *err,
 	int rc = -1;
 
 	startup_cfg = *startup;
+	if (startup->call_log[0] && sim_calllog_open(startup->call_log, err, err_len))
+		goto out;
 	if (sim_window_init(&bulk_window, (size_t)startup->bulk_per_minute, 60 * 1000) ||
 	    sim_window_init(&single_window, (size_t)startup->single_budget,
-	                    24LL * 3600 * 1000)) {
+	                    startup->single_window_s * 1000)) {
 		snprintf(err, err_len, "out of memory for the limit windows");
 		goto out;
 	}
@@ -1406,4 +1420,5 @@ void sim_server_stop(void)
 	daemon4 = daemon6 = NULL;
 	sim_window_destroy(&bulk_window);
 	sim_window_destroy(&single_window);
+	sim_calllog_close();
 }
