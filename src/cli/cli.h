@@ -117,6 +117,10 @@ int cli_fleet_opts(struct cli *cli, const struct pobox_deliver_opts *d, struct p
 /* Wipes and frees what cli_fleet_opts read.  NULL: no-op. */
 void cli_fleet_password_free(char *password);
 
+struct pobox_quota_opts;
+/* The quota options the configuration gives (budget, share, reserve, fleet). */
+void cli_quota_opts(const struct pobox_config *c, struct pobox_quota_opts *qo);
+
 struct pobox_quota;
 /* The fleet part of `pobox quota` and `status`: lines of text, or the
  * "fleet":{...} member (no trailing comma). */

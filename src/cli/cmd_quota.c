@@ -42,6 +42,12 @@ static const char *hour_label(char *buf, size_t len, int64_t now_min, int i)
 	return buf;
 }
 
+void cli_quota_opts(const struct pobox_config *c, struct pobox_quota_opts *qo)
+{
+	*qo = (struct pobox_quota_opts){c->single_budget, c->fleet_share, c->urgent_reserve,
+	                                c->fleet_url != NULL};
+}
+
 void cli_fleet_print(const struct pobox_quota *q, int64_t now_ms)
 {
 	const struct pobox_quota_fleet *f = &q->fleet;
@@ -103,8 +109,8 @@ void cli_fleet_json(const struct pobox_quota *q, int64_t now_ms)
 
 int cmd_quota(struct cli *cli, int argc, char **argv)
 {
-	struct pobox_quota_opts qo = {cli->cfg.single_budget, cli->cfg.fleet_share, cli->cfg.urgent_reserve,
-	                              cli->cfg.fleet_url != NULL};
+	struct pobox_quota_opts qo;
+	cli_quota_opts(&cli->cfg, &qo);
 	struct pobox_quota q;
 	struct hours h;
 	struct pobox *pb;

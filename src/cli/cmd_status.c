@@ -64,8 +64,8 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 		return code;
 	}
 	if (prom) {
-		struct pobox_quota_opts po = {cli->cfg.single_budget, cli->cfg.fleet_share,
-		                              cli->cfg.urgent_reserve, cli->cfg.fleet_url != NULL};
+		struct pobox_quota_opts po;
+		cli_quota_opts(&cli->cfg, &po);
 		if ((rc = pobox_metrics_write(pb, &po, stdout)) != 0)
 			goto fail;
 		pobox_close(pb);
@@ -74,8 +74,8 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 	if ((rc = pobox_store_status(pb->st, &s)) != 0)
 		goto fail;
 	int64_t now = pobox_clock_now_ms(&pb->clock);
-	struct pobox_quota_opts qo = {cli->cfg.single_budget, cli->cfg.fleet_share, cli->cfg.urgent_reserve,
-	                              cli->cfg.fleet_url != NULL};
+	struct pobox_quota_opts qo;
+	cli_quota_opts(&cli->cfg, &qo);
 	struct pobox_quota q;
 	if ((rc = pobox_quota_read(pb, &qo, now, &q)) != 0)
 		goto fail;

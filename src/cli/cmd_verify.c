@@ -315,7 +315,8 @@ static int find_profile(struct pobox *pb, const struct args *a, int64_t *out)
 static void write_metrics(struct cli *cli, struct pobox *pb)
 {
 	const struct pobox_config *c = &cli->cfg;
-	struct pobox_quota_opts qo = {c->single_budget, c->fleet_share, c->urgent_reserve};
+	struct pobox_quota_opts qo;
+	cli_quota_opts(c, &qo);
 	if (c->metrics_file && pobox_metrics_file(pb, &qo, c->metrics_file) != 0)
 		cli_error("verify: metrics_file %s: %s", c->metrics_file, pobox_errmsg(pb));
 }

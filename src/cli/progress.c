@@ -111,7 +111,8 @@ static void quota_part(struct pobox *pb, char *buf, size_t len, int64_t now)
 	const struct pobox_config *c = P.cfg;
 	struct pobox_watch w;
 	struct pobox_quota q;
-	struct pobox_quota_opts qo = {c->single_budget, c->fleet_share, c->urgent_reserve};
+	struct pobox_quota_opts qo;
+	cli_quota_opts(c, &qo);
 	char a[32], b[32];
 	buf[0] = '\0';
 	if (pobox_store_watch(pb->st, now, &w) != 0)

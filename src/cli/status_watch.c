@@ -208,7 +208,8 @@ static int lanes_line(struct watch *w, int64_t now)
 static int quota_line(struct watch *w, const struct pobox_watch *v, int64_t now)
 {
 	const struct pobox_config *c = &w->cli->cfg;
-	struct pobox_quota_opts qo = {c->single_budget, c->fleet_share, c->urgent_reserve};
+	struct pobox_quota_opts qo;
+	cli_quota_opts(c, &qo);
 	struct pobox_quota q;
 	char a[32], b[32], r[32];
 	int rc = pobox_quota_read(w->pb, &qo, now, &q);
