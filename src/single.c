@@ -1097,16 +1097,9 @@ static void fail_step(struct pobox_singler *s, int rc)
 	pthread_cond_broadcast(&s->work);
 }
 
-int pobox_single_step(struct pobox_singler *s, struct pobox_step *out)
+/* A step starts with no stop, pause or failure of the last one. */
+static void step_reset(struct pobox_singler *s)
 {
-	struct pobox *pb = s->pb;
-	int rc = 0, started = 0, groups = 0, more = 1;
-	int64_t last_settle = now_ms(s);
-
-	memset(out, 0, sizeof *out);
-	out->next_due_ms = -1;
-	if (s->broken)
-		return pobox_errf(pb->err, sizeof pb->err, POBOX_EIO, "single lane stopped by an earlier error");
 	s->stop = 0;
 	s->aborted = 0;
 	s->offline = 0;
@@ -1116,44 +1109,82 @@ int pobox_single_step(struct pobox_singler *s, struct pobox_step *out)
 	atomic_store(&s->halt, 0);
 	s->closing = 0;
 	s->sent = 0;
+}
 
+/* What the step's loop carries from one turn to the next. */
+struct step_loop {
+	int rc, started, groups, more;
+	int64_t last_settle;
+};
+
+/* Prepares the next due group into the free slot fr and publishes it
+ * (mu held; released while preparing), starting the senders the first
+ * time.  Returns 1 when a group was published (try the other slot too). */
+static int fill_slot(struct pobox_singler *s, struct group *fr, struct pobox_step *out,
+                     struct step_loop *l)
+{
+	int did = 0;
+	pthread_mutex_unlock(&s->mu);
+	int r = prepare(s, fr, out, &did);
 	pthread_mutex_lock(&s->mu);
+	if (r) {
+		l->rc = r;
+		fail_step(s, r);
+		l->more = 0;
+		return 0;
+	}
+	if (!did || out->paused) {
+		l->more = 0;
+		return 0;
+	}
+	l->groups++;
+	fr->published = 1;
+	fr->seq = ++s->published;
+	fr->next = fr->taken = fr->answered = fr->ndone = 0;
+	pthread_cond_broadcast(&s->work);
+	if (!l->started) {
+		pthread_mutex_unlock(&s->mu);
+		l->started = start_senders(s);
+		pthread_mutex_lock(&s->mu);
+		if (!l->started) {
+			l->rc = pobox_errf(s->pb->err, sizeof s->pb->err, POBOX_EIO,
+			                   "cannot start a sender thread");
+			fail_step(s, l->rc);
+			l->more = 0;
+		}
+	}
+	return 1;
+}
+
+/* Waits a little for answers (mu held) and settles what came in
+ * meanwhile, every SETTLE_EVERY_MS. */
+static void wait_and_settle(struct pobox_singler *s, struct step_loop *l)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_nsec += SETTLE_EVERY_MS * 1000000L;
+	ts.tv_sec += ts.tv_nsec / 1000000000L;
+	ts.tv_nsec %= 1000000000L;
+	pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+	if (s->failed_rc || now_ms(s) - l->last_settle < SETTLE_EVERY_MS)
+		return;
+	for (int i = 0; i < 2 && l->rc == 0; i++)
+		if (s->g[i].published && s->g[i].ndone && (l->rc = settle_group(s, &s->g[i], 0)) != 0)
+			fail_step(s, l->rc);
+	l->last_settle = now_ms(s);
+}
+
+/* The step's loop (mu held): fill free slots, settle answered groups,
+ * wait; until nothing is in hand and nothing more is due, or a failure. */
+static void step_loop(struct pobox_singler *s, struct pobox_step *out, struct step_loop *l)
+{
 	for (;;) {
 		/* the next due group, into a free slot, while the other one is sent;
 		 * a bounded number per step */
 		struct group *fr = !s->g[0].published ? &s->g[0] : !s->g[1].published ? &s->g[1] : NULL;
 		notice_abort(s);
-		if (fr && more && groups < 16 && !halted(s)) {
-			int did = 0;
-			pthread_mutex_unlock(&s->mu);
-			int r = prepare(s, fr, out, &did);
-			pthread_mutex_lock(&s->mu);
-			if (r) {
-				rc = r;
-				fail_step(s, rc);
-				more = 0;
-			} else if (!did || out->paused) {
-				more = 0;
-			} else {
-				groups++;
-				fr->published = 1;
-				fr->seq = ++s->published;
-				fr->next = fr->taken = fr->answered = fr->ndone = 0;
-				pthread_cond_broadcast(&s->work);
-				if (!started) {
-					pthread_mutex_unlock(&s->mu);
-					started = start_senders(s);
-					pthread_mutex_lock(&s->mu);
-					if (!started) {
-						rc = pobox_errf(pb->err, sizeof pb->err, POBOX_EIO,
-						                "cannot start a sender thread");
-						fail_step(s, rc);
-						more = 0;
-					}
-				}
-				continue; /* perhaps the other slot can be filled too */
-			}
-		}
+		if (fr && l->more && l->groups < 16 && !halted(s) && fill_slot(s, fr, out, l))
+			continue; /* perhaps the other slot can be filled too */
 		/* end any group with all its answers in (the older first) */
 		struct group *a = &s->g[0], *b = &s->g[1];
 		struct group *fin = group_answered(s, a) && (!group_answered(s, b) || a->seq < b->seq) ? a
@@ -1161,8 +1192,8 @@ int pobox_single_step(struct pobox_singler *s, struct pobox_step *out)
 		if (fin && !s->failed_rc) {
 			int r = settle_group(s, fin, 1);
 			if (r) {
-				rc = r;
-				fail_step(s, rc);
+				l->rc = r;
+				fail_step(s, r);
 			}
 			continue;
 		}
@@ -1170,33 +1201,14 @@ int pobox_single_step(struct pobox_singler *s, struct pobox_step *out)
 			break; /* nothing in hand and nothing more to prepare */
 		if (s->failed_rc)
 			break; /* the senders finish what is in flight and end */
-		/* wait for answers; settle what is in meanwhile */
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += SETTLE_EVERY_MS * 1000000L;
-		ts.tv_sec += ts.tv_nsec / 1000000000L;
-		ts.tv_nsec %= 1000000000L;
-		pthread_cond_timedwait(&s->cv, &s->mu, &ts);
-		if (!s->failed_rc && now_ms(s) - last_settle >= SETTLE_EVERY_MS) {
-			for (int i = 0; i < 2 && rc == 0; i++)
-				if (s->g[i].published && s->g[i].ndone && (rc = settle_group(s, &s->g[i], 0)) != 0)
-					fail_step(s, rc);
-			last_settle = now_ms(s);
-		}
+		wait_and_settle(s, l);
 	}
-	s->closing = 1;
-	pthread_cond_broadcast(&s->work);
-	pthread_mutex_unlock(&s->mu);
-	for (int i = 0; i < started; i++)
-		pthread_join(s->senders[i].th, NULL);
-	s->senders_running = 0;
-	out->actions = (int64_t)s->sent;
-	if (s->failed_rc) {
-		/* calls may still sit in a multi handle: this singler is done */
-		s->broken = 1;
-		snprintf(pb->err, sizeof pb->err, "%s", s->failed_err);
-		return s->failed_rc;
-	}
+}
+
+/* After the senders ended: why the lane stopped or pauses, and when to
+ * come back. */
+static int step_result(struct pobox_singler *s, struct pobox_step *out, const struct step_loop *l)
+{
 	int retry = 0;
 	if (s->stop && s->stop_v.cls == POBOX_CLASS_AUTH && cred_refreshes(s)) {
 		int rc2 = after_refusal(s, &retry);
@@ -1211,7 +1223,7 @@ int pobox_single_step(struct pobox_singler *s, struct pobox_step *out)
 		         s->stop_v.cls == POBOX_CLASS_BUDGET ? "budget"
 		         : s->stop_v.cls == POBOX_CLASS_AUTH ? "auth" : "config");
 		snprintf(out->pause_reason, sizeof out->pause_reason, "%s", s->stop_msg);
-	} else if (groups == 16 && more) {
+	} else if (l->groups == 16 && l->more) {
 		out->next_due_ms = now_ms(s); /* more may be due: come back at once */
 	}
 	if (s->offline_written) { /* the next probe */
@@ -1221,6 +1233,34 @@ int pobox_single_step(struct pobox_singler *s, struct pobox_step *out)
 		snprintf(out->pause_reason, sizeof out->pause_reason, "%s", s->offline_msg);
 	}
 	return 0;
+}
+
+int pobox_single_step(struct pobox_singler *s, struct pobox_step *out)
+{
+	struct pobox *pb = s->pb;
+	struct step_loop l = {0, 0, 0, 1, now_ms(s)};
+
+	memset(out, 0, sizeof *out);
+	out->next_due_ms = -1;
+	if (s->broken)
+		return pobox_errf(pb->err, sizeof pb->err, POBOX_EIO, "single lane stopped by an earlier error");
+	step_reset(s);
+	pthread_mutex_lock(&s->mu);
+	step_loop(s, out, &l);
+	s->closing = 1;
+	pthread_cond_broadcast(&s->work);
+	pthread_mutex_unlock(&s->mu);
+	for (int i = 0; i < l.started; i++)
+		pthread_join(s->senders[i].th, NULL);
+	s->senders_running = 0;
+	out->actions = (int64_t)s->sent;
+	if (s->failed_rc) {
+		/* calls may still sit in a multi handle: this singler is done */
+		s->broken = 1;
+		snprintf(pb->err, sizeof pb->err, "%s", s->failed_err);
+		return s->failed_rc;
+	}
+	return step_result(s, out, &l);
 }
 
 /* What a group's reservation did: units granted (urgent of them), and
@@ -1304,6 +1344,56 @@ static int reserve_group(struct pobox_singler *s, struct group *g, int64_t now, 
 /* Readies the next due single-lane batch in g: its calls built and their
  * quota reserved (what the budget cannot cover goes bulk), the batch marked
  * sending.  *did = 0 when none is due; out says why (paused, next due). */
+/* The budget is spent until the lane's pause ends: the batch's updates go
+ * bulk instead of waiting (no attempt counted, no unit used) and the batch
+ * ends done. */
+static int budget_spent(struct pobox_singler *s, struct group *g, int64_t id, int64_t now,
+                        const char *reason)
+{
+	struct pobox *pb = s->pb;
+	struct build bd = {s, g};
+	struct pobox_batch b;
+	int killed, rc;
+	group_clear(g);
+	if ((rc = pobox_store_scan_batch(pb->st, id, on_profile_id, &bd)) != 0)
+		return rc;
+	if ((rc = pobox_begin(pb)) != 0)
+		return rc;
+	for (size_t i = 0; i < g->ncalls && rc == 0; i++)
+		rc = pobox_store_profile_release(pb->st, id, g->calls[i].profile, g->calls[i].cells,
+		                                 1, 0, 0,
+		                                 "single-call budget spent; sent by bulk", 0, &killed);
+	if (rc == 0 && (rc = pobox_store_batch_get(pb->st, id, &b)) == 0) {
+		b.state = POBOX_B_DONE;
+		b.finished_at_ms = now;
+		rc = pobox_store_batch_save(pb->st, &b);
+		pobox_batch_free(&b);
+	}
+	if (rc == 0)
+		pobox_log(POBOX_LOG_WARN, "budget_low", "lane=single routed_to_bulk=%zu reason=\"%s\"",
+		          g->ncalls, reason);
+	rc = rc ? (pobox_rollback(pb), rc) : pobox_commit(pb);
+	group_clear(g);
+	return rc;
+}
+
+/* Room in the group's done and settling lists for each of its calls. */
+static int group_room(struct pobox_singler *s, struct group *g)
+{
+	if (g->capdone >= g->ncalls)
+		return 0;
+	size_t *d = pobox_realloc(g->done, g->ncalls * sizeof *d);
+	if (d)
+		g->done = d;
+	size_t *t = d ? pobox_realloc(g->settling, g->ncalls * sizeof *t) : NULL;
+	if (t)
+		g->settling = t;
+	if (!d || !t)
+		return pobox_errf(s->pb->err, sizeof s->pb->err, POBOX_ENOMEM, "out of memory");
+	g->capdone = g->ncalls;
+	return 0;
+}
+
 static int prepare(struct pobox_singler *s, struct group *g, struct pobox_step *out, int *did)
 {
 	struct pobox *pb = s->pb;
@@ -1321,34 +1411,10 @@ static int prepare(struct pobox_singler *s, struct group *g, struct pobox_step *
 	if (id == 0)
 		return 0;
 	if (until > now && strcmp(out->pause_class, "budget") == 0) {
-		/* the budget is spent until `until`: these updates go bulk instead
-		 * of waiting (no attempt counted, no unit used) */
-		int killed;
-		struct pobox_batch b;
 		*did = 1;
-		group_clear(g);
-		if ((rc = pobox_store_scan_batch(pb->st, id, on_profile_id, &bd)) != 0)
-			return rc;
-		if ((rc = pobox_begin(pb)) != 0)
-			return rc;
-		for (size_t i = 0; i < g->ncalls && rc == 0; i++)
-			rc = pobox_store_profile_release(pb->st, id, g->calls[i].profile, g->calls[i].cells,
-			                                 1, 0, 0,
-			                                 "single-call budget spent; sent by bulk", 0, &killed);
-		if (rc == 0 && (rc = pobox_store_batch_get(pb->st, id, &b)) == 0) {
-			b.state = POBOX_B_DONE;
-			b.finished_at_ms = now;
-			rc = pobox_store_batch_save(pb->st, &b);
-			pobox_batch_free(&b);
-		}
-		if (rc == 0)
-			pobox_log(POBOX_LOG_WARN, "budget_low", "lane=single routed_to_bulk=%zu reason=\"%s\"",
-			          g->ncalls, out->pause_reason);
-		rc = rc ? (pobox_rollback(pb), rc) : pobox_commit(pb);
-		group_clear(g);
 		out->paused = 1;
 		out->paused_until_ms = until;
-		return rc;
+		return budget_spent(s, g, id, now, out->pause_reason);
 	}
 	if (until > now) {
 		out->paused = 1;
@@ -1378,17 +1444,8 @@ static int prepare(struct pobox_singler *s, struct group *g, struct pobox_step *
 	if ((rc = pobox_store_each_attr(pb->st, load_name, s)) != 0 ||
 	    (rc = pobox_store_scan_batch(pb->st, id, on_profile, &bd)) != 0)
 		return rc;
-	if (g->capdone < g->ncalls) {
-		size_t *d = pobox_realloc(g->done, g->ncalls * sizeof *d);
-		if (d)
-			g->done = d;
-		size_t *t = d ? pobox_realloc(g->settling, g->ncalls * sizeof *t) : NULL;
-		if (t)
-			g->settling = t;
-		if (!d || !t)
-			return pobox_errf(pb->err, sizeof pb->err, POBOX_ENOMEM, "out of memory");
-		g->capdone = g->ncalls;
-	}
+	if ((rc = group_room(s, g)) != 0)
+		return rc;
 
 	/* reserve before calling; what the budget cannot cover goes bulk */
 	struct grant gr = {0};
