@@ -255,6 +255,10 @@ int pobox_store_delivered_each(struct pobox_store *st, int64_t profile, int64_t 
 typedef int (*pobox_store_cell_fn)(void *ctx, int64_t seq, int64_t attr, const char *v, size_t len);
 int pobox_store_each_cell(struct pobox_store *st, int64_t seq, int64_t shape_id, const char *cells,
                           size_t cells_len, int64_t nfates, pobox_store_cell_fn fn, void *ctx);
+/* fn for each live update of the profile's writes with lo < seq <= hi, in
+ * seq order (writes.c); `what` names the step in an error. */
+int pobox_store_each_cell_in(struct pobox_store *st, int64_t profile, int64_t lo, int64_t hi,
+                             const char *what, pobox_store_cell_fn fn, void *ctx);
 /* Decoded shape by id (borrowed, valid until the store closes). */
 int pobox_store_shape(struct pobox_store *st, int64_t id, const struct shape **out);
 void pobox_store_shapes_free(struct pobox_store *st);

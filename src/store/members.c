@@ -345,24 +345,8 @@ static int count_cell(void *ctx, int64_t seq, int64_t attr, const char *v, size_
 int pobox_store_cells_in(struct pobox_store *st, int64_t profile, int64_t lo, int64_t hi,
                          int64_t *n)
 {
-	static const char sql[] =
-		"SELECT seq, shape, cells, fates FROM writes WHERE profile = ?1 AND seq > ?2 AND seq <= ?3";
 	struct count_ctx c = {lo, hi, 0};
-	sqlite3_stmt *s = pobox_store_prep(st, sql);
-	int rc = 0, r;
-	if (!s)
-		return POBOX_EIO;
-	sqlite3_bind_int64(s, 1, profile);
-	sqlite3_bind_int64(s, 2, lo);
-	sqlite3_bind_int64(s, 3, hi);
-	while (rc == 0 && (r = sqlite3_step(s)) == SQLITE_ROW)
-		rc = pobox_store_each_cell(st, sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1),
-		                           (const char *)sqlite3_column_text(s, 2),
-		                           (size_t)sqlite3_column_bytes(s, 2), sqlite3_column_int64(s, 3),
-		                           count_cell, &c);
-	sqlite3_reset(s);
-	if (rc == 0 && r != SQLITE_DONE)
-		rc = pobox_store_fail(st, r, "counting updates");
+	int rc = pobox_store_each_cell_in(st, profile, lo, hi, "counting updates", count_cell, &c);
 	*n = c.n;
 	return rc;
 }

@@ -131,9 +131,6 @@ static int delivered_values(struct pobox_store *st, int64_t profile, int64_t don
 {
 	static const char head[] =
 		"SELECT (SELECT cells FROM sent WHERE profile = ?1), coalesce(done_at_ms, 0) FROM profiles WHERE id = ?1";
-	static const char rows[] =
-		"SELECT seq, shape, cells, fates FROM writes WHERE profile = ?1 AND seq > ?2 AND seq <= ?3 "
-		"ORDER BY seq";
 	sqlite3_stmt *s = pobox_store_prep(st, head);
 	int rc = 0, r;
 	if (!s)
@@ -151,20 +148,8 @@ static int delivered_values(struct pobox_store *st, int64_t profile, int64_t don
 		return pobox_store_fail(st, r, "reading delivered values");
 	if (rc || done_seq <= sent_seq)
 		return rc;
-	if (!(s = pobox_store_prep(st, rows)))
-		return POBOX_EIO;
-	sqlite3_bind_int64(s, 1, profile);
-	sqlite3_bind_int64(s, 2, sent_seq);
-	sqlite3_bind_int64(s, 3, done_seq);
-	while (rc == 0 && (r = sqlite3_step(s)) == SQLITE_ROW)
-		rc = pobox_store_each_cell(st, sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1),
-		                           (const char *)sqlite3_column_text(s, 2),
-		                           (size_t)sqlite3_column_bytes(s, 2), sqlite3_column_int64(s, 3),
-		                           dvals_cell, d);
-	sqlite3_reset(s);
-	if (rc == 0 && r != SQLITE_DONE)
-		rc = pobox_store_fail(st, r, "reading delivered values");
-	return rc;
+	return pobox_store_each_cell_in(st, profile, sent_seq, done_seq, "reading delivered values",
+	                                dvals_cell, d);
 }
 
 int pobox_store_last_delivered(struct pobox_store *st, int64_t profile, int64_t done_seq,

@@ -420,26 +420,7 @@ static int acc_cell(void *ctx, int64_t seq, int64_t attr, const char *v, size_t 
 /* The live updates of profile in (lo, hi], as in flight since at_ms. */
 static int acc_in_flight(struct sent_acc *a, int64_t profile, int64_t lo, int64_t hi)
 {
-	static const char sql[] =
-		"SELECT seq, shape, cells, fates FROM writes WHERE profile = ?1 AND seq > ?2 AND seq <= ?3 "
-		"ORDER BY seq";
-	struct pobox_store *st = a->st;
-	sqlite3_stmt *s = pobox_store_prep(st, sql);
-	int rc = 0, r;
-	if (!s)
-		return POBOX_EIO;
-	sqlite3_bind_int64(s, 1, profile);
-	sqlite3_bind_int64(s, 2, lo);
-	sqlite3_bind_int64(s, 3, hi);
-	while (rc == 0 && (r = sqlite3_step(s)) == SQLITE_ROW)
-		rc = pobox_store_each_cell(st, sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1),
-		                           (const char *)sqlite3_column_text(s, 2),
-		                           (size_t)sqlite3_column_bytes(s, 2), sqlite3_column_int64(s, 3),
-		                           acc_cell, a);
-	sqlite3_reset(s);
-	if (rc == 0 && r != SQLITE_DONE)
-		rc = pobox_store_fail(st, r, "reading a batch's updates");
-	return rc;
+	return pobox_store_each_cell_in(a->st, profile, lo, hi, "reading a batch's updates", acc_cell, a);
 }
 
 /* Names the attributes (they were ids). */

@@ -349,3 +349,27 @@ int pobox_store_kill_rows(struct pobox_store *st, int64_t profile, int64_t done_
 	st->taken = 1;
 	return 0;
 }
+
+int pobox_store_each_cell_in(struct pobox_store *st, int64_t profile, int64_t lo, int64_t hi,
+                             const char *what, pobox_store_cell_fn fn, void *ctx)
+{
+	static const char sql[] =
+		"SELECT seq, shape, cells, fates FROM writes WHERE profile = ?1 AND seq > ?2 AND seq <= ?3 "
+		"ORDER BY seq";
+	sqlite3_stmt *s = pobox_store_prep(st, sql);
+	int rc = 0, r = SQLITE_DONE;
+	if (!s)
+		return POBOX_EIO;
+	sqlite3_bind_int64(s, 1, profile);
+	sqlite3_bind_int64(s, 2, lo);
+	sqlite3_bind_int64(s, 3, hi);
+	while (rc == 0 && (r = sqlite3_step(s)) == SQLITE_ROW)
+		rc = pobox_store_each_cell(st, sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1),
+		                           (const char *)sqlite3_column_text(s, 2),
+		                           (size_t)sqlite3_column_bytes(s, 2), sqlite3_column_int64(s, 3),
+		                           fn, ctx);
+	sqlite3_reset(s);
+	if (rc == 0 && r != SQLITE_DONE)
+		rc = pobox_store_fail(st, r, what);
+	return rc;
+}
