@@ -331,8 +331,12 @@ static void close_fleet(struct loop *l)
 	l->o->fleet = l->so.fleet = NULL;
 }
 
-/* Takes the delivery lock and makes the deliverers.  EXIT_OK, or the exit
- * code after saying why. */
+/* loop_open: stopped by a signal before it began (run waiting for a
+ * flush's lock): exit 0, nothing opened. */
+#define LOOP_STOPPED (-1)
+
+/* Takes the delivery lock and makes the deliverers.  EXIT_OK, LOOP_STOPPED,
+ * or the exit code after saying why. */
 static int loop_open(struct loop *l)
 {
 	struct cli *cli = l->cli;
@@ -343,7 +347,12 @@ static int loop_open(struct loop *l)
 	l->o->abort_ctx = l;
 	if (l->mode == RUN) {
 		catch_signals(); /* a stop ends the wait for a flush's lock */
-		if ((l->lock = run_lock(cli->cfg.db, &code)) < 0)
+		if ((l->lock = run_lock(cli->cfg.db, &code)) < 0 && code == EXIT_OK) {
+			pobox_log(POBOX_LOG_INFO, "stopping", "signal=%d (while waiting for the flush)",
+			          (int)stop_signal);
+			return LOOP_STOPPED;
+		}
+		if (l->lock < 0)
 			return code;
 	} else {
 		char holder[64] = "";
@@ -662,6 +671,8 @@ static int loop(struct cli *cli, struct pobox *pb, struct pobox_deliver_opts *o,
 		.last_cut_seq = -1, .checked_seq = -1, .next_due = -1, .oldest = -1,
 	};
 	int code = loop_open(&l);
+	if (code == LOOP_STOPPED)
+		return EXIT_OK;
 	if (code != EXIT_OK)
 		return code;
 	while (!one_round(&l, once, &code))

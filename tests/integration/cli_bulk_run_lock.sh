@@ -58,6 +58,8 @@ wait_held
 "$POBOX" -c "$CONF" run >"$T/run3.out" 2>"$T/run3.err" & rpid=$!; BG_PIDS="$BG_PIDS $rpid"
 sleep 1
 kill -TERM "$rpid"; wait "$rpid"; check_eq "SIGTERM while waiting for a flush: run exits 0" 0 "$?"
+check_eq "it stops without starting (no cut, no deliverer)" "1 0" \
+	"$(grep -c 'while waiting for the flush' "$T/run3.err") $(grep -c ' started ' "$T/run3.err")"
 wait "$fpid"; check_eq "that flush still delivers (exit 0)" 0 "$?"
 check_store lock
 finish
