@@ -65,7 +65,7 @@ static int prune_for_room(struct pobox *pb, int64_t *used)
 	 * tallies change only at its commit */
 	pb->room_history = own_tx ? history - pruned : history;
 	pobox_store_space(pb->st, used, &unwritten);
-	pobox_log(POBOX_LOG_INFO, "pruned for room",
+	pobox_log(POBOX_LOG_INFO, "pruned_for_room",
 	          "updates=%lld used_bytes=%lld max_outbox_size=%lld", (long long)pruned,
 	          (long long)*used, (long long)pb->opts.max_outbox_bytes);
 	return 0;
